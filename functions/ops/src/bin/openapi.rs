@@ -1,0 +1,5 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let app = shared::init("openapi").await?;
+    shared::http::run(&app, |_req| ops::openapi::openapi_json()).await
+}

@@ -1,0 +1,68 @@
+//! AWS SDK clients, built once per cold start with the timeouts and retry policy set here.
+//!
+//! The endpoint comes from the SDK's standard `AWS_ENDPOINT_URL` variable, which the local stack
+//! sets to moto server; in AWS it is unset and the regional endpoints are used.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Connect, per-attempt and whole-operation budgets. An operation includes its retries, so a
+/// slow dependency costs a request at most `OPERATION_TIMEOUT`, well inside API Gateway's 29 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_000);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Standard retry mode: exponential backoff with full jitter, three attempts in all.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The clients every function may use. Cloning is cheap (they share one HTTP connector).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+/// Loads the SDK configuration from the environment with this project's timeouts and retries.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+
+    /// Opens the connection to DynamoDB during init, so the TLS handshake does not land on the
+    /// first request. Failure is logged, not fatal: the first request will simply pay for it.
+    pub async fn warm(&self, table_name: &str) {
+        let started = std::time::Instant::now();
+        let result = self
+            .dynamodb
+            .describe_table()
+            .table_name(table_name)
+            .send()
+            .await;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(_) => tracing::debug!(duration_ms = ms, "dynamodb connection warmed"),
+            Err(e) => tracing::warn!(duration_ms = ms, error = %crate::error_chain(&e), "dynamodb warm-up failed"),
+        }
+    }
+}

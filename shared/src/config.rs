@@ -1,0 +1,207 @@
+//! Typed configuration from the environment that template.yaml sets.
+//!
+//! Every value is read once at cold start. A missing or malformed value stops the function with
+//! an error naming every variable at fault at once, so one deploy fixes them all. Nothing here
+//! is a secret: secrets live in Secrets Manager and only their ids come from the environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Where the configuration values come from; the process environment in a Lambda.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Source for HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).map(|v| (*v).to_owned())
+    }
+}
+
+/// Every problem found in the environment, each naming its variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Configuration shared by every function.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The function's name as Lambda reports it (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub function_name: String,
+    /// Released version, reported by `/healthz` (`APP_VERSION`, else the crate version).
+    pub version: String,
+    /// `LOG_LEVEL`: an `EnvFilter` directive such as `info` or `shared=debug,info`.
+    pub log_level: String,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics.
+    pub metrics_namespace: String,
+    /// `TABLE_NAME`: the single DynamoDB table.
+    pub table_name: String,
+    /// `OUTBOX_QUEUE_URL` and `OUTBOX_DLQ_URL`.
+    pub outbox_queue_url: String,
+    pub outbox_dlq_url: String,
+    /// `SIGNING_KEYS_SECRET_ID`: the Secrets Manager secret holding the JWT signing keys.
+    pub signing_keys_secret_id: String,
+    /// `SECRETS_CACHE_TTL_SECONDS`: how long a fetched secret is served from memory.
+    pub secrets_ttl: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated exact origins; empty means no CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// `MAX_BODY_BYTES`: request bodies above this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the process environment; `function_name` is used when Lambda's own variable is absent
+    /// (unit tests, benches).
+    pub fn from_env(function_name: &str) -> Result<Self, ConfigError> {
+        Self::from_source(&ProcessEnv, function_name)
+    }
+
+    pub fn from_source(env: &impl Source, function_name: &str) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            env,
+            problems: Vec::new(),
+        };
+        let config = Config {
+            function_name: env
+                .get("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| function_name.to_owned()),
+            version: env
+                .get("APP_VERSION")
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+            log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".to_owned()),
+            metrics_namespace: env
+                .get("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "CityEvents".to_owned()),
+            table_name: r.required("TABLE_NAME"),
+            outbox_queue_url: r.required("OUTBOX_QUEUE_URL"),
+            outbox_dlq_url: r.required("OUTBOX_DLQ_URL"),
+            signing_keys_secret_id: r.required("SIGNING_KEYS_SECRET_ID"),
+            secrets_ttl: Duration::from_secs(r.number("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86_400)),
+            cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS"),
+            max_body_bytes: r.number("MAX_BODY_BYTES", 64 * 1024, 1, 6 * 1024 * 1024) as usize,
+        };
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+}
+
+struct Reader<'a, S: Source> {
+    env: &'a S,
+    problems: Vec<String>,
+}
+
+impl<S: Source> Reader<'_, S> {
+    fn required(&mut self, name: &str) -> String {
+        match self.env.get(name) {
+            Some(v) if !v.trim().is_empty() => v.trim().to_owned(),
+            Some(_) => {
+                self.problems.push(format!("{name} is set but empty"));
+                String::new()
+            }
+            None => {
+                self.problems.push(format!("{name} is not set"));
+                String::new()
+            }
+        }
+    }
+
+    fn number(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(raw) = self.env.get(name) else {
+            return default;
+        };
+        match raw.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problems.push(format!(
+                    "{name} must be a whole number from {min} to {max}, got {raw:?}"
+                ));
+                default
+            }
+        }
+    }
+
+    fn origins(&mut self, name: &str) -> Vec<String> {
+        let raw = self.env.get(name).unwrap_or_default();
+        let mut out = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            // An allow-list entry is an exact origin; a wildcard would let any site call the API
+            // with the user's credentials.
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && !origin.ends_with('/');
+            if valid {
+                out.push(origin.to_owned());
+            } else {
+                self.problems.push(format!(
+                    "{name} entries must be exact origins like https://app.example.com, got {origin:?}"
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("TABLE_NAME", "t"),
+            ("OUTBOX_QUEUE_URL", "http://q"),
+            ("OUTBOX_DLQ_URL", "http://dlq"),
+            ("SIGNING_KEYS_SECRET_ID", "keys"),
+        ])
+    }
+
+    #[test]
+    fn a_complete_environment_parses_with_defaults() {
+        let c = Config::from_source(&complete(), "fn").unwrap();
+        assert_eq!(c.table_name, "t");
+        assert_eq!(c.max_body_bytes, 65_536);
+        assert_eq!(c.function_name, "fn");
+        assert!(c.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let err = Config::from_source(&HashMap::new(), "fn").unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "TABLE_NAME",
+            "OUTBOX_QUEUE_URL",
+            "OUTBOX_DLQ_URL",
+            "SIGNING_KEYS_SECRET_ID",
+        ] {
+            assert!(text.contains(name), "{text} should name {name}");
+        }
+    }
+
+    #[test]
+    fn malformed_numbers_and_wildcard_origins_are_refused() {
+        let mut env = complete();
+        env.insert("MAX_BODY_BYTES", "lots");
+        env.insert("CORS_ALLOWED_ORIGINS", "https://ok.example, *");
+        let err = Config::from_source(&env, "fn").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        for name in ["MAX_BODY_BYTES", "CORS_ALLOWED_ORIGINS"] {
+            assert!(err.problems.iter().any(|p| p.contains(name)), "{err}");
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The one way to write an HTTP handler here. [`run`] wires a handler into the Lambda runtime
+//! behind [`Middleware`], which gives every response the same treatment: request id, trace
+//! context, one JSON access-log line, security headers, CORS, a body limit, a panic guard,
+//! problem+json errors and one EMF metrics document per invocation.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::problem::ApiError;
+use crate::telemetry::Telemetry;
+
+pub type Request = lambda_http::Request;
+pub type Response = http::Response<Body>;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Headers every response carries.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains; preload",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+];
+
+const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-match, if-none-match, traceparent, x-amzn-trace-id";
+const CORS_EXPOSE_HEADERS: &str = "etag, location, retry-after, x-request-id, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, idempotent-replayed";
+
+static COLD_START: AtomicBool = AtomicBool::new(true);
+
+/// Whether this is the first invocation of the process; only the first caller sees `true`.
+pub fn take_cold_start() -> bool {
+    COLD_START.swap(false, Ordering::SeqCst)
+}
+
+/// What the middleware tells a handler about the invocation (a request extension).
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// Whether this invocation started the process.
+    pub cold_start: bool,
+    pub request_id: String,
+}
+
+/// The per-process settings of the middleware.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+impl HttpOptions {
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            allowed_origins: config.cors_allowed_origins.clone(),
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+}
+
+/// What the middleware knows of the request, gathered once.
+struct RequestInfo {
+    request_id: String,
+    lambda_request_id: String,
+    route: String,
+    method: String,
+    path: String,
+    client_ip: String,
+    user_agent: String,
+    origin: Option<String>,
+}
+
+impl RequestInfo {
+    fn of(req: &Request) -> Self {
+        let (apigw_id, route, client_ip, user_agent) = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (
+                ctx.request_id.clone(),
+                ctx.route_key.clone(),
+                ctx.http.source_ip.clone(),
+                ctx.http.user_agent.clone(),
+            ),
+            _ => (None, None, None, None),
+        };
+        let lambda_request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            request_id: apigw_id
+                .filter(|s| !s.is_empty())
+                .or_else(|| Some(lambda_request_id.clone()).filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            lambda_request_id,
+            route: route.unwrap_or_else(|| format!("{} {}", req.method(), req.uri().path())),
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            client_ip: client_ip.unwrap_or_default(),
+            user_agent: user_agent
+                .or_else(|| header(header::USER_AGENT))
+                .unwrap_or_default(),
+            origin: header(header::ORIGIN),
+        }
+    }
+}
+
+/// Wraps every handler of a function.
+pub struct Middleware {
+    options: HttpOptions,
+    telemetry: &'static Telemetry,
+}
+
+impl Middleware {
+    pub fn new(options: HttpOptions, telemetry: &'static Telemetry) -> Self {
+        Self { options, telemetry }
+    }
+
+    /// Runs `handler` for `req` and returns the finished response. Never fails: every error,
+    /// panic included, becomes a problem+json response.
+    pub async fn handle<F, Fut>(&self, req: Request, handler: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Result<Response, ApiError>>,
+    {
+        let started = Instant::now();
+        let cold_start = take_cold_start();
+        let info = RequestInfo::of(&req);
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %info.route,
+            otel.kind = "server",
+            request_id = %info.request_id,
+            lambda_request_id = %info.lambda_request_id,
+            trace_id = tracing::field::Empty,
+            route = %info.route,
+            method = %info.method,
+            user_id = tracing::field::Empty,
+        );
+        let lambda_trace = req
+            .lambda_context_ref()
+            .and_then(|c| c.xray_trace_id.clone());
+        if let Some(parent) = crate::telemetry::remote_parent(lambda_trace.as_deref(), req.headers())
+        {
+            let _ = span.set_parent(parent);
+        }
+        let trace_id = span
+            .in_scope(crate::telemetry::current_trace_id)
+            .unwrap_or_default();
+        span.record("trace_id", trace_id.as_str());
+
+        let mut response = async {
+            let mut req = req;
+            req.extensions_mut().insert(Invocation {
+                cold_start,
+                request_id: info.request_id.clone(),
+            });
+            let result = self.guarded(&info, req, handler).await;
+            match result {
+                Ok(r) => r,
+                Err(e) => {
+                    if e.status.is_server_error() {
+                        match &e.cause {
+                            Some(cause) => tracing::error!(
+                                error.cause_chain = %crate::error_chain_anyhow(cause),
+                                status = e.status.as_u16(),
+                                "request failed"
+                            ),
+                            None => tracing::error!(status = e.status.as_u16(), error = %e, "request failed"),
+                        }
+                    }
+                    e.into_response(Some(&info.path), Some(&info.request_id))
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+
+        self.finish_headers(&info, &mut response);
+        let status = response.status().as_u16();
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        span.in_scope(|| {
+            tracing::info!(
+                target: "access",
+                cold_start,
+                status,
+                duration_ms,
+                path = %info.path,
+                client_ip = %info.client_ip,
+                user_agent = %info.user_agent,
+                "request completed"
+            );
+        });
+        drop(span);
+        record_request_metrics(&info.route, status, duration_ms, cold_start);
+        self.telemetry.flush(&[
+            ("requestId", info.request_id.clone()),
+            ("lambdaRequestId", info.lambda_request_id.clone()),
+            ("traceId", trace_id),
+        ]);
+        response
+    }
+
+    async fn guarded<F, Fut>(
+        &self,
+        info: &RequestInfo,
+        req: Request,
+        handler: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Result<Response, ApiError>>,
+    {
+        if req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return self.preflight(info);
+        }
+        let body_len = match req.body() {
+            Body::Empty => 0,
+            Body::Text(t) => t.len(),
+            Body::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if body_len > self.options.max_body_bytes {
+            return Err(ApiError::payload_too_large(self.options.max_body_bytes));
+        }
+        match AssertUnwindSafe(handler(req)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::counter!("Panics", "route" => info.route.clone()).increment(1);
+                Err(ApiError::internal(anyhow::anyhow!("handler panicked")))
+            }
+        }
+    }
+
+    fn allowed_origin(&self, info: &RequestInfo) -> Option<HeaderValue> {
+        let origin = info.origin.as_deref()?;
+        self.options
+            .allowed_origins
+            .iter()
+            .any(|o| o == origin)
+            .then(|| HeaderValue::from_str(origin).ok())
+            .flatten()
+    }
+
+    fn preflight(&self, info: &RequestInfo) -> Result<Response, ApiError> {
+        if self.allowed_origin(info).is_none() {
+            return Err(ApiError::forbidden("this origin may not call the API"));
+        }
+        let mut r = Response::new(Body::Empty);
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CORS_ALLOW_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        Ok(r)
+    }
+
+    fn finish_headers(&self, info: &RequestInfo, response: &mut Response) {
+        let allowed = self.allowed_origin(info);
+        let h = response.headers_mut();
+        for (name, value) in SECURITY_HEADERS {
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        // Private by default: a handler serving public, cacheable data says so itself.
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+            h.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+        }
+        if let Some(origin) = allowed {
+            // Credentials are allowed only together with an exact, allow-listed origin; the
+            // wildcard is never sent.
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+            );
+        }
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+fn record_request_metrics(route: &str, status: u16, duration_ms: f64, cold_start: bool) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("Requests", "route" => route.to_owned(), "status_class" => class)
+        .increment(1);
+    metrics::histogram!("Latency", "route" => route.to_owned()).record(duration_ms);
+    if cold_start {
+        metrics::counter!("ColdStart").increment(1);
+    }
+}
+
+/// Starts the Lambda runtime with `handler` behind the middleware. The handler is called once
+/// per invocation; clone what it needs into it.
+pub async fn run<H, Fut>(app: &crate::App, handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let middleware = Arc::new(Middleware::new(
+        HttpOptions::from_config(&app.config),
+        app.telemetry,
+    ));
+    let handler = Arc::new(handler);
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let middleware = middleware.clone();
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(middleware.handle(req, |r| handler(r)).await) }
+    }))
+    .await
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(value).map_err(|e| ApiError::internal(e))?;
+    let mut r = Response::new(Body::Text(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// Typed access to the parts of a request a handler reads.
+pub trait RequestParts {
+    /// The JSON body as `T`. Wrong content type → 415; malformed JSON → 400; an unknown or
+    /// missing field or a value its type refuses → 422 naming the field.
+    fn json_body<T: DeserializeOwned>(&self) -> Result<T, ApiError>;
+    /// A path parameter the route declares, parsed into its domain type.
+    fn path_param<T>(&self, name: &str) -> Result<T, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display;
+}
+
+impl RequestParts for Request {
+    fn json_body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let content_type = self
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the body must be application/json, got {:?}",
+                if content_type.is_empty() {
+                    "no content type"
+                } else {
+                    content_type
+                }
+            )));
+        }
+        parse_json(self.body().as_ref())
+    }
+
+    fn path_param<T>(&self, name: &str) -> Result<T, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let params = self.path_parameters();
+        let raw = params
+            .first(name)
+            .ok_or_else(|| ApiError::bad_request(format!("path parameter {name} is missing")))?;
+        raw.parse::<T>()
+            .map_err(|e| ApiError::bad_request(e.to_string()).field(name, e.to_string()))
+    }
+}
+
+/// Parses a JSON document into `T`, naming the field at fault on failure.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("a JSON request body is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let message = strip_position(&inner.to_string());
+                    ApiError::validation(field_name(&path, &message), message)
+                }
+                _ => ApiError::bad_request(format!(
+                    "malformed JSON at line {} column {}",
+                    inner.line(),
+                    inner.column()
+                )),
+            });
+        }
+    };
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "malformed JSON: trailing characters at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Ok(value)
+}
+
+/// serde reports unknown and missing fields at their parent; name the field itself.
+fn field_name(path: &str, message: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.strip_prefix(marker)
+            && let Some(end) = rest.find('`')
+        {
+            let name = &rest[..end];
+            return if parent.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{parent}.{name}")
+            };
+        }
+    }
+    if parent.is_empty() {
+        "body".to_owned()
+    } else {
+        parent.to_owned()
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}

@@ -1,0 +1,69 @@
+//! The crate every City Events function links: typed configuration, telemetry, the HTTP
+//! middleware and problem+json errors, AWS clients and the secrets cache.
+
+pub mod aws;
+pub mod config;
+pub mod http;
+pub mod problem;
+pub mod redact;
+pub mod secrets;
+pub mod telemetry;
+
+pub use config::Config;
+pub use problem::{ApiError, Problem};
+
+/// Everything a function builds once per cold start.
+pub struct App {
+    pub config: Config,
+    pub clients: aws::Clients,
+    pub secrets: secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    pub telemetry: &'static telemetry::Telemetry,
+}
+
+/// Reads the configuration, starts telemetry, builds the AWS clients and warms the DynamoDB
+/// connection. A configuration problem stops the function here, naming what is missing.
+pub async fn init(function_name: &str) -> Result<App, config::ConfigError> {
+    let config = Config::from_env(function_name).inspect_err(|e| {
+        // Logged before telemetry exists: the init error must reach CloudWatch as JSON too.
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "ERROR", "function": function_name, "message": e.to_string()})
+        );
+    })?;
+    let telemetry = telemetry::init(&config, telemetry::Sink::Stdout);
+    let started = std::time::Instant::now();
+    let sdk = aws::sdk_config().await;
+    let clients = aws::Clients::new(&sdk);
+    clients.warm(&config.table_name).await;
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        version = %config.version,
+        "function initialised"
+    );
+    Ok(App {
+        secrets: secrets::SecretsCache::new(clients.secrets.clone(), config.secrets_ttl),
+        config,
+        clients,
+        telemetry,
+    })
+}
+
+/// An error and its sources, outermost first, on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// [`error_chain`] for `anyhow` errors.
+pub fn error_chain_anyhow(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

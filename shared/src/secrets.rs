@@ -1,0 +1,141 @@
+//! An in-memory cache over Secrets Manager: a secret is fetched on first use, served from
+//! memory until its TTL ends, then fetched again. Concurrent callers of one secret share a
+//! single fetch in flight. Values are held as `SecretString` so they never reach a log by
+//! accident.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use tokio::sync::Mutex;
+
+/// Where secret values come from: Secrets Manager in production, a map in unit tests.
+pub trait SecretSource: Send + Sync + 'static {
+    fn fetch(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<SecretString>> + Send;
+}
+
+impl SecretSource for aws_sdk_secretsmanager::Client {
+    async fn fetch(&self, id: &str) -> anyhow::Result<SecretString> {
+        let out = self.get_secret_value().secret_id(id).send().await?;
+        let value = out
+            .secret_string
+            .ok_or_else(|| anyhow::anyhow!("secret {id} has no string value"))?;
+        Ok(SecretString::from(value))
+    }
+}
+
+struct Entry {
+    value: Option<(SecretString, Instant)>,
+}
+
+/// The cache. Cheap to clone; clones share entries.
+pub struct SecretsCache<S> {
+    source: Arc<S>,
+    ttl: Duration,
+    entries: Arc<std::sync::Mutex<HashMap<String, Arc<Mutex<Entry>>>>>,
+}
+
+impl<S> Clone for SecretsCache<S> {
+    fn clone(&self) -> Self {
+        Self {
+            source: self.source.clone(),
+            ttl: self.ttl,
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+impl<S: SecretSource> SecretsCache<S> {
+    pub fn new(source: S, ttl: Duration) -> Self {
+        Self {
+            source: Arc::new(source),
+            ttl,
+            entries: Arc::default(),
+        }
+    }
+
+    /// The secret's current value. Within the TTL this is a memory read; after it, the first
+    /// caller fetches while the others wait on the entry's lock and then read its result.
+    pub async fn get(&self, id: &str) -> anyhow::Result<SecretString> {
+        let entry = {
+            let mut entries = self.entries.lock().expect("secrets cache lock poisoned");
+            entries
+                .entry(id.to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(Entry { value: None })))
+                .clone()
+        };
+        let mut entry = entry.lock().await;
+        if let Some((value, fetched_at)) = &entry.value
+            && fetched_at.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = self.source.fetch(id).await?;
+        entry.value = Some((value.clone(), Instant::now()));
+        Ok(value)
+    }
+
+    /// Drops a cached value so the next `get` fetches (after a rotation, or a verification
+    /// failure that a newer key might fix).
+    pub async fn invalidate(&self, id: &str) {
+        let entry = self
+            .entries
+            .lock()
+            .expect("secrets cache lock poisoned")
+            .get(id)
+            .cloned();
+        if let Some(entry) = entry {
+            entry.lock().await.value = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting {
+        fetches: AtomicUsize,
+    }
+
+    impl SecretSource for Arc<Counting> {
+        async fn fetch(&self, id: &str) -> anyhow::Result<SecretString> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(SecretString::from(format!("{id}-v{n}")))
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_reads_share_one_fetch() {
+        let source = Arc::new(Counting::default());
+        let cache = SecretsCache::new(source.clone(), Duration::from_secs(60));
+        let reads = (0..32).map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("keys").await.unwrap() })
+        });
+        for read in reads {
+            assert_eq!(read.await.unwrap().expose_secret(), "keys-v1");
+        }
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_value_is_fetched_again() {
+        let source = Arc::new(Counting::default());
+        let cache = SecretsCache::new(source.clone(), Duration::from_millis(30));
+        assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-v1");
+        assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-v1");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-v2");
+        cache.invalidate("k").await;
+        assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-v3");
+    }
+}

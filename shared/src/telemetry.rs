@@ -1,0 +1,403 @@
+//! Telemetry, set up once per cold start: JSON log lines, OpenTelemetry spans with X-Ray ids,
+//! and CloudWatch Embedded Metric Format (EMF) metrics.
+//!
+//! Everything goes to one sink (stdout in Lambda, where CloudWatch Logs picks it up and turns
+//! EMF documents into metrics). Log records pass through [`crate::redact`] on the way out.
+//! Spans are written as JSON lines too (`"type":"span"`), one per finished span, so a local run
+//! shows the whole trace of a request, its AWS SDK calls included.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+use crate::config::Config;
+use crate::redact;
+
+/// Where log lines, span lines and EMF documents go.
+#[derive(Clone, Default)]
+pub enum Sink {
+    #[default]
+    Stdout,
+    /// An in-memory buffer, for tests that read what a request logged.
+    Buffer(Arc<Mutex<Vec<u8>>>),
+}
+
+impl Sink {
+    /// Writes one line atomically with respect to other lines of this process.
+    pub fn write_line(&self, line: &[u8]) {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        match self {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+            }
+            Sink::Buffer(buf) => {
+                let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            }
+        }
+    }
+}
+
+/// The handles that outlive init: the EMF collector and the tracer provider.
+pub struct Telemetry {
+    pub sink: Sink,
+    collector: &'static metrics_cloudwatch_embedded::Collector,
+    provider: SdkTracerProvider,
+}
+
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Sets up logging, tracing and metrics for this process; later calls return the first setup.
+pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
+    TELEMETRY.get_or_init(|| {
+        let provider = SdkTracerProvider::builder()
+            .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
+            .with_simple_exporter(JsonSpanExporter { sink: sink.clone() })
+            .build();
+        let tracer = provider.tracer("city-events");
+
+        let log_filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+            eprintln!("LOG_LEVEL {:?} is not a valid filter ({e}); using info", config.log_level);
+            EnvFilter::new("info")
+        });
+        // Spans for tracing: ours at info and above, and the AWS SDK's one span per operation
+        // (named like `DynamoDB.GetItem`, emitted at debug) but not its inner attempt spans.
+        let span_filter = filter_fn(|meta| {
+            if meta.target().starts_with("aws_sdk_") {
+                meta.is_span() && meta.name().contains('.')
+            } else {
+                meta.is_span() && *meta.level() <= tracing::Level::INFO
+            }
+        });
+        let subscriber = Registry::default()
+            .with(
+                JsonLogLayer {
+                    sink: sink.clone(),
+                    function: config.function_name.clone(),
+                }
+                .with_filter(log_filter),
+            )
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_location(false)
+                    .with_threads(false)
+                    .with_tracked_inactivity(false)
+                    .with_filter(span_filter),
+            );
+        if subscriber.try_init().is_err() {
+            eprintln!("a tracing subscriber was already installed; keeping it");
+        }
+        install_panic_hook();
+
+        let collector = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(config.metrics_namespace.clone())
+            .with_dimension("function", config.function_name.clone())
+            .init()
+            .unwrap_or_else(|e| panic!("metrics recorder could not be installed: {e}"));
+        describe_metrics();
+        Telemetry {
+            sink,
+            collector,
+            provider,
+        }
+    })
+}
+
+impl Telemetry {
+    /// Emits the invocation's EMF document and any pending spans. Called once per invocation,
+    /// before the response is handed back (after which Lambda may freeze the process).
+    pub fn flush(&self, properties: &[(&str, String)]) {
+        for (name, value) in properties {
+            self.collector
+                .set_property(name.to_string(), Value::String(value.clone()));
+        }
+        let mut doc = Vec::new();
+        if self.collector.flush(&mut doc).is_ok() {
+            for line in doc.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                self.sink.write_line(line);
+            }
+        }
+        let _ = self.provider.force_flush();
+    }
+}
+
+/// Every metric this project emits, with its unit (docs/metrics.md lists them).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!("Requests", Unit::Count, "HTTP requests by route and status class");
+    describe_histogram!("Latency", Unit::Milliseconds, "HTTP request latency by route");
+    describe_counter!("ColdStart", Unit::Count, "first invocation of a process");
+    describe_counter!("Panics", Unit::Count, "handler panics caught by the HTTP guard");
+}
+
+/// Routes panic messages through the JSON log instead of raw stderr text.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic.location = %location, panic.message = %payload, "panic");
+    }));
+}
+
+/// Formats a trace id the way X-Ray writes it: `1-<8 hex epoch>-<24 hex>`.
+pub fn xray_trace_id(trace_id: TraceId) -> String {
+    let hex = format!("{trace_id:032x}");
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
+/// The X-Ray-formatted trace id of the current span, if it belongs to a trace.
+pub fn current_trace_id() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| xray_trace_id(sc.trace_id()))
+}
+
+/// The remote parent of an invocation: Lambda's own trace header first (it carries the trace
+/// API Gateway continued), then an incoming `X-Amzn-Trace-Id`, then W3C `traceparent`.
+pub fn remote_parent(
+    lambda_trace: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Option<opentelemetry::Context> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let xray = lambda_trace
+        .filter(|s| !s.is_empty())
+        .or_else(|| header("x-amzn-trace-id"))
+        .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+        .filter(SpanContext::is_valid);
+    if let Some(sc) = xray {
+        return Some(opentelemetry::Context::new().with_remote_span_context(sc));
+    }
+    let traceparent = header("traceparent")?;
+    let carrier: HashMap<String, String> =
+        HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// The X-Ray header value that continues the current span's trace downstream (SQS message
+/// attributes, outgoing calls).
+pub fn current_xray_header() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    opentelemetry_aws::trace::xray_propagator::span_context_to_string(span.span_context())
+}
+
+/// One JSON object per tracing event, carrying the fields of the spans it happened in.
+struct JsonLogLayer {
+    sink: Sink,
+    function: String,
+}
+
+/// Fields recorded on a span, kept in its extensions so events inside it can carry them.
+#[derive(Default)]
+struct SpanFields(Map<String, Value>);
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+}
+
+impl<S> Layer<S> for JsonLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let mut fields = SpanFields::default();
+        attrs.record(&mut JsonVisitor(&mut fields.0));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut JsonVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut record = Map::new();
+        record.insert("timestamp".into(), Value::String(rfc3339(SystemTime::now())));
+        record.insert("level".into(), Value::String(meta.level().to_string()));
+        record.insert("target".into(), Value::String(meta.target().to_owned()));
+        record.insert("function".into(), Value::String(self.function.clone()));
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    for (k, v) in &fields.0 {
+                        if !k.starts_with("otel.") {
+                            record.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        event.record(&mut JsonVisitor(&mut record));
+        let mut value = Value::Object(record);
+        redact::redact_value(&mut value);
+        if let Ok(line) = serde_json::to_vec(&value) {
+            self.sink.write_line(&line);
+        }
+    }
+}
+
+/// Writes each finished span as one JSON line. In AWS the same spans would go to an OTLP
+/// collector (the ADOT layer) for X-Ray; see docs/decisions.
+#[derive(Debug)]
+struct JsonSpanExporter {
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sink::Stdout => "Stdout",
+            Sink::Buffer(_) => "Buffer",
+        })
+    }
+}
+
+impl SpanExporter for JsonSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        for span in batch {
+            let mut attributes = Map::new();
+            for kv in &span.attributes {
+                attributes.insert(kv.key.to_string(), Value::String(kv.value.to_string()));
+            }
+            let duration = span
+                .end_time
+                .duration_since(span.start_time)
+                .unwrap_or(Duration::ZERO);
+            let mut value = serde_json::json!({
+                "type": "span",
+                "timestamp": rfc3339(span.end_time),
+                "name": span.name,
+                "trace_id": xray_trace_id(span.span_context.trace_id()),
+                "span_id": span.span_context.span_id().to_string(),
+                "parent_span_id": span.parent_span_id.to_string(),
+                "kind": format!("{:?}", span.span_kind),
+                "duration_ms": duration.as_secs_f64() * 1e3,
+                "status": format!("{:?}", span.status),
+                "attributes": attributes,
+            });
+            redact::redact_value(&mut value);
+            if let Ok(line) = serde_json::to_vec(&value) {
+                self.sink.write_line(&line);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xray_ids_have_the_xray_shape() {
+        let id = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").unwrap();
+        assert_eq!(xray_trace_id(id), "1-5759e988-bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn an_incoming_xray_header_becomes_the_parent() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap(),
+        );
+        let cx = remote_parent(None, &headers).expect("parent");
+        assert_eq!(
+            xray_trace_id(cx.span().span_context().trace_id()),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+    }
+
+    #[test]
+    fn a_traceparent_is_used_when_there_is_no_xray_header() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                .parse()
+                .unwrap(),
+        );
+        let cx = remote_parent(None, &headers).expect("parent");
+        assert_eq!(
+            format!("{:032x}", cx.span().span_context().trace_id()),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert!(remote_parent(None, &http::HeaderMap::new()).is_none());
+    }
+}
