@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod problem;
 pub mod redact;
+pub mod runtime;
 pub mod secrets;
 pub mod telemetry;
 

@@ -42,7 +42,7 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // "password": "hunter2", password=hunter2, token: abc — inside free text.
         (
             Regex::new(&format!(
-                r#"(?i)("?[A-Za-z0-9_\-]*(?:{names})[A-Za-z0-9_\-]*"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|[^\s,;&}}]+)"#
+                r#"(?i)("?[A-Za-z0-9_\-]*(?:{names})[A-Za-z0-9_\-]*"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|[^\s,;&}}:][^\s,;&}}]*)"#
             ))
             .expect("valid regex"),
             "${1}\"[REDACTED]\"",
@@ -127,7 +127,11 @@ mod tests {
 
     #[test]
     fn ordinary_text_is_untouched() {
-        let text = "GET /v1/events/01HX route matched in 3 ms";
-        assert_eq!(redact_text(text), text);
+        for text in [
+            "GET /v1/events/01HX route matched in 3 ms",
+            "aws_sdk_secretsmanager::operation::get_secret_value",
+        ] {
+            assert_eq!(redact_text(text), text);
+        }
     }
 }

@@ -76,14 +76,22 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
             .build();
         let tracer = provider.tracer("city-events");
 
-        let log_filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+        // lambda_runtime's own per-invocation span duplicates ours; keep it out unless asked for.
+        let directives = if config.log_level.contains("lambda_runtime") {
+            config.log_level.clone()
+        } else {
+            format!("{},lambda_runtime=warn", config.log_level)
+        };
+        let log_filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
             eprintln!("LOG_LEVEL {:?} is not a valid filter ({e}); using info", config.log_level);
             EnvFilter::new("info")
         });
         // Spans for tracing: ours at info and above, and the AWS SDK's one span per operation
         // (named like `DynamoDB.GetItem`, emitted at debug) but not its inner attempt spans.
         let span_filter = filter_fn(|meta| {
-            if meta.target().starts_with("aws_sdk_") {
+            if meta.target().starts_with("lambda_runtime") {
+                false
+            } else if meta.target().starts_with("aws_sdk_") {
                 meta.is_span() && meta.name().contains('.')
             } else {
                 meta.is_span() && *meta.level() <= tracing::Level::INFO
@@ -132,14 +140,54 @@ impl Telemetry {
             self.collector
                 .set_property(name.to_string(), Value::String(value.clone()));
         }
-        let mut doc = Vec::new();
-        if self.collector.flush(&mut doc).is_ok() {
-            for line in doc.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                self.sink.write_line(line);
+        let mut docs = Vec::new();
+        if self.collector.flush(&mut docs).is_ok() {
+            for doc in merge_emf(&docs) {
+                self.sink.write_line(doc.as_bytes());
             }
         }
         let _ = self.provider.force_flush();
     }
+}
+
+/// The collector writes one EMF document per label set; CloudWatch accepts several metric
+/// directives in one document, so documents whose members agree are merged, and a request
+/// costs one log line of metrics. Documents that disagree on a member (the same metric with two
+/// label values in one invocation) stay separate.
+fn merge_emf(lines: &[u8]) -> Vec<String> {
+    let mut merged: Vec<Map<String, Value>> = Vec::new();
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let target = merged.iter_mut().find(|m| {
+            doc.iter()
+                .filter(|(k, _)| k.as_str() != "_aws")
+                .all(|(k, v)| m.get(k).is_none_or(|have| have == v))
+        });
+        match target {
+            Some(m) => {
+                let directives = doc["_aws"]["CloudWatchMetrics"].as_array().cloned();
+                for (k, v) in doc {
+                    if k != "_aws" {
+                        m.insert(k, v);
+                    }
+                }
+                if let (Some(Value::Array(list)), Some(more)) = (
+                    m.get_mut("_aws")
+                        .and_then(|a| a.get_mut("CloudWatchMetrics")),
+                    directives,
+                ) {
+                    list.extend(more);
+                }
+            }
+            None => merged.push(doc),
+        }
+    }
+    merged
+        .into_iter()
+        .filter_map(|m| serde_json::to_string(&m).ok())
+        .collect()
 }
 
 /// Every metric this project emits, with its unit (docs/metrics.md lists them).
@@ -149,6 +197,7 @@ fn describe_metrics() {
     describe_histogram!("Latency", Unit::Milliseconds, "HTTP request latency by route");
     describe_counter!("ColdStart", Unit::Count, "first invocation of a process");
     describe_counter!("Panics", Unit::Count, "handler panics caught by the HTTP guard");
+    describe_counter!("Invocations", Unit::Count, "event-source invocations by outcome");
 }
 
 /// Routes panic messages through the JSON log instead of raw stderr text.
@@ -361,6 +410,21 @@ fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emf_documents_that_agree_become_one() {
+        let docs = br#"{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["function"]],"Metrics":[{"Name":"ColdStart","Unit":"Count"}]}]},"function":"f","ColdStart":1}
+{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["function","route"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds"}]}]},"function":"f","route":"GET /x","Latency":[2.0]}
+{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["function","outcome"]],"Metrics":[{"Name":"Logins","Unit":"Count"}]}]},"function":"f","outcome":"ok","Logins":1}
+{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["function","outcome"]],"Metrics":[{"Name":"Logins","Unit":"Count"}]}]},"function":"f","outcome":"fail","Logins":1}
+"#;
+        let merged = merge_emf(docs);
+        assert_eq!(merged.len(), 2, "{merged:?}");
+        let first: Value = serde_json::from_str(&merged[0]).unwrap();
+        assert_eq!(first["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 3);
+        assert_eq!(first["Latency"], serde_json::json!([2.0]));
+        assert_eq!(first["outcome"], "ok");
+    }
 
     #[test]
     fn xray_ids_have_the_xray_shape() {

@@ -1,0 +1,854 @@
+#!/usr/bin/env python3
+"""The local stack: City Events on one machine, with no AWS account and no Docker.
+
+  moto server (DynamoDB, DynamoDB Streams, SQS, Secrets Manager) on loopback
+  + the resources template.yaml declares, created from the template itself
+  + every function as its real binary, under a local Lambda Runtime API
+  + the HTTP API's routes on http://127.0.0.1:3000 as API Gateway (payload v2)
+  + the event sources: the table's stream and the SQS queues, polled as Lambda does.
+
+Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--ready-file F]
+Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for the design.
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "city-events-local"
+MAX_INSTANCES = 16  # per function, like a reserved concurrency
+
+
+def log(msg):
+    print("[local-stack] %s" % msg, flush=True)
+
+
+# --------------------------------------------------------------------------- template
+
+
+class Tagged:
+    """A CloudFormation intrinsic (!Ref, !GetAtt, !Sub, ...) kept for later resolution."""
+
+    def __init__(self, tag, value):
+        self.tag, self.value = tag, value
+
+
+def _cfn_loader():
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return Tagged(suffix, value)
+
+    Loader.add_multi_constructor("!", construct)
+    return Loader
+
+
+def load_template(path):
+    with open(path) as f:
+        return yaml.load(f, Loader=_cfn_loader())
+
+
+class Resolver:
+    """Resolves the intrinsics the template uses against what we created in moto."""
+
+    def __init__(self, template):
+        self.template = template
+        self.refs = {}  # logical id -> Ref value
+        self.attrs = {}  # (logical id, attr) -> value
+        self.params = {
+            k: v.get("Default") for k, v in template.get("Parameters", {}).items()
+        }
+        self.params.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK})
+
+    def __call__(self, v):
+        if isinstance(v, Tagged):
+            t, x = v.tag, v.value
+            if t == "Ref":
+                return self.ref(x)
+            if t == "GetAtt":
+                name, attr = x.split(".", 1) if isinstance(x, str) else x
+                return self.attrs[(name, attr)]
+            if t == "Join":
+                sep, items = x
+                items = self(items)
+                return sep.join(str(i) for i in (items if isinstance(items, list) else [items]))
+            if t == "Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1))), x)
+            raise ValueError("unsupported intrinsic !%s" % t)
+        if isinstance(v, list):
+            out = []
+            for i in v:
+                r = self(i)
+                out.extend(r) if isinstance(i, Tagged) and i.tag == "Ref" and isinstance(r, list) else out.append(r)
+            return out
+        if isinstance(v, dict):
+            return {k: self(x) for k, x in v.items()}
+        return v
+
+    def _sub(self, name):
+        return self.attrs[tuple(name.split(".", 1))] if "." in name else self.ref(name)
+
+    def ref(self, name):
+        if name in self.params:
+            p = self.template.get("Parameters", {}).get(name, {})
+            value = self.params[name]
+            if p.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                return [s.strip() for s in value.split(",")]
+            return value
+        return self.refs[name]
+
+
+# --------------------------------------------------------------------------- moto resources
+
+
+def aws_client(service, endpoint):
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def generate_signing_keys():
+    """A fresh RS256 key set in the shape the auth functions and the rotation function use."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    now = int(time.time())
+    return json.dumps({"keys": [{"kid": "k%d-%s" % (now, secrets.token_hex(4)), "alg": "RS256",
+                                 "created_at": now, "private_key_pem": pem}]})
+
+
+def create_resources(template, resolver, endpoint):
+    """Creates exactly what template.yaml declares (the kinds moto serves) and fills `resolver`."""
+    ddb, sqs, sm = (aws_client(s, endpoint) for s in ("dynamodb", "sqs", "secretsmanager"))
+    resources = template["Resources"]
+    created = []
+    for lid, res in resources.items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::DynamoDB::Table":
+            name = "%s-%s" % (STACK, lid)
+            args = dict(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+            if props.get("GlobalSecondaryIndexes"):
+                args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            if props.get("StreamSpecification"):
+                args["StreamSpecification"] = dict(StreamEnabled=True, **props["StreamSpecification"])
+            desc = ddb.create_table(**args)["TableDescription"]
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            if props.get("PointInTimeRecoverySpecification"):
+                ddb.update_continuous_backups(
+                    TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            resolver.refs[lid] = name
+            resolver.attrs[(lid, "Arn")] = desc["TableArn"]
+            resolver.attrs[(lid, "StreamArn")] = desc.get("LatestStreamArn")
+            created.append("table %s" % name)
+    # Queues: a queue whose redrive target is not created yet waits for the next pass.
+    pending = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    while pending:
+        progressed = False
+        for lid, res in list(pending.items()):
+            props = res.get("Properties", {})
+            try:
+                attrs = {}
+                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+                    if key in props:
+                        attrs[key] = str(props[key])
+                if props.get("FifoQueue"):
+                    attrs["FifoQueue"] = "true"
+                    attrs["ContentBasedDeduplication"] = str(bool(props.get("ContentBasedDeduplication"))).lower()
+                if "RedrivePolicy" in props:
+                    attrs["RedrivePolicy"] = json.dumps(resolver(props["RedrivePolicy"]))
+            except KeyError:
+                continue
+            name = "%s-%s%s" % (STACK, lid, ".fifo" if props.get("FifoQueue") else "")
+            url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            resolver.refs[lid] = url
+            resolver.attrs[(lid, "Arn")] = arn
+            resolver.attrs[(lid, "QueueName")] = name
+            resolver.attrs[(lid, "QueueUrl")] = url
+            created.append("queue %s" % name)
+            del pending[lid]
+            progressed = True
+        if not progressed:
+            raise SystemExit("queues with unresolvable redrive targets: %s" % ", ".join(pending))
+    for lid, res in resources.items():
+        if res["Type"] == "AWS::SecretsManager::Secret":
+            name = "%s-%s" % (STACK, lid)
+            arn = sm.create_secret(Name=name, SecretString=generate_signing_keys())["ARN"]
+            resolver.refs[lid] = arn
+            created.append("secret %s (fresh RS256 signing key)" % name)
+    for lid, res in resources.items():
+        if res["Type"] == "AWS::Serverless::HttpApi":
+            resolver.refs[lid] = "local"
+    return created
+
+
+# --------------------------------------------------------------------------- functions
+
+
+class Invocation:
+    def __init__(self, payload, trace_header, timeout_s):
+        self.id = str(uuid.uuid4())
+        self.payload = payload
+        self.trace = trace_header
+        self.deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        self.done = threading.Event()
+        self.result = None  # ("response"|"error", bytes)
+        self.instance = None
+
+
+class Function:
+    """One Lambda function: its binary, its environment and a pool of instances, each a real
+    process with its own Runtime API endpoint, handling one invocation at a time. Instances
+    start on demand (a cold start) when every running one is busy, up to MAX_INSTANCES."""
+
+    def __init__(self, lid, binary, env, timeout_s, log_dir, echo):
+        self.lid, self.binary, self.env, self.timeout_s = lid, binary, env, timeout_s
+        self.queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.instances = []
+        self.idle = 0
+        self.log_path = os.path.join(log_dir, "%s.log" % lid)
+        self.echo = echo
+
+    def invoke(self, payload, trace_header=None):
+        """Runs one invocation; returns ("response"|"error", body bytes)."""
+        inv = Invocation(payload, trace_header, self.timeout_s)
+        with self.lock:
+            alive = [i for i in self.instances if i.proc.poll() is None]
+            if self.idle > 0:
+                self.idle -= 1
+            elif len(alive) < MAX_INSTANCES:
+                self.instances = alive + [Instance(self)]
+        self.queue.put(inv)
+        if not inv.done.wait(self.timeout_s + 1):
+            # Lambda kills a timed-out instance; its invocation fails.
+            if inv.instance is not None:
+                inv.instance.kill()
+            return ("error", json.dumps({"errorType": "Sandbox.Timedout",
+                                         "errorMessage": "Task timed out after %s seconds" % self.timeout_s}).encode())
+        return inv.result
+
+    def stop(self):
+        for i in self.instances:
+            i.kill()
+
+
+class Instance:
+    """One process of a function and the Runtime API endpoint it polls."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.current = None
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), runtime_api(fn, self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        env = dict(fn.env)
+        env.update({
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % self.server.server_address[1],
+            "AWS_LAMBDA_FUNCTION_NAME": fn.lid,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + fn.lid,
+            "AWS_LAMBDA_LOG_STREAM_NAME": "local/" + secrets.token_hex(8),
+        })
+        self.proc = subprocess.Popen([fn.binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        with open(self.fn.log_path, "ab") as out:
+            for line in iter(self.proc.stdout.readline, b""):
+                out.write(line)
+                out.flush()
+                if self.fn.echo:
+                    sys.stdout.write("%-30s| %s" % (self.fn.lid, line.decode("utf-8", "replace")))
+                    sys.stdout.flush()
+        self.proc.wait()
+        # A dead instance takes its invocation with it, as in Lambda.
+        inv = self.current
+        if inv is not None and not inv.done.is_set():
+            inv.result = ("error", json.dumps({"errorType": "Runtime.ExitError",
+                                               "errorMessage": "instance exited with %s" % self.proc.returncode}).encode())
+            inv.done.set()
+        with self.fn.lock:
+            if self.current is None and self.fn.idle > 0:
+                self.fn.idle -= 1  # it was counted idle while waiting in /next
+        self.server.shutdown()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def runtime_api(fn, instance):
+    class RuntimeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _body(self):
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                data = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return data
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _send(self, status, body=b"", headers=()):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path.split("?")[0] != "/2018-06-01/runtime/invocation/next":
+                return self._send(404, b'{"errorMessage":"unknown path"}')
+            instance.current = None
+            inv = fn.queue.get()
+            inv.instance = instance
+            instance.current = inv
+            self._send(200, inv.payload, [
+                ("Lambda-Runtime-Aws-Request-Id", inv.id),
+                ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
+                ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, fn.lid)),
+                ("Lambda-Runtime-Trace-Id", inv.trace or new_trace_header()),
+            ])
+
+        def do_POST(self):
+            body = self._body()
+            path = self.path.split("?")[0]
+            prefix = "/2018-06-01/runtime/invocation/"
+            if path == "/2018-06-01/runtime/init/error":
+                sys.stderr.write("[local-stack] %s failed to start: %s\n" % (fn.lid, body.decode("utf-8", "replace")))
+                return self._send(202, b'{"status":"OK"}')
+            if path.startswith(prefix):
+                rid, _, kind = path[len(prefix):].partition("/")
+                inv = instance.current
+                if inv is None or inv.id != rid or inv.done.is_set():
+                    return self._send(400, b'{"errorMessage":"unknown or finished request id"}')
+                inv.result = ("response" if kind == "response" else "error", body)
+                with fn.lock:
+                    fn.idle += 1  # back to /next shortly
+                inv.done.set()
+                return self._send(202, b'{"status":"OK"}')
+            self._send(404, b'{"errorMessage":"unknown path"}')
+
+    return RuntimeApi
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+
+def route_matcher(path):
+    """Compiles an HttpApi path (`/v1/events/{id}`, `/files/{proxy+}`) to a regex."""
+    parts = []
+    for seg in path.strip("/").split("/"):
+        m = re.fullmatch(r"\{(\w+)\+\}", seg)
+        if m:
+            parts.append("(?P<%s>.+)" % m.group(1))
+            continue
+        m = re.fullmatch(r"\{(\w+)\}", seg)
+        parts.append("(?P<%s>[^/]+)" % m.group(1) if m else re.escape(seg))
+    return re.compile("^/" + "/".join(parts) + "$")
+
+
+def text_content(content_type):
+    ct = (content_type or "").lower()
+    return ct.startswith("text/") or any(t in ct for t in ("json", "xml", "javascript", "x-www-form-urlencoded"))
+
+
+def new_trace_header():
+    return "Root=1-%08x-%s;Parent=%s;Sampled=1" % (int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+
+
+def make_gateway(routes, default_route):
+    """routes: list of (method, path, regex, Function)."""
+
+    # Most specific first, as API Gateway: more literal segments, then no greedy variable.
+    def specificity(r):
+        segs = r[1].strip("/").split("/")
+        return (-sum(1 for s in segs if not s.startswith("{")), any(s.endswith("+}") for s in segs), -len(segs))
+
+    ordered = sorted(routes, key=specificity)
+
+    class Gateway(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def handle_any(self):
+            started = time.time()
+            url = urllib.parse.urlsplit(self.path)
+            path = urllib.parse.unquote(url.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            method = self.command
+            route, params = None, None
+            for m, p, rx, fn in ordered:
+                if m not in ("ANY", method):
+                    continue
+                match = rx.match(path)
+                if match:
+                    route, params = (m, p, fn), match.groupdict()
+                    break
+            if route is None and default_route is not None:
+                route, params = ("ANY", "$default", default_route), None
+            if route is None:
+                return self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}', [])
+            m, p, fn = route
+            route_key = "$default" if p == "$default" else "%s %s" % (m, p)
+            request_id = base64.b32encode(secrets.token_bytes(10)).decode().rstrip("=")[:16]
+            headers, cookies = {}, []
+            for k, v in self.headers.items():
+                k = k.lower()
+                if k == "cookie":
+                    cookies.extend(c.strip() for c in v.split(";") if c.strip())
+                    continue
+                headers[k] = headers[k] + "," + v if k in headers else v
+            trace = headers.get("x-amzn-trace-id") or new_trace_header()
+            headers["x-amzn-trace-id"] = trace
+            headers.setdefault("x-forwarded-for", self.client_address[0])
+            headers.setdefault("x-forwarded-proto", "http")
+            headers.setdefault("x-forwarded-port", str(self.server.server_address[1]))
+            query = {}
+            for k, v in urllib.parse.parse_qsl(url.query, keep_blank_values=True):
+                query[k] = query[k] + "," + v if k in query else v
+            is_text = text_content(headers.get("content-type"))
+            try:
+                text_body = body.decode("utf-8") if is_text else None
+            except UnicodeDecodeError:
+                text_body = None
+            event = {
+                "version": "2.0",
+                "routeKey": route_key,
+                "rawPath": url.path,
+                "rawQueryString": url.query,
+                "headers": headers,
+                "requestContext": {
+                    "accountId": ACCOUNT,
+                    "apiId": "local",
+                    "domainName": headers.get("host", "127.0.0.1"),
+                    "domainPrefix": headers.get("host", "127.0.0.1").split(".")[0],
+                    "http": {
+                        "method": method,
+                        "path": url.path,
+                        "protocol": self.request_version,
+                        "sourceIp": self.client_address[0],
+                        "userAgent": headers.get("user-agent", ""),
+                    },
+                    "requestId": request_id,
+                    "routeKey": route_key,
+                    "stage": "$default",
+                    "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+                    "timeEpoch": int(started * 1000),
+                },
+                "isBase64Encoded": bool(body) and text_body is None,
+            }
+            if cookies:
+                event["cookies"] = cookies
+            if query:
+                event["queryStringParameters"] = query
+            if params:
+                event["pathParameters"] = params
+            if body:
+                event["body"] = text_body if text_body is not None else base64.b64encode(body).decode()
+            kind, out = fn.invoke(json.dumps(event).encode(), trace)
+            base = {"apigw-requestid": request_id}
+            if kind != "response":
+                sys.stderr.write("[local-stack] %s failed: %s\n" % (fn.lid, out[:500].decode("utf-8", "replace")))
+                return self._reply(500, dict(base, **{"content-type": "application/json"}),
+                                   b'{"message":"Internal Server Error"}', [])
+            try:
+                resp = json.loads(out)
+                status = int(resp.get("statusCode", 200))
+                hdrs = {k.lower(): v for k, v in (resp.get("headers") or {}).items()}
+                for k, vs in (resp.get("multiValueHeaders") or {}).items():
+                    hdrs[k.lower()] = ", ".join(vs)
+                payload = resp.get("body") or ""
+                payload = base64.b64decode(payload) if resp.get("isBase64Encoded") else payload.encode()
+                return self._reply(status, dict(base, **hdrs), payload, resp.get("cookies") or [])
+            except (ValueError, AttributeError):
+                return self._reply(500, dict(base, **{"content-type": "application/json"}),
+                                   b'{"message":"Internal Server Error"}', [])
+
+        def _reply(self, status, headers, body, cookies):
+            self.send_response(status)
+            for k, v in headers.items():
+                if k not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(k, v)
+            for c in cookies:
+                self.send_header("set-cookie", c)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = handle_any
+
+    return Gateway
+
+
+# --------------------------------------------------------------------------- event sources
+
+
+def matches_filter(pattern, record):
+    """The subset of Lambda event filtering the template uses: exact values and prefixes."""
+    for key, want in pattern.items():
+        have = record.get(key) if isinstance(record, dict) else None
+        if isinstance(want, dict):
+            if not isinstance(have, dict) or not matches_filter(want, have):
+                return False
+            continue
+        ok = False
+        for w in want:
+            if isinstance(w, dict) and "prefix" in w:
+                ok = ok or (isinstance(have, str) and have.startswith(w["prefix"]))
+            else:
+                ok = ok or have == w
+        if not ok:
+            return False
+    return True
+
+
+def _jsonable(v):
+    if isinstance(v, datetime.datetime):
+        return int(v.timestamp())
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(v).decode()
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def poll_stream(fn, props, resolver, endpoint, stop):
+    """DynamoDB stream -> function, with partial batch failures, retries and the on-failure
+    destination, per shard, in order."""
+    streams = aws_client("dynamodbstreams", endpoint)
+    sqs = aws_client("sqs", endpoint)
+    arn = resolver(props["Stream"])
+    batch_size = int(props.get("BatchSize", 100))
+    max_retries = int(props.get("MaximumRetryAttempts", -1))
+    patterns = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+    on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    on_failure_url = None
+    if on_failure is not None:
+        failure_arn = resolver(on_failure)
+        on_failure_url = next(v for (lid, a), v in resolver.attrs.items() if a == "QueueUrl"
+                              and resolver.attrs.get((lid, "Arn")) == failure_arn)
+    iterators = {}
+    pending = {}  # shard -> records not yet delivered
+    while not stop.is_set():
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
+            sid = shard["ShardId"]
+            if sid not in iterators:
+                iterators[sid] = streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                pending[sid] = []
+        idle = True
+        for sid in list(iterators):
+            if len(pending[sid]) < batch_size and iterators[sid]:
+                out = streams.get_records(ShardIterator=iterators[sid], Limit=batch_size)
+                iterators[sid] = out.get("NextShardIterator")
+                for r in out.get("Records", []):
+                    r = _jsonable(r)
+                    r["eventSourceARN"] = arn
+                    if not patterns or any(matches_filter(p, r) for p in patterns):
+                        pending[sid].append(r)
+            attempts = 0
+            while pending[sid] and not stop.is_set():
+                idle = False
+                batch = pending[sid][:batch_size]
+                kind, out = fn.invoke(json.dumps({"Records": batch}).encode())
+                failed_from = None
+                if kind == "response":
+                    failures = (json.loads(out or b"{}") or {}).get("batchItemFailures") or []
+                    seqs = [f.get("itemIdentifier") for f in failures]
+                    if seqs:
+                        idx = [i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in seqs]
+                        failed_from = min(idx) if idx else 0
+                else:
+                    failed_from = 0
+                if failed_from is None:
+                    pending[sid] = pending[sid][len(batch):]
+                    attempts = 0
+                    continue
+                # Checkpoint before the first failed record and retry from it.
+                pending[sid] = pending[sid][failed_from:]
+                attempts += 1
+                if 0 <= max_retries < attempts:
+                    dropped = pending[sid][: len(batch) - failed_from]
+                    if on_failure_url:
+                        sqs.send_message(QueueUrl=on_failure_url, MessageBody=json.dumps({
+                            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": fn.lid},
+                            "DDBStreamBatchInfo": {"streamArn": arn, "shardId": sid,
+                                                   "startSequenceNumber": dropped[0]["dynamodb"]["SequenceNumber"],
+                                                   "endSequenceNumber": dropped[-1]["dynamodb"]["SequenceNumber"],
+                                                   "batchSize": len(dropped)}}))
+                    pending[sid] = pending[sid][len(dropped):]
+                    attempts = 0
+                else:
+                    time.sleep(min(0.2 * attempts, 2))
+        if idle:
+            stop.wait(0.2)
+
+
+def poll_queue(fn, props, resolver, endpoint, stop):
+    """SQS -> function, as Lambda's SQS event source: long polling, partial batch failures
+    (only the failed messages return after their visibility timeout), the queue's own redrive
+    to its DLQ."""
+    sqs = aws_client("sqs", endpoint)
+    arn = resolver(props["Queue"])
+    url = next(v for (lid, a), v in resolver.attrs.items()
+               if a == "QueueUrl" and resolver.attrs.get((lid, "Arn")) == arn)
+    batch_size = int(props.get("BatchSize", 10))
+    partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+    while not stop.is_set():
+        out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), WaitTimeSeconds=1,
+                                  AttributeNames=["All"], MessageAttributeNames=["All"])
+        msgs = out.get("Messages", [])
+        if not msgs:
+            continue
+        records = []
+        for m in msgs:
+            attrs = {}
+            for k, v in (m.get("MessageAttributes") or {}).items():
+                attrs[k] = {"stringValue": v.get("StringValue"), "binaryValue": None,
+                            "stringListValues": [], "binaryListValues": [], "dataType": v.get("DataType")}
+                if v.get("BinaryValue") is not None:
+                    attrs[k]["binaryValue"] = base64.b64encode(v["BinaryValue"]).decode()
+            records.append({
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m.get("Body", ""),
+                "attributes": m.get("Attributes", {}), "messageAttributes": attrs,
+                "md5OfBody": m.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": arn,
+                "awsRegion": REGION,
+            })
+        trace = None
+        kind, body = fn.invoke(json.dumps({"Records": records}).encode(), trace)
+        if kind != "response":
+            continue  # every message returns after its visibility timeout
+        failed = set()
+        if partial:
+            try:
+                failed = {f.get("itemIdentifier") for f in (json.loads(body or b"{}") or {}).get("batchItemFailures") or []}
+            except ValueError:
+                continue
+        done = [r for r in records if r["messageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout_s):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=3000, help="the HTTP API (0: any free port)")
+    ap.add_argument("--moto-port", type=int, default=4566, help="moto server (0: any free port)")
+    ap.add_argument("--template", default=os.path.join(ROOT, "template.yaml"))
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already in target/debug")
+    ap.add_argument("--state-dir", default=os.path.join(ROOT, ".local"))
+    ap.add_argument("--ready-file", help="write the stack's addresses here as JSON once it serves")
+    ap.add_argument("--quiet", action="store_true", help="do not echo function logs to the console")
+    ap.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
+    args = ap.parse_args()
+
+    parent = os.getppid()
+    stop = threading.Event()
+    children = []
+
+    def shutdown(*_):
+        stop.set()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+
+    template = load_template(args.template)
+    functions = {lid: r for lid, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    binaries = sorted({r["Metadata"]["BuildProperties"]["Binary"] for r in functions.values()})
+    if not args.no_build:
+        log("building %d functions (cargo build --bins; the first build takes a few minutes)" % len(binaries))
+        cmd = ["cargo", "build", "--workspace"] + [a for b in binaries for a in ("--bin", b)]
+        if subprocess.call(cmd, cwd=ROOT) != 0:
+            raise SystemExit("build failed")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    missing = [b for b in binaries if not os.path.exists(os.path.join(target, "debug", b))]
+    if missing:
+        raise SystemExit("missing binaries (build first): %s" % ", ".join(missing))
+
+    os.makedirs(os.path.join(args.state_dir, "logs"), exist_ok=True)
+    log_dir = os.path.join(args.state_dir, "logs")
+    moto_port = args.moto_port or free_port()
+    endpoint = "http://127.0.0.1:%d" % moto_port
+    moto_bin = os.path.join(ROOT, ".tools", "stack", "bin", "moto_server")
+    moto = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=open(os.path.join(log_dir, "moto.log"), "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    children.append(moto)
+    try:
+        if not wait_http(endpoint + "/moto-api/", 30):
+            raise SystemExit("moto server did not start on %s (see %s/moto.log)" % (endpoint, log_dir))
+        log("moto server on %s" % endpoint)
+
+        resolver = Resolver(template)
+        for line in create_resources(template, resolver, endpoint):
+            log("created %s" % line)
+
+        globals_ = template.get("Globals", {}).get("Function", {})
+        base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "TZ": ":UTC",
+        }
+        if os.environ.get("LOG_LEVEL"):
+            base_env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
+        fns, routes, default_route, sources = {}, [], None, []
+        for lid, res in functions.items():
+            props = res.get("Properties", {})
+            env = dict(resolver(globals_.get("Environment", {}).get("Variables", {})))
+            env.update(resolver(props.get("Environment", {}).get("Variables", {})))
+            env = {k: str(v) for k, v in env.items()}
+            for k, v in base_env.items():
+                env.setdefault(k, v) if k == "LOG_LEVEL" else env.__setitem__(k, v)
+            if os.environ.get("LOG_LEVEL"):
+                env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
+            binary = os.path.join(target, "debug", res["Metadata"]["BuildProperties"]["Binary"])
+            timeout_s = int(props.get("Timeout", globals_.get("Timeout", 3)))
+            fn = Function(lid, binary, env, timeout_s, log_dir, echo=not args.quiet)
+            fns[lid] = fn
+            for ev in (props.get("Events") or {}).values():
+                p = ev.get("Properties", {})
+                if ev["Type"] == "HttpApi":
+                    if p["Path"] == "$default":
+                        default_route = fn
+                    else:
+                        routes.append((p["Method"].upper(), p["Path"], route_matcher(p["Path"]), fn))
+                elif ev["Type"] == "DynamoDB":
+                    sources.append(threading.Thread(target=poll_stream, args=(fn, p, resolver, endpoint, stop), daemon=True))
+                elif ev["Type"] == "SQS":
+                    sources.append(threading.Thread(target=poll_queue, args=(fn, p, resolver, endpoint, stop), daemon=True))
+        for t in sources:
+            t.start()
+
+        port = args.port if args.port else free_port()
+        server = ThreadingHTTPServer(("127.0.0.1", port), make_gateway(routes, default_route))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = "http://127.0.0.1:%d" % port
+        for m, p, _, fn in sorted(routes, key=lambda r: r[1]):
+            log("route %-7s %-40s -> %s" % (m, p, fn.lid))
+        if default_route:
+            log("route %-7s %-40s -> %s" % ("ANY", "$default", default_route.lid))
+        log("%d event sources polling (stream relay, queue consumers)" % len(sources))
+        info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir,
+                "env": {k: v for k, v in next(iter(fns.values())).env.items()
+                        if k.isupper() and k not in ("PATH",)} if fns else {}}
+        if args.ready_file:
+            tmp = args.ready_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(info, f)
+            os.replace(tmp, args.ready_file)
+        log("serving the HTTP API on %s (Ctrl-C stops everything)" % url)
+        while not stop.wait(0.5):
+            if args.exit_with_parent and os.getppid() != parent:
+                break
+            if moto.poll() is not None and not stop.is_set():
+                log("moto server exited (%s)" % moto.returncode)
+        log("stopping")
+        server.shutdown()
+        for fn in fns.values():
+            fn.stop()
+    finally:
+        for c in children:
+            if c.poll() is None:
+                try:
+                    os.killpg(c.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
+
+if __name__ == "__main__":
+    main()
