@@ -826,6 +826,10 @@ def main():
         info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir,
                 "env": {k: v for k, v in next(iter(fns.values())).env.items()
                         if k.isupper() and k not in ("PATH",)} if fns else {}}
+        # The same environment, for running one function on its own with `cargo lambda watch`.
+        with open(os.path.join(args.state_dir, "function.env"), "w") as f:
+            for k, v in sorted(info["env"].items()):
+                f.write("%s=%s\n" % (k, v))
         if args.ready_file:
             tmp = args.ready_file + ".tmp"
             with open(tmp, "w") as f:

@@ -23,10 +23,18 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The endpoint override (moto server locally), if any.
+    pub endpoint_url: Option<String>,
 }
 
 /// Loads the SDK configuration from the environment with this project's timeouts and retries.
 pub async fn sdk_config() -> SdkConfig {
+    loader().load().await
+}
+
+/// The configuration loader with this project's timeouts and retries, before the environment
+/// is read; tests add an endpoint and credentials to it.
+pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -36,8 +44,6 @@ pub async fn sdk_config() -> SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .load()
-        .await
 }
 
 impl Clients {
@@ -46,6 +52,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            endpoint_url: config.endpoint_url().map(str::to_owned),
         }
     }
 
@@ -62,7 +69,9 @@ impl Clients {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(_) => tracing::debug!(duration_ms = ms, "dynamodb connection warmed"),
-            Err(e) => tracing::warn!(duration_ms = ms, error = %crate::error_chain(&e), "dynamodb warm-up failed"),
+            Err(e) => {
+                tracing::warn!(duration_ms = ms, error = %crate::error_chain(&e), "dynamodb warm-up failed")
+            }
         }
     }
 }

@@ -164,7 +164,8 @@ impl Middleware {
         let lambda_trace = req
             .lambda_context_ref()
             .and_then(|c| c.xray_trace_id.clone());
-        if let Some(parent) = crate::telemetry::remote_parent(lambda_trace.as_deref(), req.headers())
+        if let Some(parent) =
+            crate::telemetry::remote_parent(lambda_trace.as_deref(), req.headers())
         {
             let _ = span.set_parent(parent);
         }
@@ -362,7 +363,7 @@ where
 
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
-    let body = serde_json::to_string(value).map_err(|e| ApiError::internal(e))?;
+    let body = serde_json::to_string(value).map_err(ApiError::internal)?;
     let mut r = Response::new(Body::Text(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -466,6 +467,10 @@ fn field_name(path: &str, message: &str) -> String {
             && let Some(end) = rest.find('`')
         {
             let name = &rest[..end];
+            // serde_path_to_error already ends the path with an unknown field's name.
+            if parent == name || parent.ends_with(&format!(".{name}")) {
+                return parent.to_owned();
+            }
             return if parent.is_empty() {
                 name.to_owned()
             } else {

@@ -9,6 +9,7 @@ pub mod redact;
 pub mod runtime;
 pub mod secrets;
 pub mod telemetry;
+pub mod testing;
 
 pub use config::Config;
 pub use problem::{ApiError, Problem};
@@ -31,22 +32,40 @@ pub async fn init(function_name: &str) -> Result<App, config::ConfigError> {
             serde_json::json!({"level": "ERROR", "function": function_name, "message": e.to_string()})
         );
     })?;
-    let telemetry = telemetry::init(&config, telemetry::Sink::Stdout);
     let started = std::time::Instant::now();
-    let sdk = aws::sdk_config().await;
-    let clients = aws::Clients::new(&sdk);
-    clients.warm(&config.table_name).await;
+    let app = App::new(config, telemetry::Sink::Stdout).await;
+    app.clients.warm(&app.config.table_name).await;
     tracing::info!(
         init_ms = started.elapsed().as_secs_f64() * 1e3,
-        version = %config.version,
+        version = %app.config.version,
         "function initialised"
     );
-    Ok(App {
-        secrets: secrets::SecretsCache::new(clients.secrets.clone(), config.secrets_ttl),
-        config,
-        clients,
-        telemetry,
-    })
+    Ok(app)
+}
+
+impl App {
+    /// Builds the per-process state from a configuration, with telemetry written to `sink`
+    /// (stdout in Lambda; a buffer in tests that read the log).
+    pub async fn new(config: Config, sink: telemetry::Sink) -> App {
+        let sdk = aws::sdk_config().await;
+        Self::with_sdk_config(config, sink, &sdk)
+    }
+
+    /// [`App::new`] with an SDK configuration built by the caller.
+    pub fn with_sdk_config(
+        config: Config,
+        sink: telemetry::Sink,
+        sdk: &aws_config::SdkConfig,
+    ) -> App {
+        let telemetry = telemetry::init(&config, sink);
+        let clients = aws::Clients::new(sdk);
+        App {
+            secrets: secrets::SecretsCache::new(clients.secrets.clone(), config.secrets_ttl),
+            config,
+            clients,
+            telemetry,
+        }
+    }
 }
 
 /// An error and its sources, outermost first, on one line.

@@ -46,9 +46,14 @@ pub struct InvalidParam {
     pub reason: String,
 }
 
-/// An error on its way to becoming a problem+json response.
+/// An error on its way to becoming a problem+json response. Boxed: it travels in every
+/// handler's `Result`, whose happy path should stay small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ApiErrorParts>);
+
+/// The parts of an [`ApiError`], readable through `Deref`.
+#[derive(Debug)]
+pub struct ApiErrorParts {
     pub status: StatusCode,
     pub type_: &'static str,
     pub title: &'static str,
@@ -60,9 +65,22 @@ pub struct ApiError {
     pub cause: Option<anyhow::Error>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ApiErrorParts;
+    fn deref(&self) -> &ApiErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ApiErrorParts {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, type_: &'static str, title: &'static str) -> Self {
-        Self {
+        Self(Box::new(ApiErrorParts {
             status,
             type_,
             title,
@@ -71,7 +89,7 @@ impl ApiError {
             headers: HeaderMap::new(),
             extensions: serde_json::Map::new(),
             cause: None,
-        }
+        }))
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -99,7 +117,12 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "/problems/bad-request", "Bad request").detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "/problems/bad-request",
+            "Bad request",
+        )
+        .detail(detail)
     }
 
     /// A request that parsed but whose fields are not acceptable.
@@ -167,20 +190,21 @@ impl ApiError {
         instance: Option<&str>,
         request_id: Option<&str>,
     ) -> http::Response<Body> {
+        let parts = *self.0;
         let problem = Problem {
-            type_: self.type_.to_owned(),
-            title: self.title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail,
+            type_: parts.type_.to_owned(),
+            title: parts.title.to_owned(),
+            status: parts.status.as_u16(),
+            detail: parts.detail,
             instance: instance.map(str::to_owned),
             request_id: request_id.map(str::to_owned),
-            invalid_params: self.invalid_params,
-            extensions: self.extensions,
+            invalid_params: parts.invalid_params,
+            extensions: parts.extensions,
         };
         let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".to_owned());
         let mut response = http::Response::new(Body::Text(body));
-        *response.status_mut() = self.status;
-        response.headers_mut().extend(self.headers);
+        *response.status_mut() = parts.status;
+        response.headers_mut().extend(parts.headers);
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_JSON),

@@ -83,7 +83,10 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
             format!("{},lambda_runtime=warn", config.log_level)
         };
         let log_filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
-            eprintln!("LOG_LEVEL {:?} is not a valid filter ({e}); using info", config.log_level);
+            eprintln!(
+                "LOG_LEVEL {:?} is not a valid filter ({e}); using info",
+                config.log_level
+            );
             EnvFilter::new("info")
         });
         // Spans for tracing: ours at info and above, and the AWS SDK's one span per operation
@@ -116,7 +119,8 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
         if subscriber.try_init().is_err() {
             eprintln!("a tracing subscriber was already installed; keeping it");
         }
-        install_panic_hook();
+        // In-process tests log to a buffer; they also need the default hook's message on stderr.
+        install_panic_hook(matches!(sink, Sink::Buffer(_)));
 
         let collector = metrics_cloudwatch_embedded::Builder::new()
             .cloudwatch_namespace(config.metrics_namespace.clone())
@@ -193,16 +197,36 @@ fn merge_emf(lines: &[u8]) -> Vec<String> {
 /// Every metric this project emits, with its unit (docs/metrics.md lists them).
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_histogram};
-    describe_counter!("Requests", Unit::Count, "HTTP requests by route and status class");
-    describe_histogram!("Latency", Unit::Milliseconds, "HTTP request latency by route");
+    describe_counter!(
+        "Requests",
+        Unit::Count,
+        "HTTP requests by route and status class"
+    );
+    describe_histogram!(
+        "Latency",
+        Unit::Milliseconds,
+        "HTTP request latency by route"
+    );
     describe_counter!("ColdStart", Unit::Count, "first invocation of a process");
-    describe_counter!("Panics", Unit::Count, "handler panics caught by the HTTP guard");
-    describe_counter!("Invocations", Unit::Count, "event-source invocations by outcome");
+    describe_counter!(
+        "Panics",
+        Unit::Count,
+        "handler panics caught by the HTTP guard"
+    );
+    describe_counter!(
+        "Invocations",
+        Unit::Count,
+        "event-source invocations by outcome"
+    );
 }
 
 /// Routes panic messages through the JSON log instead of raw stderr text.
-fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+fn install_panic_hook(chain_default: bool) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if chain_default {
+            default(info);
+        }
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
@@ -329,7 +353,10 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut record = Map::new();
-        record.insert("timestamp".into(), Value::String(rfc3339(SystemTime::now())));
+        record.insert(
+            "timestamp".into(),
+            Value::String(rfc3339(SystemTime::now())),
+        );
         record.insert("level".into(), Value::String(meta.level().to_string()));
         record.insert("target".into(), Value::String(meta.target().to_owned()));
         record.insert("function".into(), Value::String(self.function.clone()));
@@ -421,7 +448,10 @@ mod tests {
         let merged = merge_emf(docs);
         assert_eq!(merged.len(), 2, "{merged:?}");
         let first: Value = serde_json::from_str(&merged[0]).unwrap();
-        assert_eq!(first["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            first["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(),
+            3
+        );
         assert_eq!(first["Latency"], serde_json::json!([2.0]));
         assert_eq!(first["outcome"], "ok");
     }

@@ -40,10 +40,16 @@ impl Inbox for DynamoInbox {
             )
             .item("type", AttributeValue::S(message.kind.clone()))
             .item("summary", AttributeValue::S(message.summary.clone()))
-            .item("aggregate_id", AttributeValue::S(message.aggregate_id.clone()))
+            .item(
+                "aggregate_id",
+                AttributeValue::S(message.aggregate_id.clone()),
+            )
             .item("data", AttributeValue::S(message.data.to_string()))
             .item("message_id", AttributeValue::S(message.id.clone()))
-            .item("trace_id", AttributeValue::S(shared::telemetry::current_trace_id().unwrap_or_default()))
+            .item(
+                "trace_id",
+                AttributeValue::S(shared::telemetry::current_trace_id().unwrap_or_default()),
+            )
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;

@@ -119,10 +119,7 @@ async fn relay_one(
         .map_err(|e| anyhow::anyhow!("outbox item {} holds a malformed message: {e}", item.pk))?;
     let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind);
     set_remote_parent(&span, item.trace.as_deref());
-    publisher
-        .publish(&item, &message)
-        .instrument(span)
-        .await?;
+    publisher.publish(&item, &message).instrument(span).await?;
     Ok(Some(message.kind))
 }
 

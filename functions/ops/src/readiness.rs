@@ -69,8 +69,8 @@ where
     fn classify(&self) -> String {
         use aws_sdk_dynamodb::error::SdkError;
         match self {
-            SdkError::DispatchFailure(_) => format!("{} is unreachable", endpoint()),
-            SdkError::TimeoutError(_) => format!("{} timed out", endpoint()),
+            SdkError::DispatchFailure(_) => "unreachable: the request could not be sent".to_owned(),
+            SdkError::TimeoutError(_) => "timed out".to_owned(),
             SdkError::ServiceError(e) => {
                 let err = e.err();
                 format!(
@@ -98,20 +98,28 @@ impl Classify for anyhow::Error {
     }
 }
 
-/// The AWS endpoint in use: moto server locally (`AWS_ENDPOINT_URL`), AWS otherwise.
-pub fn endpoint() -> String {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => format!("the AWS endpoint {url} (moto server locally)"),
-        _ => "the AWS regional endpoint".to_owned(),
-    }
-}
-
 /// Checks the table, the outbox queue and its DLQ, and the signing-key secret.
 pub async fn check_all(app: &App) -> Vec<Check> {
-    let c = &app.clients;
+    // One attempt each: a readiness probe reports the state now, it does not retry into it.
+    let no_retry = aws_config::retry::RetryConfig::disabled();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        app.clients
+            .dynamodb
+            .config()
+            .to_builder()
+            .retry_config(no_retry.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        app.clients
+            .sqs
+            .config()
+            .to_builder()
+            .retry_config(no_retry)
+            .build(),
+    );
     let queue = |url: &str| {
-        c.sqs
-            .get_queue_attributes()
+        sqs.get_queue_attributes()
             .queue_url(url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
             .send()
@@ -119,7 +127,7 @@ pub async fn check_all(app: &App) -> Vec<Check> {
     let (table, outbox, dlq, keys) = tokio::join!(
         check(
             "table",
-            c.dynamodb
+            dynamodb
                 .describe_table()
                 .table_name(&app.config.table_name)
                 .send()
@@ -157,25 +165,29 @@ pub async fn readyz(app: &App) -> Result<Response, ApiError> {
             },
         );
     }
-    let all_unreachable = checks
-        .iter()
-        .all(|c| c.error.as_deref().is_some_and(|e| e.contains("unreachable")));
+    let all_unreachable = checks.iter().all(|c| {
+        c.error
+            .as_deref()
+            .is_some_and(|e| e.contains("unreachable") || e.contains("timed out"))
+    });
     let mut detail = format!("not ready: {} failed", failed.join(", "));
     if all_unreachable {
-        detail.push_str(&format!("; {} is unreachable", endpoint_name()));
+        detail.push_str(&format!(
+            "; {} is unreachable",
+            endpoint_name(app.clients.endpoint_url.as_deref())
+        ));
     }
     for c in checks.iter().filter(|c| c.status != "ok") {
         tracing::warn!(check = c.name, error = ?c.error, latency_ms = c.latency_ms, "readiness check failed");
     }
-    Err(ApiError::service_unavailable(detail).extension(
-        "checks",
-        serde_json::to_value(&checks).unwrap_or_default(),
-    ))
+    Err(ApiError::service_unavailable(detail)
+        .extension("checks", serde_json::to_value(&checks).unwrap_or_default()))
 }
 
-fn endpoint_name() -> String {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => format!("moto server at {url}"),
-        _ => "AWS".to_owned(),
+/// The endpoint override is moto server locally; without one the SDK talks to AWS.
+fn endpoint_name(endpoint_url: Option<&str>) -> String {
+    match endpoint_url {
+        Some(url) if !url.is_empty() => format!("the AWS endpoint {url} (moto server locally)"),
+        _ => "the AWS regional endpoint".to_owned(),
     }
 }

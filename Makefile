@@ -1,0 +1,49 @@
+# The two commands a fresh machine needs are `make dev` and `make test`; the rest are parts.
+SHELL := /bin/bash
+PY := .tools/stack/bin/python
+SAM := .tools/sam/bin/sam
+CFN_LINT := .tools/sam/bin/cfn-lint
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: dev test setup lint fmt clippy template-lint build-arm64 sam-build openapi bench
+
+## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
+dev: setup
+	$(PY) infra/local_stack.py
+
+## Run every test (unit, handler, integration against moto, end to end through the local stack).
+test:
+	bash infra/test.sh
+
+## Install the pinned tools into .tools/ (idempotent).
+setup:
+	bash infra/setup.sh
+
+lint: fmt clippy template-lint
+
+fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+template-lint: setup
+	$(CFN_LINT) template.yaml
+	$(SAM) validate --lint -t template.yaml
+
+## Cross-build every function for arm64 with the fast CI profile (no LTO).
+build-arm64: setup
+	source .tools/stack/bin/activate && CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig \
+	  cargo lambda build --arm64 --profile ci --workspace
+
+## What deploys: sam build runs `cargo lambda build --release --arm64` per function.
+sam-build: setup
+	source .tools/stack/bin/activate && PATH="$$PWD/.tools/sam/bin:$$PATH" $(SAM) build
+
+## Regenerate docs/openapi.json from the code.
+openapi:
+	UPDATE_OPENAPI=1 cargo test -p ops --lib openapi
+
+## Cold start and warm latency of every function vs a bare lambda_runtime hello world.
+bench:
+	bash infra/bench.sh

@@ -1,0 +1,238 @@
+//! The foundation through the local gateway: ops endpoints, problem+json for unknown routes,
+//! security headers and request ids on every response, CORS, and what one request leaves in
+//! the logs.
+
+use std::time::Duration;
+
+use e2e::Stack;
+use serde_json::Value;
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+];
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn assert_common_headers(resp: &reqwest::Response) {
+    let h = resp.headers();
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(
+            h.get(*name).and_then(|v| v.to_str().ok()),
+            Some(*value),
+            "{name} on {}",
+            resp.url()
+        );
+    }
+    assert!(
+        h.get("strict-transport-security").is_some(),
+        "HSTS on {}",
+        resp.url()
+    );
+    assert!(
+        !h["x-request-id"].to_str().unwrap().is_empty(),
+        "request id on {}",
+        resp.url()
+    );
+}
+
+#[tokio::test]
+async fn healthz_is_200_with_version_function_and_cold_start() {
+    let stack = Stack::get();
+    let resp = client()
+        .get(format!("{}/healthz", stack.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_common_headers(&resp);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["function"], "HealthzFunction");
+    assert!(body["version"].is_string() && body["cold_start"].is_boolean());
+}
+
+#[tokio::test]
+async fn readyz_is_200_with_each_dependency_and_its_latency() {
+    let stack = Stack::get();
+    let resp = client()
+        .get(format!("{}/readyz", stack.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_common_headers(&resp);
+    let body: Value = resp.json().await.unwrap();
+    let checks = body["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["table", "outbox_queue", "outbox_dlq", "signing_keys"]
+    );
+    for c in checks {
+        assert_eq!(c["status"], "ok", "{c}");
+        assert!(c["latency_ms"].as_f64().unwrap() > 0.0, "{c}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem_with_security_headers() {
+    let stack = Stack::get();
+    let resp = client()
+        .post(format!("{}/v1/no/such/route?x=1", stack.url))
+        .header("content-type", "application/json")
+        .body("{malformed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_common_headers(&resp);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["status"], 404);
+    assert_eq!(p["instance"], "/v1/no/such/route");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_matches_the_checked_in_copy() {
+    let stack = Stack::get();
+    let resp = client()
+        .get(format!("{}/openapi.json", stack.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_common_headers(&resp);
+    let served: Value = resp.json().await.unwrap();
+    let checked_in: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, checked_in);
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_the_allowed_origin_and_refused_for_others() {
+    let stack = Stack::get();
+    let origin = stack
+        .env("CORS_ALLOWED_ORIGINS")
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let preflight = |o: String| {
+        client()
+            .request(reqwest::Method::OPTIONS, format!("{}/v1/events", stack.url))
+            .header("origin", o)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let ok = preflight(origin.clone()).await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_common_headers(&ok);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"]
+            .to_str()
+            .unwrap(),
+        origin
+    );
+    let refused = preflight("https://evil.example".into()).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let actual = client()
+        .get(format!("{}/healthz", stack.url))
+        .header("origin", &origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        actual.headers()["access-control-allow-origin"]
+            .to_str()
+            .unwrap(),
+        origin,
+        "never *"
+    );
+}
+
+#[tokio::test]
+async fn one_request_leaves_one_access_line_and_one_emf_document_and_no_secret() {
+    let stack = Stack::get();
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJlMmUifQ.c2lnbmF0dXJlLWUyZQ";
+    let resp = client()
+        .post(format!("{}/v1/auth/nowhere", stack.url))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        .body(format!(
+            r#"{{"email":"e2e-secret@example.com","password":"{password}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.status(), 404);
+
+    let lines = stack.log_lines("NotFoundFunction");
+    let mine: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["request_id"] == request_id.as_str() || l["requestId"] == request_id.as_str())
+        .collect();
+    let access: Vec<&&Value> = mine
+        .iter()
+        .filter(|l| l["message"] == "request completed")
+        .collect();
+    assert_eq!(access.len(), 1, "{mine:?}");
+    let a = access[0];
+    for field in [
+        "timestamp",
+        "level",
+        "message",
+        "function",
+        "cold_start",
+        "request_id",
+        "lambda_request_id",
+        "trace_id",
+        "route",
+        "method",
+        "status",
+        "duration_ms",
+        "client_ip",
+        "user_agent",
+    ] {
+        assert!(a.get(field).is_some(), "access line lacks {field}: {a}");
+    }
+    assert_eq!(
+        a["trace_id"], "1-5759e988-bd862e3fe1be46a994272793",
+        "the incoming trace continues"
+    );
+    assert_eq!(a["route"], "$default");
+    assert_eq!(a["status"], 404);
+    let emf: Vec<&&Value> = mine.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 1, "{mine:?}");
+
+    let logs = stack.all_logs();
+    for secret in [password.as_str(), token, "e2e-secret@example.com"] {
+        assert!(!logs.contains(secret), "{secret} reached a log");
+    }
+}
