@@ -28,6 +28,25 @@ pub type Response = http::Response<Body>;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The fields of the one access-log line every request produces (`user_id` joins them once the
+/// request is authenticated).
+pub const ACCESS_LOG_FIELDS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "function",
+    "cold_start",
+    "request_id",
+    "lambda_request_id",
+    "trace_id",
+    "route",
+    "method",
+    "status",
+    "duration_ms",
+    "client_ip",
+    "user_agent",
+];
+
 /// Headers every response carries.
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     (

@@ -248,22 +248,7 @@ async fn one_request_logs_one_access_line_and_one_emf_document_without_secrets()
         .collect();
     assert_eq!(access.len(), 1, "exactly one access line: {lines:?}");
     let a = access[0];
-    for field in [
-        "timestamp",
-        "level",
-        "message",
-        "function",
-        "cold_start",
-        "request_id",
-        "lambda_request_id",
-        "trace_id",
-        "route",
-        "method",
-        "status",
-        "duration_ms",
-        "client_ip",
-        "user_agent",
-    ] {
+    for field in shared::http::ACCESS_LOG_FIELDS {
         assert!(a.get(field).is_some(), "access line lacks {field}: {a}");
     }
     assert_eq!(a["status"], 201);
