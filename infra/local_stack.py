@@ -417,8 +417,20 @@ def new_trace_header():
     return "Root=1-%08x-%s;Parent=%s;Sampled=1" % (int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
 
 
-def make_gateway(routes, default_route):
-    """routes: list of (method, path, regex, Function)."""
+def rotate_keys(fn, secret_arn):
+    """What Secrets Manager does on a rotation: the four steps, one invocation each."""
+    token = str(uuid.uuid4())
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        kind, out = fn.invoke(json.dumps({"SecretId": secret_arn, "ClientRequestToken": token, "Step": step}).encode())
+        if kind != "response":
+            return 500, {"step": step, "error": out.decode("utf-8", "replace")}
+    return 200, {"rotated": True, "version": token}
+
+
+def make_gateway(routes, default_route, controls=None):
+    """routes: list of (method, path, regex, Function); controls: local-only POST endpoints
+    under /_local/ (not part of the API; they do what an operator or AWS would)."""
+    controls = controls or {}
 
     # Most specific first, as API Gateway: more literal segments, then no greedy variable.
     def specificity(r):
@@ -440,6 +452,9 @@ def make_gateway(routes, default_route):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             method = self.command
+            if method == "POST" and path in controls:
+                status, result = controls[path]()
+                return self._reply(status, {"content-type": "application/json"}, json.dumps(result).encode(), [])
             route, params = None, None
             for m, p, rx, fn in ordered:
                 if m not in ("ANY", method):
@@ -729,6 +744,11 @@ def main():
     ap.add_argument("--ready-file", help="write the stack's addresses here as JSON once it serves")
     ap.add_argument("--quiet", action="store_true", help="do not echo function logs to the console")
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a function environment variable (repeatable)")
+    ap.add_argument("--attach", metavar="READY_FILE",
+                    help="a second gateway: use the moto server and resources of the stack that wrote "
+                         "READY_FILE (no resources, admin or event sources of its own)")
     args = ap.parse_args()
 
     parent = os.getppid()
@@ -743,7 +763,7 @@ def main():
 
     template = load_template(args.template)
     functions = {lid: r for lid, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    binaries = sorted({r["Metadata"]["BuildProperties"]["Binary"] for r in functions.values()})
+    binaries = sorted({r["Metadata"]["BuildProperties"]["Binary"] for r in functions.values()} | {"create_admin"})
     if not args.no_build:
         log("building %d functions (cargo build --bins; the first build takes a few minutes)" % len(binaries))
         cmd = ["cargo", "build", "--workspace"] + [a for b in binaries for a in ("--bin", b)]
@@ -756,21 +776,30 @@ def main():
 
     os.makedirs(os.path.join(args.state_dir, "logs"), exist_ok=True)
     log_dir = os.path.join(args.state_dir, "logs")
-    moto_port = args.moto_port or free_port()
-    endpoint = "http://127.0.0.1:%d" % moto_port
-    moto_bin = os.path.join(ROOT, ".tools", "stack", "bin", "moto_server")
-    moto = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(moto_port)],
-                            stdout=open(os.path.join(log_dir, "moto.log"), "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    children.append(moto)
+    attached = json.load(open(args.attach)) if args.attach else None
+    moto = None
+    if attached:
+        endpoint = attached["aws_endpoint_url"]
+    else:
+        moto_port = args.moto_port or free_port()
+        endpoint = "http://127.0.0.1:%d" % moto_port
+        moto_bin = os.path.join(ROOT, ".tools", "stack", "bin", "moto_server")
+        moto = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(moto_port)],
+                                stdout=open(os.path.join(log_dir, "moto.log"), "ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        children.append(moto)
     try:
-        if not wait_http(endpoint + "/moto-api/", 30):
-            raise SystemExit("moto server did not start on %s (see %s/moto.log)" % (endpoint, log_dir))
-        log("moto server on %s" % endpoint)
-
         resolver = Resolver(template)
-        for line in create_resources(template, resolver, endpoint):
-            log("created %s" % line)
+        if attached:
+            resolver.refs.update(attached["resources"]["refs"])
+            resolver.attrs.update({tuple(k.split("|", 1)): v for k, v in attached["resources"]["attrs"].items()})
+            log("attached to moto server %s and the resources of %s" % (endpoint, args.attach))
+        else:
+            if not wait_http(endpoint + "/moto-api/", 30):
+                raise SystemExit("moto server did not start on %s (see %s/moto.log)" % (endpoint, log_dir))
+            log("moto server on %s" % endpoint)
+            for line in create_resources(template, resolver, endpoint):
+                log("created %s" % line)
 
         globals_ = template.get("Globals", {}).get("Function", {})
         base_env = {
@@ -795,6 +824,9 @@ def main():
                 env.setdefault(k, v) if k == "LOG_LEVEL" else env.__setitem__(k, v)
             if os.environ.get("LOG_LEVEL"):
                 env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
+            for kv in args.env:
+                k, _, v = kv.partition("=")
+                env[k] = v
             binary = os.path.join(target, "debug", res["Metadata"]["BuildProperties"]["Binary"])
             timeout_s = int(props.get("Timeout", globals_.get("Timeout", 3)))
             fn = Function(lid, binary, env, timeout_s, log_dir, echo=not args.quiet)
@@ -806,6 +838,8 @@ def main():
                         default_route = fn
                     else:
                         routes.append((p["Method"].upper(), p["Path"], route_matcher(p["Path"]), fn))
+                elif attached:
+                    continue  # the first stack polls the event sources
                 elif ev["Type"] == "DynamoDB":
                     sources.append(threading.Thread(target=poll_stream, args=(fn, p, resolver, endpoint, stop), daemon=True))
                 elif ev["Type"] == "SQS":
@@ -813,8 +847,24 @@ def main():
         for t in sources:
             t.start()
 
+        # The first admin, with fresh credentials: there is no default account anywhere.
+        admin_env = dict(next(iter(fns.values())).env) if fns else {}
+        admin = attached and subprocess.CompletedProcess([], 0, stdout=json.dumps(attached["admin"]), stderr="")
+        admin = admin or subprocess.run([os.path.join(target, "debug", "create_admin"), "--email", "admin@city-events.local",
+                                "--name", "Local Admin"], env=admin_env, capture_output=True, text=True)
+        if admin.returncode != 0:
+            raise SystemExit("creating the local admin failed: %s" % admin.stderr.strip())
+        admin_info = json.loads(admin.stdout.strip().splitlines()[-1])
+        if not attached:
+            log("admin account: %s / %s (generated now; see docs/runbook.md)" % (admin_info["email"], admin_info["password"]))
+
         port = args.port if args.port else free_port()
-        server = ThreadingHTTPServer(("127.0.0.1", port), make_gateway(routes, default_route))
+        rotation = next((fns[lid] for lid, r in functions.items()
+                         if r["Metadata"]["BuildProperties"]["Binary"] == "rotate_keys"), None)
+        secret_arn = next((v for k, v in resolver.refs.items()
+                           if template["Resources"][k]["Type"] == "AWS::SecretsManager::Secret"), None)
+        controls = {"/_local/rotate-keys": lambda: rotate_keys(rotation, secret_arn)} if rotation else {}
+        server = ThreadingHTTPServer(("127.0.0.1", port), make_gateway(routes, default_route, controls))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = "http://127.0.0.1:%d" % port
@@ -823,7 +873,8 @@ def main():
         if default_route:
             log("route %-7s %-40s -> %s" % ("ANY", "$default", default_route.lid))
         log("%d event sources polling (stream relay, queue consumers)" % len(sources))
-        info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir,
+        info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir, "admin": admin_info,
+                "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
                 "env": {k: v for k, v in next(iter(fns.values())).env.items()
                         if k.isupper() and k not in ("PATH",)} if fns else {}}
         # The same environment, for running one function on its own with `cargo lambda watch`.
@@ -839,7 +890,7 @@ def main():
         while not stop.wait(0.5):
             if args.exit_with_parent and os.getppid() != parent:
                 break
-            if moto.poll() is not None and not stop.is_set():
+            if moto is not None and moto.poll() is not None and not stop.is_set():
                 log("moto server exited (%s)" % moto.returncode)
         log("stopping")
         server.shutdown()

@@ -11,27 +11,33 @@ step "build (functions and tests)"
 cargo build --workspace --bins --tests --quiet
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/city-events-test.XXXXXX")"
-stack_pid=""
+pids=()
 cleanup() {
-  if [ -n "$stack_pid" ] && kill -0 "$stack_pid" 2>/dev/null; then
-    kill -TERM "$stack_pid" 2>/dev/null || true
-    wait "$stack_pid" 2>/dev/null || true
-  fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 
-step "start the local stack (free ports; logs in $state/logs)"
-.tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 --moto-port 0 \
-  --state-dir "$state" --ready-file "$state/ready.json" > "$state/stack.out" 2>&1 &
-stack_pid=$!
-for _ in $(seq 1 300); do
-  [ -f "$state/ready.json" ] && break
-  if ! kill -0 "$stack_pid" 2>/dev/null; then cat "$state/stack.out"; echo "the local stack failed to start" >&2; exit 1; fi
-  sleep 0.1
-done
-[ -f "$state/ready.json" ] || { cat "$state/stack.out"; echo "the local stack did not become ready" >&2; exit 1; }
-export CITY_EVENTS_STACK="$state/ready.json"
+# Keys are re-read from Secrets Manager every second, so a rotation test sees the new keys.
+stack_env=(--env SECRETS_CACHE_TTL_SECONDS=1)
+start_stack() { # name, extra args...
+  local name="$1"; shift
+  .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 "${stack_env[@]}" \
+    --state-dir "$state/$name" --ready-file "$state/$name.json" "$@" > "$state/$name.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    [ -f "$state/$name.json" ] && return 0
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then cat "$state/$name.out"; echo "the local stack $name failed to start" >&2; exit 1; fi
+    sleep 0.1
+  done
+  cat "$state/$name.out"; echo "the local stack $name did not become ready" >&2; exit 1
+}
+step "start the local stack, and a second gateway on the same moto (free ports; logs in $state)"
+mkdir -p "$state/stack" "$state/gateway2"
+start_stack stack --moto-port 0
+start_stack gateway2 --attach "$state/stack.json"
+export CITY_EVENTS_STACK="$state/stack.json" CITY_EVENTS_STACK_2="$state/gateway2.json"
 export MOTO_SERVER="$root/.tools/stack/bin/moto_server"
 
 step "cargo test --workspace"

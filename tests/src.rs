@@ -15,8 +15,17 @@ impl Stack {
     /// The stack named by `CITY_EVENTS_STACK` (set by `make test`). Without it the end-to-end
     /// tests cannot run, and fail saying so rather than pass without testing anything.
     pub fn get() -> Stack {
-        let path = std::env::var("CITY_EVENTS_STACK").unwrap_or_else(|_| {
-            panic!("CITY_EVENTS_STACK is not set: run the end-to-end tests with `make test`")
+        Self::from_env("CITY_EVENTS_STACK")
+    }
+
+    /// The second gateway `make test` starts on the same moto server and resources.
+    pub fn second_gateway() -> Stack {
+        Self::from_env("CITY_EVENTS_STACK_2")
+    }
+
+    fn from_env(var: &str) -> Stack {
+        let path = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run the end-to-end tests with `make test`")
         });
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -26,6 +35,16 @@ impl Stack {
             log_dir: PathBuf::from(v["log_dir"].as_str().unwrap()),
             env: v["env"].as_object().unwrap().clone(),
         }
+    }
+
+    /// An HTTP client whose requests come from `ip` (any 127.x.y.z address reaches the loopback
+    /// gateway), so a test has its own per-IP rate-limit budget.
+    pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client")
     }
 
     /// A value of the functions' environment (TABLE_NAME, OUTBOX_QUEUE_URL, ...).

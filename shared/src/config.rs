@@ -58,6 +58,15 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `MAX_BODY_BYTES`: request bodies above this are refused with 413.
     pub max_body_bytes: usize,
+    /// `JWT_ISSUER` and `JWT_AUDIENCE`: the `iss` and `aud` of access tokens.
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// `RATE_LIMIT_API_PER_MINUTE`: requests per user (or client IP) per minute on the API.
+    pub rate_limit_api: u32,
+    /// `RATE_LIMIT_AUTH_PER_MINUTE`: requests per client IP per minute on each auth endpoint.
+    pub rate_limit_auth: u32,
+    /// `RATE_LIMIT_ALLOWLIST`: comma-separated client IPs of internal callers, never limited.
+    pub rate_limit_allowlist: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -90,6 +99,11 @@ impl Config {
             secrets_ttl: Duration::from_secs(r.number("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86_400)),
             cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS"),
             max_body_bytes: r.number("MAX_BODY_BYTES", 64 * 1024, 1, 6 * 1024 * 1024) as usize,
+            jwt_issuer: r.required("JWT_ISSUER"),
+            jwt_audience: r.required("JWT_AUDIENCE"),
+            rate_limit_api: r.number("RATE_LIMIT_API_PER_MINUTE", 100, 1, 1_000_000) as u32,
+            rate_limit_auth: r.number("RATE_LIMIT_AUTH_PER_MINUTE", 5, 1, 1_000_000) as u32,
+            rate_limit_allowlist: r.ips("RATE_LIMIT_ALLOWLIST"),
         };
         if r.problems.is_empty() {
             Ok(config)
@@ -136,6 +150,20 @@ impl<S: Source> Reader<'_, S> {
         }
     }
 
+    fn ips(&mut self, name: &str) -> Vec<std::net::IpAddr> {
+        let raw = self.env.get(name).unwrap_or_default();
+        let mut out = Vec::new();
+        for ip in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match ip.parse() {
+                Ok(ip) => out.push(ip),
+                Err(_) => self
+                    .problems
+                    .push(format!("{name} entries must be IP addresses, got {ip:?}")),
+            }
+        }
+        out
+    }
+
     fn origins(&mut self, name: &str) -> Vec<String> {
         let raw = self.env.get(name).unwrap_or_default();
         let mut out = Vec::new();
@@ -167,6 +195,8 @@ mod tests {
             ("OUTBOX_QUEUE_URL", "http://q"),
             ("OUTBOX_DLQ_URL", "http://dlq"),
             ("SIGNING_KEYS_SECRET_ID", "keys"),
+            ("JWT_ISSUER", "https://city-events.test"),
+            ("JWT_AUDIENCE", "city-events-api"),
         ])
     }
 

@@ -97,6 +97,189 @@ impl HttpOptions {
     }
 }
 
+/// Who may call a route and how often.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// `None`: public. `Some(role)`: a valid access token whose roles include `role`.
+    pub role: Option<crate::auth::Role>,
+    pub rate_limit: Option<crate::ratelimit::Rule>,
+}
+
+impl Policy {
+    /// No token, no limit: liveness, readiness, the OpenAPI document.
+    pub fn open() -> Self {
+        Self {
+            role: None,
+            rate_limit: None,
+        }
+    }
+
+    /// An API route for callers with `role`, limited per user (fails open: the limiter's
+    /// store being down should not take reads down with it).
+    pub fn api(config: &crate::Config, role: crate::auth::Role) -> Self {
+        Self {
+            role: Some(role),
+            rate_limit: Some(crate::ratelimit::Rule {
+                scope: "api",
+                limit: config.rate_limit_api,
+                window: std::time::Duration::from_secs(60),
+                fail_open: true,
+            }),
+        }
+    }
+
+    /// A public API route, limited per client IP on the shared API budget.
+    pub fn public_api(config: &crate::Config) -> Self {
+        Self {
+            role: None,
+            ..Self::api(config, crate::auth::Role::Attendee)
+        }
+    }
+
+    /// An unauthenticated auth endpoint (register, login, MFA verify, refresh): limited per
+    /// client IP on its own budget, failing closed.
+    pub fn auth_endpoint(config: &crate::Config, scope: &'static str) -> Self {
+        Self {
+            role: None,
+            rate_limit: Some(crate::ratelimit::Rule {
+                scope,
+                limit: config.rate_limit_auth,
+                window: std::time::Duration::from_secs(60),
+                fail_open: false,
+            }),
+        }
+    }
+}
+
+/// What the middleware needs to enforce a [`Policy`].
+pub struct Guard {
+    pub policy: Policy,
+    pub keys: crate::auth::Keys,
+    pub limiter: crate::ratelimit::RateLimiter,
+    pub issuer: String,
+    pub audience: String,
+    pub allowlist: Vec<std::net::IpAddr>,
+}
+
+impl Guard {
+    pub fn new(app: &crate::App, policy: Policy) -> Self {
+        Self {
+            policy,
+            keys: crate::auth::Keys::new(app),
+            limiter: crate::ratelimit::RateLimiter::new(
+                app.clients.dynamodb.clone(),
+                app.config.table_name.clone(),
+            ),
+            issuer: app.config.jwt_issuer.clone(),
+            audience: app.config.jwt_audience.clone(),
+            allowlist: app.config.rate_limit_allowlist.clone(),
+        }
+    }
+
+    /// The caller, when the request carries a valid token; an error when the route needs one.
+    async fn authenticate(&self, req: &Request) -> Result<Option<crate::auth::User>, ApiError> {
+        let Some(token) = crate::auth::bearer(req.headers()) else {
+            return match self.policy.role {
+                Some(_) => Err(crate::auth::unauthorized()),
+                None => Ok(None),
+            };
+        };
+        if self.policy.role.is_none() {
+            return Ok(None);
+        }
+        let keys = self.keys.get().await.map_err(ApiError::internal)?;
+        let claims = keys
+            .verify(token, &self.issuer, &self.audience)
+            .map_err(|e| {
+                tracing::info!(reason = %e, "access token refused");
+                crate::auth::unauthorized()
+            })?;
+        let user = crate::auth::User {
+            id: claims.sub,
+            roles: claims.roles,
+            session_id: claims.sid,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+        };
+        if let Some(role) = self.policy.role
+            && !user.has(role)
+        {
+            return Err(ApiError::forbidden(format!(
+                "this route needs the {} role",
+                role.as_str()
+            )));
+        }
+        Ok(Some(user))
+    }
+
+    /// Counts the request; `Err` with 429 when over the limit (or 503 when the store fails and
+    /// the rule fails closed).
+    async fn limit(
+        &self,
+        route: &str,
+        client_ip: &str,
+        user: Option<&crate::auth::User>,
+        headers: &mut Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<(), ApiError> {
+        let Some(rule) = &self.policy.rate_limit else {
+            return Ok(());
+        };
+        if client_ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| self.allowlist.contains(&ip))
+        {
+            return Ok(());
+        }
+        let subject = match user {
+            Some(u) => format!("user:{}", u.id),
+            None => format!("ip:{client_ip}"),
+        };
+        let decision = match self.limiter.check(rule, &subject).await {
+            Ok(d) => d,
+            Err(e) => {
+                let mode = if rule.fail_open { "open" } else { "closed" };
+                metrics::counter!("RateLimiterErrors", "route" => route.to_owned(), "mode" => mode)
+                    .increment(1);
+                tracing::warn!(error.cause_chain = %crate::error_chain_anyhow(&e), mode, "rate limiter unavailable");
+                return if rule.fail_open {
+                    Ok(())
+                } else {
+                    Err(ApiError::service_unavailable(
+                        "rate limiting is unavailable; try again shortly",
+                    )
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("5")))
+                };
+            }
+        };
+        headers.push((
+            HeaderName::from_static("x-ratelimit-limit"),
+            decision.limit.into(),
+        ));
+        headers.push((
+            HeaderName::from_static("x-ratelimit-remaining"),
+            decision.remaining.into(),
+        ));
+        headers.push((
+            HeaderName::from_static("x-ratelimit-reset"),
+            decision.reset_after.into(),
+        ));
+        if decision.allowed {
+            return Ok(());
+        }
+        metrics::counter!("RateLimited", "route" => route.to_owned()).increment(1);
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "/problems/rate-limited",
+            "Too many requests",
+        )
+        .detail(format!(
+            "more than {} requests a minute; try again in {} s",
+            decision.limit, decision.reset_after
+        ))
+        .header(header::RETRY_AFTER, decision.reset_after.into()))
+    }
+}
+
 /// What the middleware knows of the request, gathered once.
 struct RequestInfo {
     request_id: String,
@@ -152,11 +335,22 @@ impl RequestInfo {
 pub struct Middleware {
     options: HttpOptions,
     telemetry: &'static Telemetry,
+    guard: Option<Guard>,
 }
 
 impl Middleware {
     pub fn new(options: HttpOptions, telemetry: &'static Telemetry) -> Self {
-        Self { options, telemetry }
+        Self {
+            options,
+            telemetry,
+            guard: None,
+        }
+    }
+
+    /// Enforces `guard`'s policy (authentication, roles, rate limits) before the handler.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Runs `handler` for `req` and returns the finished response. Never fails: every error,
@@ -199,8 +393,9 @@ impl Middleware {
                 cold_start,
                 request_id: info.request_id.clone(),
             });
-            let result = self.guarded(&info, req, handler).await;
-            match result {
+            let mut extra_headers = Vec::new();
+            let result = self.guarded(&info, req, handler, &mut extra_headers).await;
+            let mut response = match result {
                 Ok(r) => r,
                 Err(e) => {
                     if e.status.is_server_error() {
@@ -215,7 +410,11 @@ impl Middleware {
                     }
                     e.into_response(Some(&info.path), Some(&info.request_id))
                 }
+            };
+            for (name, value) in extra_headers {
+                response.headers_mut().insert(name, value);
             }
+            response
         }
         .instrument(span.clone())
         .await;
@@ -248,8 +447,9 @@ impl Middleware {
     async fn guarded<F, Fut>(
         &self,
         info: &RequestInfo,
-        req: Request,
+        mut req: Request,
         handler: F,
+        extra_headers: &mut Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Response, ApiError>
     where
         F: FnOnce(Request) -> Fut,
@@ -270,6 +470,18 @@ impl Middleware {
         };
         if body_len > self.options.max_body_bytes {
             return Err(ApiError::payload_too_large(self.options.max_body_bytes));
+        }
+        if let Some(guard) = &self.guard {
+            let user = guard.authenticate(&req).await?;
+            if let Some(user) = &user {
+                tracing::Span::current().record("user_id", user.id.as_str());
+            }
+            guard
+                .limit(&info.route, &info.client_ip, user.as_ref(), extra_headers)
+                .await?;
+            if let Some(user) = user {
+                req.extensions_mut().insert(user);
+            }
         }
         match AssertUnwindSafe(handler(req)).catch_unwind().await {
             Ok(result) => result,
@@ -362,15 +574,19 @@ fn record_request_metrics(route: &str, status: u16, duration_ms: f64, cold_start
 
 /// Starts the Lambda runtime with `handler` behind the middleware. The handler is called once
 /// per invocation; clone what it needs into it.
-pub async fn run<H, Fut>(app: &crate::App, handler: H) -> Result<(), lambda_http::Error>
+pub async fn run<H, Fut>(
+    app: &crate::App,
+    policy: Policy,
+    handler: H,
+) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
-    let middleware = Arc::new(Middleware::new(
-        HttpOptions::from_config(&app.config),
-        app.telemetry,
-    ));
+    let middleware = Arc::new(
+        Middleware::new(HttpOptions::from_config(&app.config), app.telemetry)
+            .with_guard(Guard::new(app, policy)),
+    );
     let handler = Arc::new(handler);
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let middleware = middleware.clone();
@@ -397,6 +613,8 @@ pub trait RequestParts {
     /// The JSON body as `T`. Wrong content type → 415; malformed JSON → 400; an unknown or
     /// missing field or a value its type refuses → 422 naming the field.
     fn json_body<T: DeserializeOwned>(&self) -> Result<T, ApiError>;
+    /// The authenticated caller (routes whose policy requires a role always have one).
+    fn user(&self) -> Result<&crate::auth::User, ApiError>;
     /// A path parameter the route declares, parsed into its domain type.
     fn path_param<T>(&self, name: &str) -> Result<T, ApiError>
     where
@@ -428,6 +646,12 @@ impl RequestParts for Request {
             )));
         }
         parse_json(self.body().as_ref())
+    }
+
+    fn user(&self) -> Result<&crate::auth::User, ApiError> {
+        self.extensions()
+            .get::<crate::auth::User>()
+            .ok_or_else(crate::auth::unauthorized)
     }
 
     fn path_param<T>(&self, name: &str) -> Result<T, ApiError>

@@ -1,10 +1,12 @@
 //! The crate every City Events function links: typed configuration, telemetry, the HTTP
 //! middleware and problem+json errors, AWS clients and the secrets cache.
 
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod http;
 pub mod problem;
+pub mod ratelimit;
 pub mod redact;
 pub mod runtime;
 pub mod secrets;

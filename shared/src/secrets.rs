@@ -20,7 +20,14 @@ pub trait SecretSource: Send + Sync + 'static {
 
 impl SecretSource for aws_sdk_secretsmanager::Client {
     async fn fetch(&self, id: &str) -> anyhow::Result<SecretString> {
-        let out = self.get_secret_value().secret_id(id).send().await?;
+        // AWSCURRENT is the default on AWS; asking for it explicitly also makes moto serve the
+        // rotated version (it keeps returning the first version otherwise).
+        let out = self
+            .get_secret_value()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await?;
         let value = out
             .secret_string
             .ok_or_else(|| anyhow::anyhow!("secret {id} has no string value"))?;

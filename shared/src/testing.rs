@@ -27,6 +27,8 @@ pub fn config(function: &str, overrides: &[(&'static str, &'static str)]) -> cra
         ("OUTBOX_DLQ_URL", "http://127.0.0.1:1/queue/dlq"),
         ("SIGNING_KEYS_SECRET_ID", "test-keys"),
         ("CORS_ALLOWED_ORIGINS", "https://app.city-events.example"),
+        ("JWT_ISSUER", "https://city-events.test"),
+        ("JWT_AUDIENCE", "city-events-api"),
     ]);
     env.extend(overrides.iter().copied());
     crate::Config::from_source(&env, function).expect("test configuration is complete")

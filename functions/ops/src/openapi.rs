@@ -22,7 +22,9 @@ struct ApiDoc;
 
 /// The whole document, every domain's endpoints merged in.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(auth::openapi::document());
+    doc
 }
 
 /// The document as pretty JSON, exactly as docs/openapi.json holds it.
@@ -69,8 +71,18 @@ mod tests {
     fn the_document_is_openapi_3_1_and_lists_the_ops_routes() {
         let v: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
         assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
-        for path in ["/healthz", "/readyz", "/openapi.json"] {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/openapi.json",
+            "/v1/me",
+            "/.well-known/jwks.json",
+        ] {
             assert!(v["paths"][path]["get"].is_object(), "{path} missing");
         }
+        assert_eq!(
+            v["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
     }
 }

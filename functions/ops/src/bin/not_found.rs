@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let app = shared::init("not-found").await?;
-    shared::http::run(&app, ops::not_found).await
+    shared::http::run(&app, shared::http::Policy::open(), ops::not_found).await
 }

@@ -1,0 +1,627 @@
+//! The auth endpoints: extract → parse into domain types → one domain call → one response.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, StatusCode};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::auth::{Keys, Role, User as Caller, new_claims, now_unix};
+use shared::http::{Request, RequestParts, Response, json};
+use utoipa::ToSchema;
+
+use crate::email::Email;
+use crate::store::{Rotation, Store, User};
+use crate::{password, totp};
+
+/// What every auth handler shares, built once per cold start.
+pub struct Auth {
+    pub store: Store,
+    pub keys: Keys,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Auth {
+    pub fn new(app: &shared::App) -> Arc<Self> {
+        Arc::new(Auth {
+            store: Store::new(app),
+            keys: Keys::new(app),
+            issuer: app.config.jwt_issuer.clone(),
+            audience: app.config.jwt_audience.clone(),
+        })
+    }
+
+    async fn tokens(
+        &self,
+        user: &User,
+        family: &str,
+        refresh_token: String,
+    ) -> Result<Tokens, ApiError> {
+        let keys = self.keys.get().await?;
+        let claims = new_claims(&self.issuer, &self.audience, &user.id, &user.roles, family);
+        Ok(Tokens {
+            access_token: keys.sign(&claims)?,
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            refresh_token,
+        })
+    }
+
+    async fn new_session(&self, user: &User) -> Result<Tokens, ApiError> {
+        let (family, refresh) = self.store.start_session(&user.id, now_unix()).await?;
+        self.tokens(user, &family, refresh).await
+    }
+
+    /// The caller's session must still be live: logout and MFA changes take effect at once here.
+    async fn live_caller<'r>(&self, req: &'r Request) -> Result<&'r Caller, ApiError> {
+        let caller = req.user()?;
+        if !self
+            .store
+            .session_active(&caller.id, &caller.session_id)
+            .await?
+        {
+            return Err(shared::auth::unauthorized());
+        }
+        Ok(caller)
+    }
+}
+
+fn audit(event: &'static str, user_id: &str) {
+    tracing::info!(target: "audit", audit_event = event, user_id, "security event");
+}
+
+// ------------------------------------------------------------------ types
+
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    #[schema(value_type = String, example = "ann@example.com")]
+    pub email: Email,
+    /// 12 to 256 characters; not a common password; strong enough (zxcvbn score ≥ 3).
+    #[schema(value_type = String)]
+    pub password: NewPassword,
+    /// 1 to 80 characters.
+    #[schema(value_type = String)]
+    pub display_name: DisplayName,
+}
+
+/// A password as typed, checked against the length limits while parsing.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NewPassword(String);
+
+impl TryFrom<String> for NewPassword {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.chars().count() {
+            0..12 => Err("must be at least 12 characters".into()),
+            257.. => Err("must be at most 256 characters".into()),
+            _ => Ok(NewPassword(s)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DisplayName(String);
+
+impl TryFrom<String> for DisplayName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        match t.chars().count() {
+            1..=80 if !t.chars().any(char::is_control) => Ok(DisplayName(t.to_owned())),
+            _ => Err("must be 1 to 80 characters without control characters".into()),
+        }
+    }
+}
+
+/// A user's public profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Profile {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub mfa_enabled: bool,
+}
+
+impl From<&User> for Profile {
+    fn from(u: &User) -> Self {
+        Profile {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            roles: u.roles.clone(),
+            mfa_enabled: u.mfa_enabled,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    #[schema(value_type = String)]
+    pub email: Email,
+    /// At most 256 characters.
+    #[schema(value_type = String)]
+    pub password: LoginPassword,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LoginPassword(String);
+
+impl TryFrom<String> for LoginPassword {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.chars().count() > 256 {
+            return Err("must be 1 to 256 characters".into());
+        }
+        Ok(LoginPassword(s))
+    }
+}
+
+/// Access and refresh tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tokens {
+    /// RS256 JWT (`typ` at+jwt), at most 15 minutes.
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// One-use: every refresh returns a new one and retires this one.
+    pub refresh_token: String,
+}
+
+/// The answer to a login of a user with MFA on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallenge {
+    pub mfa_required: bool,
+    /// Send it with a TOTP or recovery code to `/v1/auth/mfa/verify` within 5 minutes.
+    pub challenge: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerify {
+    pub challenge: String,
+    /// A 6-digit TOTP code or a recovery code.
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrollment {
+    /// Base32 secret (160 bits).
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The URI as a QR code: a PNG `data:` URL.
+    pub qr_png: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    /// The current 6-digit code.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten one-time codes; shown once, stored hashed.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    pub roles: Vec<Role>,
+}
+
+// ------------------------------------------------------------------ errors
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "/problems/invalid-credentials",
+        "Invalid credentials",
+    )
+    .detail("the email or the password is wrong")
+}
+
+fn locked(retry_after: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "/problems/account-locked",
+        "Too many attempts",
+    )
+    .detail(format!(
+        "too many failed attempts; try again in {retry_after} s"
+    ))
+    .header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "/problems/invalid-code",
+        "Invalid code",
+    )
+    .detail("the code is wrong, expired or already used")
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "/problems/invalid-refresh-token",
+        "Invalid refresh token",
+    )
+    .detail("the refresh token is unknown, expired, used or revoked; log in again")
+}
+
+// ------------------------------------------------------------------ handlers
+
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Register,
+    responses(
+        (status = 201, description = "Created; log in to get tokens", body = Profile),
+        (status = 409, description = "The email is taken", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (the password policy included)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let input: Register = req.json_body()?;
+    password::check_policy(
+        &input.password.0,
+        &[input.email.as_str(), &input.display_name.0],
+    )
+    .map_err(|reason| ApiError::validation("password", reason))?;
+    let hash = password::hash(SecretString::from(input.password.0)).await?;
+    let id = crate::store::new_id("usr")?;
+    let created = auth
+        .store
+        .create_user(&id, &input.email, &input.display_name.0, &hash, now_unix())
+        .await?;
+    if !created {
+        return Err(
+            ApiError::new(StatusCode::CONFLICT, "/problems/email-taken", "Email taken")
+                .detail("an account with this email exists; log in or reset the password")
+                .field("email", "is taken"),
+        );
+    }
+    metrics::counter!("Registrations").increment(1);
+    audit("user.registered", &id);
+    let mut r = json(
+        StatusCode::CREATED,
+        &Profile {
+            id: id.clone(),
+            email: input.email.as_str().to_owned(),
+            display_name: input.display_name.0,
+            roles: vec![Role::Attendee],
+            mfa_enabled: false,
+        },
+    )?;
+    r.headers_mut()
+        .insert(http::header::LOCATION, HeaderValue::from_static("/v1/me"));
+    Ok(r)
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
+    responses(
+        (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = Tokens),
+        (status = 401, description = "Wrong email or password (the same answer for both)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after failures, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let input: Login = req.json_body()?;
+    let now = now_unix();
+    let lock = auth.store.locked_for(&input.email, now).await?;
+    if lock > 0 {
+        metrics::counter!("LoginAttempts", "outcome" => "locked").increment(1);
+        return Err(locked(lock));
+    }
+    let user = auth.store.user_by_email(&input.email).await?;
+    let ok = password::verify(
+        SecretString::from(input.password.0),
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
+    let Some(user) = user.filter(|_| ok) else {
+        metrics::counter!("LoginAttempts", "outcome" => "failure").increment(1);
+        let lock = auth.store.record_failure(&input.email, now).await?;
+        tracing::info!(target: "audit", audit_event = "login.failure", "security event");
+        if lock > 0 {
+            metrics::counter!("Lockouts").increment(1);
+            tracing::warn!(target: "audit", audit_event = "account.locked", lock_seconds = lock, "security event");
+        }
+        return Err(invalid_credentials());
+    };
+    auth.store.clear_failures(&input.email).await?;
+    if user.mfa_enabled {
+        let challenge = auth.store.create_challenge(&user.id, now).await?;
+        metrics::counter!("LoginAttempts", "outcome" => "mfa_challenge").increment(1);
+        metrics::counter!("MfaChallenges").increment(1);
+        audit("login.mfa_challenge", &user.id);
+        return json(
+            StatusCode::OK,
+            &MfaChallenge {
+                mfa_required: true,
+                challenge,
+                expires_in: crate::store::CHALLENGE_TTL_SECONDS,
+            },
+        );
+    }
+    metrics::counter!("LoginAttempts", "outcome" => "success").increment(1);
+    audit("login.success", &user.id);
+    json(StatusCode::OK, &auth.new_session(&user).await?)
+}
+
+#[utoipa::path(post, path = "/v1/auth/mfa/verify", tag = "auth", request_body = MfaVerify,
+    responses(
+        (status = 200, description = "Tokens", body = Tokens),
+        (status = 401, description = "Unknown or expired challenge, or a wrong, old or reused code", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let input: MfaVerify = req.json_body()?;
+    let now = now_unix();
+    let user_id = auth
+        .store
+        .challenge_user(&input.challenge, now)
+        .await?
+        .ok_or_else(invalid_code)?;
+    let user = auth.store.user(&user_id).await?.ok_or_else(invalid_code)?;
+    let accepted = check_second_factor(auth, &user, &input.code, now).await?;
+    if !accepted || !auth.store.consume_challenge(&input.challenge).await? {
+        metrics::counter!("MfaFailures").increment(1);
+        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, "security event");
+        return Err(invalid_code());
+    }
+    audit("login.success", &user.id);
+    json(StatusCode::OK, &auth.new_session(&user).await?)
+}
+
+/// A TOTP code (current or previous step, later than the last used) or a recovery code.
+async fn check_second_factor(
+    auth: &Auth,
+    user: &User,
+    code: &str,
+    now: u64,
+) -> Result<bool, ApiError> {
+    let code = code.trim();
+    if code.len() == totp::DIGITS as usize {
+        let Some(secret) = &user.totp_secret else {
+            return Ok(false);
+        };
+        return match totp::verify(secret, code, now, user.last_totp_step) {
+            Some(step) => Ok(auth.store.accept_totp_step(&user.id, step).await?),
+            None => Ok(false),
+        };
+    }
+    let used = auth.store.use_recovery_code(&user.id, code).await?;
+    if used {
+        audit("mfa.recovery_code_used", &user.id);
+    }
+    Ok(used)
+}
+
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is retired", body = Tokens),
+        (status = 401, description = "Unknown, expired, used (the whole family is then revoked) or revoked", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let input: Refresh = req.json_body()?;
+    match auth
+        .store
+        .rotate_refresh(&input.refresh_token, now_unix())
+        .await?
+    {
+        Rotation::Rotated {
+            user,
+            family,
+            token,
+        } => {
+            metrics::counter!("RefreshOutcomes", "outcome" => "rotated").increment(1);
+            json(StatusCode::OK, &auth.tokens(&user, &family, token).await?)
+        }
+        Rotation::Reused { user_id, family } => {
+            metrics::counter!("RefreshOutcomes", "outcome" => "reused").increment(1);
+            metrics::counter!("RefreshReuseDetected").increment(1);
+            tracing::warn!(target: "audit", audit_event = "refresh.reuse", user_id = %user_id, session_id = %family, "security event: refresh token reuse, family revoked");
+            Err(invalid_refresh())
+        }
+        Rotation::Invalid => {
+            metrics::counter!("RefreshOutcomes", "outcome" => "invalid").increment(1);
+            Err(invalid_refresh())
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session's refresh tokens are revoked"),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    auth.store
+        .revoke_session(&caller.id, &caller.session_id)
+        .await?;
+    audit("logout", &caller.id);
+    let mut r = Response::new(lambda_http::Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile and roles", body = Profile),
+        (status = 401, description = "Missing, invalid or revoked token", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let user = auth
+        .store
+        .user(&caller.id)
+        .await?
+        .ok_or_else(shared::auth::unauthorized)?;
+    json(StatusCode::OK, &Profile::from(&user))
+}
+
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A new TOTP secret to confirm with /activate", body = TotpEnrollment),
+        (status = 409, description = "MFA is already on", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let user = auth
+        .store
+        .user(&caller.id)
+        .await?
+        .ok_or_else(shared::auth::unauthorized)?;
+    if user.mfa_enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "/problems/mfa-enabled",
+            "MFA already on",
+        )
+        .detail("disable it first to enroll a new authenticator"));
+    }
+    let secret = totp::new_secret()?;
+    auth.store.set_pending_totp(&user.id, &secret).await?;
+    let uri = totp::otpauth_uri("City Events", &user.email, &secret);
+    let qr_png = totp::qr_png_data_url(&uri)?;
+    json(
+        StatusCode::OK,
+        &TotpEnrollment {
+            secret,
+            otpauth_uri: uri,
+            qr_png,
+        },
+    )
+}
+
+#[utoipa::path(post, path = "/v1/me/mfa/totp/activate", tag = "auth", security(("bearer" = [])), request_body = TotpCode,
+    responses(
+        (status = 200, description = "MFA is on; every session is revoked", body = RecoveryCodes),
+        (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let input: TotpCode = req.json_body()?;
+    let user = auth
+        .store
+        .user(&caller.id)
+        .await?
+        .ok_or_else(shared::auth::unauthorized)?;
+    let secret = user.pending_totp_secret.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "/problems/no-pending-enrollment",
+            "Nothing to activate",
+        )
+        .detail("enroll first with POST /v1/me/mfa/totp")
+    })?;
+    let step = totp::verify(&secret, input.code.trim(), now_unix(), user.last_totp_step)
+        .ok_or_else(invalid_code)?;
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let raw = crate::store::random_token(10)?
+            .to_ascii_uppercase()
+            .replace(['-', '_'], "X");
+        codes.push(format!("{}-{}", &raw[..5], &raw[5..10]));
+    }
+    let hashes = codes
+        .iter()
+        .map(|c| crate::store::digest(&c.replace('-', "")))
+        .collect();
+    if !auth
+        .store
+        .activate_totp(&user.id, &secret, step, hashes)
+        .await?
+    {
+        return Err(invalid_code());
+    }
+    auth.store.revoke_all_sessions(&user.id).await?;
+    audit("mfa.enabled", &user.id);
+    json(
+        StatusCode::OK,
+        &RecoveryCodes {
+            recovery_codes: codes,
+        },
+    )
+}
+
+#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = TotpCode,
+    responses(
+        (status = 204, description = "MFA is off; every session is revoked"),
+        (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let input: TotpCode = req.json_body()?;
+    let user = auth
+        .store
+        .user(&caller.id)
+        .await?
+        .ok_or_else(shared::auth::unauthorized)?;
+    if !user.mfa_enabled || !check_second_factor(auth, &user, &input.code, now_unix()).await? {
+        return Err(invalid_code());
+    }
+    auth.store.disable_totp(&user.id).await?;
+    auth.store.revoke_all_sessions(&user.id).await?;
+    audit("mfa.disabled", &user.id);
+    let mut r = Response::new(lambda_http::Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "The public signing keys (current and previous) as a JWKS", content_type = "application/json")))]
+pub async fn jwks(auth: &Auth) -> Result<Response, ApiError> {
+    let keys = auth.keys.get().await?;
+    let mut r = json(StatusCode::OK, &keys.jwks())?;
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(r)
+}
+
+#[utoipa::path(put, path = "/v1/admin/users/{id}/roles", tag = "auth", security(("bearer" = [])), request_body = SetRoles,
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user's roles; they take effect at the user's next refresh (within 15 minutes)", body = Profile),
+        (status = 403, description = "The caller is not an admin", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let id: String = req.path_param("id")?;
+    let input: SetRoles = req.json_body()?;
+    let mut roles = input.roles;
+    if !roles.contains(&Role::Attendee) {
+        roles.push(Role::Attendee);
+    }
+    roles.sort();
+    roles.dedup();
+    if !auth.store.set_roles(&id, &roles).await? {
+        return Err(ApiError::not_found("no user has this id"));
+    }
+    tracing::info!(target: "audit", audit_event = "roles.changed", user_id = %id, admin_id = %caller.id, roles = ?roles, "security event");
+    let user = auth
+        .store
+        .user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no user has this id"))?;
+    json(StatusCode::OK, &Profile::from(&user))
+}

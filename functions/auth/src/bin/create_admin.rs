@@ -1,0 +1,56 @@
+//! Operator command, not a Lambda: creates an admin account with a freshly generated password
+//! and prints the credentials once. There is no default account or password anywhere; this is
+//! how the first admin comes to exist (docs/runbook.md).
+//!
+//! `TABLE_NAME=<table> create_admin --email ops@example.com [--name "Operations"]`
+
+use secrecy::SecretString;
+use shared::auth::Role;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let email = auth::email::Email::parse(&arg("--email").ok_or_else(|| {
+        anyhow::anyhow!("usage: create_admin --email <address> [--name <display name>]")
+    })?)
+    .map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    let name = arg("--name").unwrap_or_else(|| "Administrator".into());
+    let table =
+        std::env::var("TABLE_NAME").map_err(|_| anyhow::anyhow!("TABLE_NAME is not set"))?;
+    let sdk = shared::aws::sdk_config().await;
+    let store = auth::store::Store {
+        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    };
+
+    let password = format!(
+        "{}-{}-{}",
+        auth::store::random_token(6)?,
+        auth::store::random_token(6)?,
+        auth::store::random_token(6)?
+    );
+    let hash = auth::password::hash(SecretString::from(password.clone())).await?;
+    let id = auth::store::new_id("usr")?;
+    if !store
+        .create_user(&id, &email, &name, &hash, shared::auth::now_unix())
+        .await?
+    {
+        anyhow::bail!(
+            "an account with this email exists; give it the admin role with PUT /v1/admin/users/{{id}}/roles"
+        );
+    }
+    if !store.set_roles(&id, &[Role::Attendee, Role::Admin]).await? {
+        anyhow::bail!("the new account {id} vanished before its roles were set");
+    }
+    println!(
+        "{}",
+        serde_json::json!({"id": id, "email": email.as_str(), "password": password, "roles": ["admin", "attendee"]})
+    );
+    Ok(())
+}

@@ -1,0 +1,12 @@
+use shared::auth::Role;
+use shared::http::Policy;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    auth::serve(
+        "logout",
+        |c| Policy::api(c, Role::Attendee),
+        |auth, req| async move { auth::api::logout(&auth, req).await },
+    )
+    .await
+}

@@ -1,0 +1,11 @@
+use shared::http::Policy;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    auth::serve(
+        "mfa_verify",
+        |c| Policy::auth_endpoint(c, "auth:mfa_verify"),
+        |auth, req| async move { auth::api::mfa_verify(&auth, req).await },
+    )
+    .await
+}

@@ -1,0 +1,12 @@
+use shared::auth::Role;
+use shared::http::Policy;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    auth::serve(
+        "totp_disable",
+        |c| Policy::api(c, Role::Attendee),
+        |auth, req| async move { auth::api::totp_disable(&auth, req).await },
+    )
+    .await
+}

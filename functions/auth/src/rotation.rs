@@ -1,0 +1,126 @@
+//! Signing-key rotation, as a Secrets Manager rotation function: `createSecret` stages a key
+//! document with a new key added (and keys older than twice the token lifetime dropped) as
+//! AWSPENDING; `setSecret` has nothing to do (no external system holds the keys); `testSecret`
+//! signs and verifies a token with the pending document; `finishSecret` makes it AWSCURRENT.
+//! The previous key stays in the document, so tokens it signed verify until they expire.
+
+use aws_sdk_secretsmanager::Client;
+use serde::Deserialize;
+use shared::auth::{KeyDocument, KeySet, Role, new_claims, now_unix};
+
+const CURRENT: &str = "AWSCURRENT";
+const PENDING: &str = "AWSPENDING";
+
+/// The event Secrets Manager sends for each rotation step.
+#[derive(Debug, Deserialize)]
+pub struct RotationEvent {
+    #[serde(rename = "SecretId")]
+    pub secret_id: String,
+    #[serde(rename = "ClientRequestToken")]
+    pub token: String,
+    #[serde(rename = "Step")]
+    pub step: String,
+}
+
+async fn document(
+    sm: &Client,
+    id: &str,
+    stage: &str,
+    version: Option<&str>,
+) -> anyhow::Result<Option<KeyDocument>> {
+    let mut get = sm.get_secret_value().secret_id(id);
+    get = match version {
+        Some(v) => get.version_id(v).version_stage(stage),
+        None => get.version_stage(stage),
+    };
+    match get.send().await {
+        Ok(out) => {
+            let text = out.secret_string.unwrap_or_default();
+            if text.trim().is_empty() {
+                return Ok(Some(KeyDocument::default()));
+            }
+            Ok(Some(serde_json::from_str(&text)?))
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|x| x.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs one rotation step.
+pub async fn rotate(sm: &Client, event: &RotationEvent) -> anyhow::Result<()> {
+    tracing::info!(step = %event.step, "key rotation step");
+    match event.step.as_str() {
+        "createSecret" => create(sm, event).await,
+        "setSecret" => Ok(()),
+        "testSecret" => test(sm, event).await,
+        "finishSecret" => finish(sm, event).await,
+        other => anyhow::bail!("unknown rotation step {other}"),
+    }
+}
+
+async fn create(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
+    if document(sm, &e.secret_id, PENDING, Some(&e.token))
+        .await?
+        .is_some()
+    {
+        return Ok(()); // a retried step: the pending version exists
+    }
+    let current = document(sm, &e.secret_id, CURRENT, None)
+        .await?
+        .unwrap_or_default();
+    let next = current.rotated(KeyDocument::generate_key(now_unix())?);
+    sm.put_secret_value()
+        .secret_id(&e.secret_id)
+        .client_request_token(&e.token)
+        .secret_string(serde_json::to_string(&next)?)
+        .version_stages(PENDING)
+        .send()
+        .await?;
+    tracing::info!(target: "audit", audit_event = "keys.rotation_staged", kids = ?next.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), "security event");
+    Ok(())
+}
+
+async fn test(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
+    let pending = document(sm, &e.secret_id, PENDING, Some(&e.token))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no pending version {}", e.token))?;
+    let set = KeySet::from_document(&pending)?;
+    let claims = new_claims(
+        "rotation-test",
+        "rotation-test",
+        "rotation",
+        &[Role::Attendee],
+        "rotation",
+    );
+    let token = set.sign(&claims)?;
+    set.verify(&token, "rotation-test", "rotation-test")
+        .map_err(|e| anyhow::anyhow!("the pending keys do not verify their own token: {e}"))?;
+    Ok(())
+}
+
+async fn finish(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
+    let described = sm.describe_secret().secret_id(&e.secret_id).send().await?;
+    let mut current_version = None;
+    for (version, stages) in described.version_ids_to_stages.unwrap_or_default() {
+        if stages.iter().any(|s| s == CURRENT) {
+            if version == e.token {
+                return Ok(()); // already finished
+            }
+            current_version = Some(version);
+        }
+    }
+    sm.update_secret_version_stage()
+        .secret_id(&e.secret_id)
+        .version_stage(CURRENT)
+        .move_to_version_id(&e.token)
+        .set_remove_from_version_id(current_version)
+        .send()
+        .await?;
+    tracing::info!(target: "audit", audit_event = "keys.rotated", "security event");
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! Access tokens: RS256 JWTs signed with the keys in Secrets Manager, verified here for every
+//! function. Verification allows RS256 only, looks the `kid` up in the cached key set only
+//! (never in the token, never over the network), checks `typ`, `iss`, `aud`, `exp` and `nbf`
+//! with at most 30 s of leeway.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderValue, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// Access tokens live at most this long.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// The JOSE `typ` of access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Keys older than this are dropped by rotation: by then every token they signed has expired.
+pub const KEY_RETENTION: Duration = Duration::from_secs(2 * 15 * 60);
+
+/// What a user may do. A route declares the least role it needs; admin includes organizer.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Attendee,
+    Organizer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Attendee => "attendee",
+            Role::Organizer => "organizer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub roles: Vec<Role>,
+    /// Unique token id.
+    pub jti: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    /// The refresh-token family (the session) this token was issued in.
+    pub sid: String,
+}
+
+/// The authenticated caller, set on the request by the middleware.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub roles: Vec<Role>,
+    pub session_id: String,
+    /// The access token's id and expiry (for revocation checks).
+    pub token_id: String,
+    pub expires_at: u64,
+}
+
+impl User {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&Role::Admin) || self.roles.contains(&role)
+    }
+}
+
+/// One signing key as stored in the secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    #[serde(default = "rs256")]
+    pub alg: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// PKCS#8 PEM of the RSA private key.
+    pub private_key_pem: String,
+}
+
+fn rs256() -> String {
+    "RS256".to_owned()
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secret's document: the current key (newest) and the previous ones still verifying.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyDocument {
+    pub keys: Vec<StoredKey>,
+}
+
+impl KeyDocument {
+    /// Generates a fresh RSA-2048 key.
+    pub fn generate_key(now: u64) -> anyhow::Result<StoredKey> {
+        use aws_lc_rs::encoding::AsDer;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+            .map_err(|_| anyhow::anyhow!("RSA key encoding failed"))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ascii"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        let mut rand = [0u8; 6];
+        aws_lc_rs::rand::fill(&mut rand).map_err(|_| anyhow::anyhow!("no randomness"))?;
+        Ok(StoredKey {
+            kid: format!("k{now}-{}", URL_SAFE_NO_PAD.encode(rand)),
+            alg: rs256(),
+            created_at: now,
+            private_key_pem: pem,
+        })
+    }
+
+    /// Rotation: adds a new key and drops the keys older than [`KEY_RETENTION`] — except the
+    /// newest existing one, which keeps verifying the tokens it signed until they expire.
+    pub fn rotated(&self, new_key: StoredKey) -> KeyDocument {
+        let now = new_key.created_at;
+        let newest_old = self.keys.iter().map(|k| k.created_at).max();
+        let mut keys: Vec<StoredKey> = self
+            .keys
+            .iter()
+            .filter(|k| {
+                Some(k.created_at) == newest_old
+                    || now.saturating_sub(k.created_at) < KEY_RETENTION.as_secs()
+            })
+            .cloned()
+            .collect();
+        keys.push(new_key);
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        KeyDocument { keys }
+    }
+}
+
+struct Key {
+    kid: String,
+    created_at: u64,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    n: String,
+    e: String,
+}
+
+/// A parsed key set, ready to sign and verify.
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+/// Why a token was refused. The client only ever learns "invalid token".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("malformed token")]
+    Malformed,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("wrong token type")]
+    Type,
+    #[error("unknown key id")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+impl KeySet {
+    pub fn parse(secret: &str) -> anyhow::Result<KeySet> {
+        let doc: KeyDocument = serde_json::from_str(secret)
+            .map_err(|e| anyhow::anyhow!("the signing-key secret is not a key document: {e}"))?;
+        Self::from_document(&doc)
+    }
+
+    pub fn from_document(doc: &KeyDocument) -> anyhow::Result<KeySet> {
+        let mut keys = Vec::new();
+        for k in &doc.keys {
+            if k.alg != "RS256" {
+                anyhow::bail!("key {} has algorithm {}, only RS256 is used", k.kid, k.alg);
+            }
+            let der = pem_body(&k.private_key_pem)?;
+            let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&der)
+                .map_err(|e| anyhow::anyhow!("key {} is not a PKCS#8 RSA key: {e}", k.kid))?;
+            use aws_lc_rs::signature::KeyPair as _;
+            let public = pair.public_key();
+            let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+            let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+            keys.push(Key {
+                kid: k.kid.clone(),
+                created_at: k.created_at,
+                encoding: EncodingKey::from_rsa_pem(k.private_key_pem.as_bytes())?,
+                decoding: DecodingKey::from_rsa_components(&n, &e)?,
+                n,
+                e,
+            });
+        }
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        if keys.is_empty() {
+            anyhow::bail!("the signing-key secret holds no key");
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The key new tokens are signed with: the newest.
+    pub fn current_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.kid.as_str()).collect()
+    }
+
+    /// Signs an access token with the current key.
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let key = &self.keys[0];
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    }
+
+    /// The public keys as a JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({
+            "keys": self.keys.iter().map(|k| serde_json::json!({
+                "kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid, "n": k.n, "e": k.e,
+            })).collect::<Vec<_>>()
+        })
+    }
+
+    /// Verifies an access token for `issuer` and `audience`.
+    pub fn verify(&self, token: &str, issuer: &str, audience: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::Algorithm);
+        }
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(TokenError::Type);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+fn pem_body(pem: &str) -> anyhow::Result<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Claims for a new access token of `user`.
+pub fn new_claims(
+    issuer: &str,
+    audience: &str,
+    user_id: &str,
+    roles: &[Role],
+    session_id: &str,
+) -> Claims {
+    let now = now_unix();
+    let mut jti = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut jti);
+    Claims {
+        iss: issuer.to_owned(),
+        aud: audience.to_owned(),
+        sub: user_id.to_owned(),
+        roles: roles.to_vec(),
+        jti: URL_SAFE_NO_PAD.encode(jti),
+        iat: now,
+        nbf: now,
+        exp: now + ACCESS_TOKEN_TTL.as_secs(),
+        sid: session_id.to_owned(),
+    }
+}
+
+/// The key set, parsed from the secret and kept for the secrets cache's TTL.
+pub struct Keys {
+    secrets: crate::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    secret_id: String,
+    ttl: Duration,
+    parsed: Mutex<Option<(Arc<KeySet>, Instant)>>,
+}
+
+impl Keys {
+    pub fn new(app: &crate::App) -> Self {
+        Self {
+            secrets: app.secrets.clone(),
+            secret_id: app.config.signing_keys_secret_id.clone(),
+            ttl: app.config.secrets_ttl,
+            parsed: Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self) -> anyhow::Result<Arc<KeySet>> {
+        if let Some((set, at)) = self.parsed.lock().expect("keys lock").as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(set.clone());
+        }
+        let secret: SecretString = self.secrets.get(&self.secret_id).await?;
+        let set = Arc::new(KeySet::parse(secret.expose_secret())?);
+        *self.parsed.lock().expect("keys lock") = Some((set.clone(), Instant::now()));
+        Ok(set)
+    }
+}
+
+/// The 401 every authentication failure gets: the same body whatever the reason.
+pub fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "/problems/unauthorized",
+        "Unauthorized",
+    )
+    .detail("a valid bearer access token is required")
+    .header(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="city-events", error="invalid_token""#),
+    )
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_the_previous_key_and_drops_expired_ones() {
+        let k = |kid: &str, at: u64| StoredKey {
+            kid: kid.into(),
+            alg: rs256(),
+            created_at: at,
+            private_key_pem: String::new(),
+        };
+        let doc = KeyDocument {
+            keys: vec![k("old", 0), k("prev", 1_000)],
+        };
+        let now = 1_000 + 3_600;
+        let rotated = doc.rotated(k("new", now));
+        let kids: Vec<&str> = rotated.keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["new", "prev"]);
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively() {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

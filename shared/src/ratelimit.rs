@@ -1,0 +1,162 @@
+//! Distributed rate limiting in DynamoDB, shared by every instance of every function.
+//!
+//! One item per (scope, subject): `pk = RATE#<scope>#<subject>`, `sk = RATE`, holding the start
+//! of the current one-minute window and the count in it. A request is one conditional update:
+//! "add one if the window is current and under the limit". When the condition fails, the item
+//! it returns says why: over the limit (refuse, with the time left), or the window is over
+//! (start a new one, itself conditional, so two instances cannot both reset it). Windows expire
+//! by TTL (`expires_at`), and expiry is checked in code, not left to TTL.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_after: u64,
+}
+
+/// A limit: `limit` requests per `window` for one subject in one scope.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// What the budget is for: `api` for the whole API, or one auth route like `auth:login`.
+    pub scope: &'static str,
+    pub limit: u32,
+    pub window: Duration,
+    /// When the store fails: let the request through (reads) or refuse it (auth).
+    pub fail_open: bool,
+}
+
+/// The limiter over the table.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+impl RateLimiter {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            dynamodb,
+            table: table.into(),
+        }
+    }
+
+    /// Counts one request of `subject` against `rule`.
+    pub async fn check(&self, rule: &Rule, subject: &str) -> anyhow::Result<Decision> {
+        let pk = format!("RATE#{}#{subject}", rule.scope);
+        let window_ms = rule.window.as_millis() as u64;
+        for _ in 0..4 {
+            let now = now_ms();
+            let cutoff = now.saturating_sub(window_ms);
+            let add = self
+                .dynamodb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S("RATE".into()))
+                .update_expression("ADD #count :one")
+                .condition_expression("window_start > :cutoff AND #count < :limit")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cutoff", n(cutoff))
+                .expression_attribute_values(":limit", n(rule.limit as u64))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let old = match add {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    let count = num(&item, "count").unwrap_or(1) as u32;
+                    let start = num(&item, "window_start").unwrap_or(now);
+                    return Ok(Decision {
+                        allowed: true,
+                        limit: rule.limit,
+                        remaining: rule.limit.saturating_sub(count),
+                        reset_after: (start + window_ms).saturating_sub(now).div_ceil(1000),
+                    });
+                }
+                Err(e) => match e.into_service_error() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item.unwrap_or_default()
+                    }
+                    other => return Err(other.into()),
+                },
+            };
+            let start = num(&old, "window_start");
+            if let Some(start) = start
+                && start > cutoff
+            {
+                // The window is current: the condition failed on the count.
+                return Ok(Decision {
+                    allowed: false,
+                    limit: rule.limit,
+                    remaining: 0,
+                    reset_after: (start + window_ms)
+                        .saturating_sub(now)
+                        .div_ceil(1000)
+                        .max(1),
+                });
+            }
+            // No window or an expired one: start a new window, unless another request just did.
+            let reset = self
+                .dynamodb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S("RATE".into()))
+                .update_expression("SET window_start = :now, #count = :one, expires_at = :exp")
+                .condition_expression(
+                    "attribute_not_exists(window_start) OR window_start <= :cutoff",
+                )
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cutoff", n(cutoff))
+                .expression_attribute_values(":exp", n((now + 2 * window_ms) / 1000))
+                .send()
+                .await;
+            match reset {
+                Ok(_) => {
+                    return Ok(Decision {
+                        allowed: true,
+                        limit: rule.limit,
+                        remaining: rule.limit.saturating_sub(1),
+                        reset_after: window_ms.div_ceil(1000),
+                    });
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    continue; // someone else opened the window: count against it
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        anyhow::bail!("rate limit window for {pk} kept changing under contention")
+    }
+}
