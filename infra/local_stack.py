@@ -130,13 +130,17 @@ class Resolver:
 
 def aws_client(service, endpoint):
     import boto3
+    from botocore.config import Config
 
+    # Short timeouts: botocore's default 60 s read timeout let one stalled call to moto (seen
+    # after bursts of traffic) freeze an event-source poller for a minute.
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
     )
 
 
