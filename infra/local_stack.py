@@ -14,6 +14,7 @@ Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for
 import argparse
 import base64
 import datetime
+import faulthandler
 import json
 import os
 import queue
@@ -132,8 +133,8 @@ def aws_client(service, endpoint):
     import boto3
     from botocore.config import Config
 
-    # Short timeouts: botocore's default 60 s read timeout let one stalled call to moto (seen
-    # after bursts of traffic) freeze an event-source poller for a minute.
+    # Short timeouts: a stalled call to moto must not freeze an event-source poller for
+    # botocore's default 60 s.
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -615,19 +616,31 @@ def poll_stream(fn, props, resolver, endpoint, stop):
                               and resolver.attrs.get((lid, "Arn")) == failure_arn)
     iterators = {}
     pending = {}  # shard -> records not yet delivered
+    last_seq = {}  # shard -> sequence number of the last record read
+
+    def reopen(sid):
+        if sid in last_seq:
+            return streams.get_shard_iterator(StreamArn=arn, ShardId=sid, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                              SequenceNumber=last_seq[sid])["ShardIterator"]
+        return streams.get_shard_iterator(StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
     while not stop.is_set():
         for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
             sid = shard["ShardId"]
             if sid not in iterators:
-                iterators[sid] = streams.get_shard_iterator(
-                    StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                iterators[sid] = reopen(sid)
                 pending[sid] = []
         idle = True
         for sid in list(iterators):
             if len(pending[sid]) < batch_size and iterators[sid]:
                 out = streams.get_records(ShardIterator=iterators[sid], Limit=batch_size)
                 iterators[sid] = out.get("NextShardIterator")
+                if not out.get("Records"):
+                    # moto restores a deep copy of its tables when a transaction is cancelled, and
+                    # an iterator keeps reading the replaced shard: re-open after the last record.
+                    iterators[sid] = reopen(sid)
                 for r in out.get("Records", []):
+                    last_seq[sid] = r["dynamodb"]["SequenceNumber"]
                     r = _jsonable(r)
                     r["eventSourceARN"] = arn
                     if not patterns or any(matches_filter(p, r) for p in patterns):
@@ -739,6 +752,8 @@ def wait_http(url, timeout_s):
 
 
 def main():
+    # `kill -USR1 <pid>` prints every thread's stack (to diagnose a stuck poller).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=3000, help="the HTTP API (0: any free port)")
     ap.add_argument("--moto-port", type=int, default=4566, help="moto server (0: any free port)")
@@ -787,8 +802,9 @@ def main():
     else:
         moto_port = args.moto_port or free_port()
         endpoint = "http://127.0.0.1:%d" % moto_port
-        moto_bin = os.path.join(ROOT, ".tools", "stack", "bin", "moto_server")
-        moto = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(moto_port)],
+        # moto with DynamoDB requests serialised, as DynamoDB applies each atomically.
+        moto = subprocess.Popen([sys.executable, os.path.join(ROOT, "infra", "moto_server.py"),
+                                 "-H", "127.0.0.1", "-p", str(moto_port)],
                                 stdout=open(os.path.join(log_dir, "moto.log"), "ab"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
         children.append(moto)

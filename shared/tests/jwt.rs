@@ -115,11 +115,14 @@ fn unknown_and_hostile_kids_are_refused() {
     );
 }
 
+/// A change made to otherwise valid claims before signing.
+type Tamper = Box<dyn Fn(&mut Claims)>;
+
 #[test]
 fn expired_not_yet_valid_foreign_and_mistyped_tokens_are_refused() {
     let set = KeySet::from_document(&doc()).unwrap();
     let now = now_unix();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Claims)>)> = vec![
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "expired",
             Box::new(move |c| {

@@ -131,7 +131,7 @@ pub struct RefreshRecord {
 #[derive(Debug)]
 pub enum Rotation {
     Rotated {
-        user: User,
+        user: Box<User>,
         family: String,
         token: String,
     },
@@ -428,7 +428,7 @@ impl Store {
         }
         match self.user(&record.user_id).await? {
             Some(user) => Ok(Rotation::Rotated {
-                user,
+                user: Box::new(user),
                 family: record.family,
                 token: new_token,
             }),
