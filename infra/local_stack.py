@@ -222,9 +222,13 @@ def create_resources(template, resolver, endpoint):
     for lid, res in resources.items():
         if res["Type"] == "AWS::SecretsManager::Secret":
             name = "%s-%s" % (STACK, lid)
-            arn = sm.create_secret(Name=name, SecretString=generate_signing_keys())["ARN"]
+            if "GenerateSecretString" in res.get("Properties", {}):
+                value, what = secrets.token_hex(32), "fresh random value"
+            else:
+                value, what = generate_signing_keys(), "fresh RS256 signing key"
+            arn = sm.create_secret(Name=name, SecretString=value)["ARN"]
             resolver.refs[lid] = arn
-            created.append("secret %s (fresh RS256 signing key)" % name)
+            created.append("secret %s (%s)" % (name, what))
     for lid, res in resources.items():
         if res["Type"] == "AWS::Serverless::HttpApi":
             resolver.refs[lid] = "local"

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
 /// The running local stack, as infra/local_stack.py describes it in its ready file.
 pub struct Stack {
     pub url: String,
@@ -47,6 +50,18 @@ impl Stack {
             .expect("an HTTP client")
     }
 
+    /// A DynamoDB client of the stack's moto server (the real SDK).
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{Credentials, Region};
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.aws_endpoint_url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "e2e"))
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+    }
+
     /// A value of the functions' environment (TABLE_NAME, OUTBOX_QUEUE_URL, ...).
     pub fn env(&self, name: &str) -> String {
         self.env[name].as_str().unwrap_or_default().to_owned()
@@ -71,5 +86,147 @@ impl Stack {
             }
         }
         out
+    }
+}
+
+/// The password every test account uses (strong enough for the policy).
+pub const PASSWORD: &str = "violet tram sings at dusk";
+
+/// A client of the gateway, sending from its own loopback address.
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn new(stack: &Stack, ip: [u8; 4]) -> Api {
+        Api {
+            base: stack.url.clone(),
+            client: Stack::client_from(ip),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.exec(req).await
+    }
+
+    /// A request to `path` on this gateway, to finish with headers and send with [`Api::exec`].
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn exec(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("the gateway answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body), None)
+            .await
+    }
+
+    pub async fn register(&self, email: &str) -> Reply {
+        self.post(
+            "/v1/auth/register",
+            json!({"email": email, "password": PASSWORD, "display_name": "E2E"}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn me(&self, token: &str) -> Reply {
+        self.send(reqwest::Method::GET, "/v1/me", None, Some(token))
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+}
+
+/// A fresh address.
+pub fn email() -> String {
+    format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// A string member that must be there.
+pub fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+        .to_owned()
+}
+
+/// The administrator the local stack created at start (from its ready file).
+pub fn admin_credentials() -> (String, String) {
+    let path = std::env::var("CITY_EVENTS_STACK").expect("CITY_EVENTS_STACK is set by make test");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (s(&v["admin"], "email"), s(&v["admin"], "password"))
+}
+
+impl Api {
+    /// A new account with `roles` (granted by the stack's admin), logged in: (user id, access
+    /// token). Four auth requests from this client's address.
+    pub async fn account_with_roles(&self, roles: &[&str]) -> (String, String) {
+        let email = email();
+        let user = self.register(&email).await;
+        assert_eq!(user.status, 201, "{}", user.body);
+        let id = s(&user.body, "id");
+        if !roles.is_empty() {
+            let (admin_email, admin_password) = admin_credentials();
+            let admin = self.login(&admin_email, &admin_password).await;
+            assert_eq!(admin.status, 200, "{}", admin.body);
+            let set = self
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/v1/admin/users/{id}/roles"),
+                    Some(json!({ "roles": roles })),
+                    Some(&s(&admin.body, "access_token")),
+                )
+                .await;
+            assert_eq!(set.status, 200, "{}", set.body);
+        }
+        let login = self.login(&email, PASSWORD).await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        (id, s(&login.body, "access_token"))
     }
 }

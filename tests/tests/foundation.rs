@@ -221,3 +221,56 @@ async fn one_request_leaves_one_access_line_and_one_emf_document_and_no_secret()
         assert!(!logs.contains(secret), "{secret} reached a log");
     }
 }
+
+/// Bad bodies reach a JSON route through the gateway and come back as problem+json naming what
+/// is wrong — never a 500. (Its own client IP: the auth routes allow 5 requests a minute per IP.)
+#[tokio::test]
+async fn bad_json_bodies_through_the_gateway_are_400_415_422_and_413_problems() {
+    let stack = Stack::get();
+    let client = Stack::client_from([127, 0, 2, 1]);
+    let url = format!("{}/v1/auth/register", stack.url);
+    let send = |content_type: &'static str, body: String| {
+        client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases = [
+        (send("application/json", "{\"email\": ".into()).await.unwrap(), 400, None),
+        (send("text/plain", "{}".into()).await.unwrap(), 415, None),
+        (
+            send(
+                "application/json",
+                r#"{"email":"a@example.com","password":"p4ssw0rd-Long-Enough!","display_name":"A","admin":true}"#.into(),
+            )
+            .await
+            .unwrap(),
+            422,
+            Some("admin"),
+        ),
+        (
+            send("application/json", format!("{{\"email\":\"{}\"}}", "a".repeat(70 * 1024)))
+                .await
+                .unwrap(),
+            413,
+            None,
+        ),
+    ];
+    for (resp, status, field) in cases {
+        assert_eq!(resp.status(), status);
+        assert_common_headers(&resp);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(p["status"], status, "{p}");
+        if let Some(field) = field {
+            let names: Vec<&str> = p["invalid_params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap())
+                .collect();
+            assert!(names.contains(&field), "{field} named in {p}");
+        }
+    }
+}

@@ -4,24 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::Stack;
-
-async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&stack.aws_endpoint_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "e2e"))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&sdk)
-}
 
 #[tokio::test]
 async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trace() {
     let stack = Stack::get();
-    let ddb = dynamodb(&stack).await;
+    let ddb = stack.dynamodb().await;
     let table = stack.env("TABLE_NAME");
     let id = uuid::Uuid::new_v4().simple().to_string();
     let user = format!("usr_{}", uuid::Uuid::new_v4().simple());

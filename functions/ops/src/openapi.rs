@@ -24,6 +24,7 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(auth::openapi::document());
+    doc.merge(events::openapi::document());
     doc
 }
 

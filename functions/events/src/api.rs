@@ -1,0 +1,607 @@
+//! The events endpoints: one handler per Lambda (src/bin), documented for OpenAPI.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::RequestExt;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::auth::Role;
+use shared::http::{Request, RequestParts, Response, json};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::cursor::{self, Position};
+use crate::model::{
+    Event, EventPatch, EventView, NewEvent, Status, etag_version, normalise, parse_id, parse_time,
+    utc,
+};
+use crate::store::{Store, Unavailable, WriteError};
+use crate::text;
+
+/// Ids per batch request.
+pub const MAX_BATCH: usize = 100;
+/// Time a batch read may spend retrying unprocessed keys.
+pub const BATCH_BUDGET: Duration = Duration::from_secs(3);
+
+pub struct Events {
+    pub store: Store,
+    secrets: shared::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    cursor_secret_id: String,
+}
+
+impl Events {
+    /// Fails at start, naming `CURSOR_KEY_SECRET_ID`, when the cursor key's secret is not set.
+    pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
+        let cursor_secret_id = std::env::var("CURSOR_KEY_SECRET_ID")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("missing configuration: CURSOR_KEY_SECRET_ID (the Secrets Manager id of the pagination cursor key)"))?;
+        Ok(Arc::new(Events {
+            store: Store {
+                ddb: app.clients.dynamodb.clone(),
+                table: app.config.table_name.clone(),
+            },
+            secrets: app.secrets.clone(),
+            cursor_secret_id,
+        }))
+    }
+
+    async fn cursor_key(&self) -> Result<Vec<u8>, ApiError> {
+        let secret = self.secrets.get(&self.cursor_secret_id).await?;
+        let key = secret.expose_secret().as_bytes().to_vec();
+        if key.len() < 32 {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the cursor key secret is shorter than 32 bytes"
+            )));
+        }
+        Ok(key)
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn audit(event: &'static str, e: &Event, actor: &str) {
+    tracing::info!(target: "audit", audit_event = event, event_id = %e.id, user_id = %actor, version = e.version, "event audit");
+}
+
+fn with_etag(mut r: Response, e: &Event) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&e.etag()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn event_response(status: StatusCode, e: &Event) -> Result<Response, ApiError> {
+    Ok(with_etag(json(status, &e.view())?, e))
+}
+
+fn event_id(req: &Request) -> Result<String, ApiError> {
+    let raw: String = req.path_param("id")?;
+    parse_id(&raw)
+        .map_err(|reason| ApiError::bad_request(format!("id {reason}")).field("id", reason))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no event {id}"))
+}
+
+fn conflict(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "/problems/event-conflict", "Conflict").detail(detail)
+}
+
+fn precondition_failed(current: &Event) -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "/problems/stale-etag",
+        "Precondition failed",
+    )
+    .detail(format!(
+        "the event changed; its current ETag is {}",
+        current.etag()
+    ))
+}
+
+fn new_id() -> anyhow::Result<String> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let mut buf = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(format!(
+        "evt_{millis:012x}{}",
+        data_encoding::HEXLOWER.encode(&buf)
+    ))
+}
+
+// ------------------------------------------------------------------ create
+
+#[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    request_body = NewEvent,
+    responses(
+        (status = 201, description = "Created", body = EventView,
+            headers(("Location" = String, description = "/v1/events/{id}"), ("ETag" = String, description = "\"v1\""))),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer or admin", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let caller = req.user()?.clone();
+    let input: NewEvent = req.json_body()?;
+    let now = now();
+    let data = input.validate(now)?;
+    // Seam: `Idempotency-Key` is honoured here once shared idempotency exists (joins issue).
+    let stamp = utc(now);
+    let e = Event {
+        id: new_id()?,
+        owner_id: caller.id.clone(),
+        data,
+        status: Status::Active,
+        version: 1,
+        joined: 0,
+        created_at: stamp.clone(),
+        updated_at: stamp,
+    };
+    match events.store.create(&e).await {
+        Ok(()) => {}
+        Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
+        Err(WriteError::Other(err)) => return Err(err.into()),
+    }
+    metrics::counter!("EventsCreated").increment(1);
+    audit("event.created", &e, &caller.id);
+    let mut r = event_response(StatusCode::CREATED, &e)?;
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/events/{}", e.id)).map_err(ApiError::internal)?,
+    );
+    Ok(r)
+}
+
+// ------------------------------------------------------------------ read
+
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "evt_ and 28 hex digits"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read")),
+    responses(
+        (status = 200, description = "The event", body = EventView, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed id", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let id = event_id(&req)?;
+    let e = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim() == "*" || v.split(',').any(|t| etag_version(t) == Some(e.version))
+        });
+    if matches {
+        let mut r = Response::new(lambda_http::Body::Empty);
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return Ok(with_etag(r, &e));
+    }
+    event_response(StatusCode::OK, &e)
+}
+
+// ------------------------------------------------------------------ update / cancel
+
+/// Reads the event a caller may change: it exists, the caller owns it or is admin.
+async fn editable(events: &Events, req: &Request, id: &str) -> Result<Event, ApiError> {
+    let caller = req.user()?;
+    let e = events.store.get(id).await?.ok_or_else(|| not_found(id))?;
+    if e.owner_id != caller.id && !caller.roles.contains(&Role::Admin) {
+        return Err(ApiError::forbidden(
+            "only the event's organizer or an admin may change it",
+        ));
+    }
+    Ok(e)
+}
+
+#[utoipa::path(patch, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
+    request_body = EventPatch,
+    params(("id" = String, Path), ("If-Match" = String, Header, description = "The ETag of the version being changed")),
+    responses(
+        (status = 200, description = "Updated", body = EventView, headers(("ETag" = String))),
+        (status = 400, description = "Malformed id or If-Match", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Cancelled, or capacity below the seats taken", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match is stale", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let id = event_id(&req)?;
+    let if_match = req
+        .headers()
+        .get(header::IF_MATCH)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "/problems/if-match-required",
+                "Precondition required",
+            )
+            .detail("send If-Match with the ETag of the version you are changing")
+        })?
+        .to_str()
+        .ok()
+        .and_then(etag_version)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be an ETag like \"v3\"")
+                .field("If-Match", "not an ETag this API issued")
+        })?;
+    let patch: EventPatch = req.json_body()?;
+    let current = editable(events, &req, &id).await?;
+    if current.version != if_match {
+        return Err(precondition_failed(&current));
+    }
+    if current.status == Status::Cancelled {
+        return Err(conflict(
+            "the event is cancelled and can no longer be changed",
+        ));
+    }
+    let now = now();
+    let data = patch.apply(&current.data, now)?;
+    if data.capacity < current.joined {
+        return Err(conflict(format!(
+            "capacity {} is below the {} seats already taken",
+            data.capacity, current.joined
+        ))
+        .field("capacity", format!("must be at least {}", current.joined)));
+    }
+    let next = Event {
+        data,
+        version: current.version + 1,
+        updated_at: utc(now),
+        ..current.clone()
+    };
+    match events.store.replace(&current, &next).await {
+        Ok(()) => {}
+        Err(WriteError::Conflict) => {
+            let latest = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
+            return Err(precondition_failed(&latest));
+        }
+        Err(WriteError::Other(err)) => return Err(err.into()),
+    }
+    metrics::counter!("EventsUpdated").increment(1);
+    audit("event.updated", &next, &req.user()?.id);
+    event_response(StatusCode::OK, &next)
+}
+
+#[utoipa::path(delete, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Cancelled (also when it already was); kept for history", body = EventView, headers(("ETag" = String))),
+        (status = 400, description = "Malformed id", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let id = event_id(&req)?;
+    for _ in 0..3 {
+        let current = editable(events, &req, &id).await?;
+        if current.status == Status::Cancelled {
+            return event_response(StatusCode::OK, &current);
+        }
+        let next = Event {
+            status: Status::Cancelled,
+            version: current.version + 1,
+            updated_at: utc(now()),
+            data: crate::model::EventData {
+                // The capacity condition must hold whatever was joined meanwhile.
+                capacity: current.data.capacity.max(current.joined),
+                ..current.data.clone()
+            },
+            ..current.clone()
+        };
+        match events.store.replace(&current, &next).await {
+            Ok(()) => {
+                metrics::counter!("EventsCancelled").increment(1);
+                audit("event.cancelled", &next, &req.user()?.id);
+                return event_response(StatusCode::OK, &next);
+            }
+            Err(WriteError::Conflict) => continue, // changed meanwhile: read again
+            Err(WriteError::Other(err)) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::service_unavailable(
+        "the event kept changing; retry",
+    ))
+}
+
+// ------------------------------------------------------------------ list and search
+
+/// `GET /v1/events` query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Required; normalised like an event's city.
+    pub city: Option<String>,
+    pub category: Option<String>,
+    /// RFC 3339; events starting at or after (default: now).
+    pub from: Option<String>,
+    /// RFC 3339; events starting at or before.
+    pub to: Option<String>,
+    /// Search words (stemmed, stop words dropped, AND-ed; up to 5 terms).
+    pub q: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page, with the same other parameters.
+    pub cursor: Option<String>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<EventView>,
+    /// Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListQuery),
+    responses(
+        (status = 200, description = "Upcoming events, by start time then id; with `q`, by matched fields (most first), then start time, then id", body = EventPage),
+        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters, each named", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let params = req.query_string_parameters();
+    let get = |k: &str| params.first(k).map(str::to_owned);
+    let mut p = crate::model::Problems::default();
+    let city = get("city").map(|c| normalise(&c)).filter(|c| !c.is_empty());
+    if city.is_none() {
+        p.add("city", "is required");
+    }
+    let category = get("category").map(|c| normalise(&c));
+    if let Some(c) = &category
+        && !crate::model::CATEGORIES.contains(&c.as_str())
+    {
+        p.add(
+            "category",
+            format!("must be one of {}", crate::model::CATEGORIES.join(", ")),
+        );
+    }
+    let time_param = |p: &mut crate::model::Problems, k: &str| {
+        get(k).and_then(|v| parse_time(&v).map_err(|e| p.add(k, e)).ok())
+    };
+    let from = time_param(&mut p, "from");
+    let to = time_param(&mut p, "to");
+    let limit = match get("limit") {
+        None => 20,
+        Some(v) => match v.parse::<usize>() {
+            Ok(l) if (1..=100).contains(&l) => l,
+            _ => {
+                p.add("limit", "must be an integer from 1 to 100");
+                20
+            }
+        },
+    };
+    let terms = get("q").map(|q| text::terms(&q));
+    if let Some(t) = &terms {
+        if t.is_empty() {
+            p.add(
+                "q",
+                "has no searchable words (only stop words or punctuation)",
+            );
+        } else if t.len() > text::MAX_QUERY_TERMS {
+            p.add(
+                "q",
+                format!("at most {} search terms", text::MAX_QUERY_TERMS),
+            );
+        }
+    }
+    p.into_result()?;
+    let city = city.expect("checked above");
+    let query = cursor::fingerprint(&[
+        &city,
+        category.as_deref().unwrap_or(""),
+        &get("from").unwrap_or_default(),
+        &get("to").unwrap_or_default(),
+        &terms.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
+    ]);
+    let now = now();
+    let key = events.cursor_key().await?;
+    let after = match get("cursor") {
+        None => None,
+        Some(c) => Some(
+            cursor::decode(&key, &query, &c, now.unix_timestamp() as u64).map_err(|e| {
+                ApiError::bad_request(format!("cursor: {e}")).field("cursor", e.to_string())
+            })?,
+        ),
+    };
+    let from = from.map_or(now, |f| f.max(now));
+    let (items, next) = match &terms {
+        None => {
+            let (items, more) = events
+                .store
+                .list(
+                    &city,
+                    category.as_deref(),
+                    from,
+                    to,
+                    after
+                        .as_ref()
+                        .map(|p| (p.starts_at.as_str(), p.id.as_str())),
+                    limit,
+                )
+                .await?;
+            let next = more.then(|| items.last()).flatten().map(|e| Position {
+                score: None,
+                starts_at: utc(e.data.starts_at),
+                id: e.id.clone(),
+            });
+            (items, next)
+        }
+        Some(terms) => {
+            search(
+                events,
+                &city,
+                category.as_deref(),
+                from,
+                to,
+                terms,
+                after.as_ref(),
+                limit,
+            )
+            .await?
+        }
+    };
+    let next_cursor =
+        next.map(|pos| cursor::encode(&key, &query, &pos, now.unix_timestamp() as u64));
+    let mut r = json(
+        StatusCode::OK,
+        &EventPage {
+            items: items.iter().map(Event::view).collect(),
+            next_cursor,
+        },
+    )?;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// Search: the postings of every term (consistent reads), intersected; ranked by the number of
+/// (term, field) matches, then start time, then id; the page after `after`.
+#[allow(clippy::too_many_arguments)]
+async fn search(
+    events: &Events,
+    city: &str,
+    category: Option<&str>,
+    from: OffsetDateTime,
+    to: Option<OffsetDateTime>,
+    terms: &[String],
+    after: Option<&Position>,
+    limit: usize,
+) -> Result<(Vec<Event>, Option<Position>), ApiError> {
+    let mut lists = Vec::with_capacity(terms.len());
+    for t in terms {
+        lists.push(events.store.postings(city, t, category, from, to).await?);
+    }
+    let mut hits: HashMap<String, (u32, String, usize)> = HashMap::new();
+    for list in &lists {
+        for p in list {
+            let h = hits
+                .entry(p.id.clone())
+                .or_insert((0, p.starts_at.clone(), 0));
+            h.0 += p.mask.count_ones();
+            h.2 += 1;
+        }
+    }
+    let mut ranked: Vec<(u32, String, String)> = hits
+        .into_iter()
+        .filter(|(_, h)| h.2 == terms.len())
+        .map(|(id, (score, starts_at, _))| (score, starts_at, id))
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| a.2.cmp(&b.2))
+    });
+    let start = match after {
+        None => 0,
+        Some(pos) => {
+            let key = (
+                pos.score.unwrap_or(0),
+                pos.starts_at.clone(),
+                pos.id.clone(),
+            );
+            ranked.partition_point(|r| {
+                (std::cmp::Reverse(r.0), &r.1, &r.2) <= (std::cmp::Reverse(key.0), &key.1, &key.2)
+            })
+        }
+    };
+    let page: Vec<&(u32, String, String)> = ranked.iter().skip(start).take(limit).collect();
+    let more = ranked.len() > start + page.len();
+    let ids: Vec<String> = page.iter().map(|r| r.2.clone()).collect();
+    let found = events
+        .store
+        .batch_get(&ids, BATCH_BUDGET)
+        .await?
+        .map_err(|Unavailable| ApiError::service_unavailable("the event store is busy; retry"))?;
+    let items: Vec<Event> = ids
+        .iter()
+        .filter_map(|id| found.get(id))
+        .filter(|e| e.status == Status::Active)
+        .cloned()
+        .collect();
+    metrics::counter!("SearchRequests").increment(1);
+    metrics::histogram!("SearchResults").record(ranked.len() as f64);
+    let next = (more).then(|| page.last()).flatten().map(|r| Position {
+        score: Some(r.0),
+        starts_at: r.1.clone(),
+        id: r.2.clone(),
+    });
+    Ok((items, next))
+}
+
+// ------------------------------------------------------------------ batch
+
+/// Up to 100 event ids.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub ids: Vec<String>,
+}
+
+/// The events found, in the order asked (repeats collapsed), and the ids not found.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub events: Vec<EventView>,
+    pub not_found: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Found and missing ids", body = BatchResponse),
+        (status = 422, description = "More than 100 ids, or a malformed id (named)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "DynamoDB kept keys unprocessed past the time budget; nothing partial is returned", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn batch(events: &Events, req: Request) -> Result<Response, ApiError> {
+    let input: BatchRequest = req.json_body()?;
+    let mut p = crate::model::Problems::default();
+    if input.ids.is_empty() || input.ids.len() > MAX_BATCH {
+        p.add(
+            "ids",
+            format!("must hold 1 to {MAX_BATCH} ids, got {}", input.ids.len()),
+        );
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for (i, id) in input.ids.iter().enumerate() {
+        match parse_id(id) {
+            Ok(id) if !ids.contains(&id) => ids.push(id),
+            Ok(_) => {}
+            Err(reason) => p.add(&format!("ids[{i}]"), reason),
+        }
+    }
+    p.into_result()?;
+    metrics::histogram!("BatchSize").record(ids.len() as f64);
+    let found = events
+        .store
+        .batch_get(&ids, BATCH_BUDGET)
+        .await?
+        .map_err(|Unavailable| ApiError::service_unavailable("the event store is busy; retry"))?;
+    let (hit, miss): (Vec<&String>, Vec<&String>) =
+        ids.iter().partition(|id| found.contains_key(*id));
+    metrics::counter!("BatchMisses").increment(miss.len() as u64);
+    json(
+        StatusCode::OK,
+        &BatchResponse {
+            events: hit.iter().map(|id| found[*id].view()).collect(),
+            not_found: miss.into_iter().cloned().collect(),
+        },
+    )
+}

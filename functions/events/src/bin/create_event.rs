@@ -1,0 +1,12 @@
+use shared::auth::Role;
+use shared::http::Policy;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    events::serve(
+        "create_event",
+        |c| Policy::api(c, Role::Organizer),
+        |events, req| async move { events::api::create(&events, req).await },
+    )
+    .await
+}

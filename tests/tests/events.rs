@@ -1,0 +1,539 @@
+//! Events through the local gateway: the ETag flow, who may change what, batch reads, search
+//! and cursor pagination. Each test sends from its own loopback addresses and uses its own city.
+
+use std::collections::HashSet;
+
+use e2e::{Api, Reply, Stack, s};
+use events::model::{Event, EventData, Status, utc};
+use events::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+fn city() -> String {
+    format!("testville {}", uuid::Uuid::new_v4().simple())
+}
+
+fn at(days: i64, hours: i64) -> String {
+    let t = OffsetDateTime::now_utc() + Duration::days(days) + Duration::hours(hours);
+    utc(t.replace_nanosecond(0).unwrap())
+}
+
+fn new_event(city: &str, title: &str, description: &str, tags: &[&str], start_day: i64) -> Value {
+    json!({
+        "title": title, "description": description, "city": city, "category": "music",
+        "venue": "The Hall", "tags": tags, "starts_at": at(start_day, 0),
+        "ends_at": at(start_day, 3), "capacity": 50,
+    })
+}
+
+async fn create(api: &Api, token: &str, body: Value) -> Reply {
+    api.send(Method::POST, "/v1/events", Some(body), Some(token))
+        .await
+}
+
+async fn created(api: &Api, token: &str, body: Value) -> String {
+    let r = create(api, token, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    s(&r.body, "id")
+}
+
+fn header(r: &Reply, name: &str) -> String {
+    r.headers
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(e, "id"))
+        .collect()
+}
+
+async fn list(api: &Api, query: &str) -> Reply {
+    api.send(Method::GET, &format!("/v1/events?{query}"), None, None)
+        .await
+}
+
+fn q(v: &str) -> String {
+    url_encode(v)
+}
+
+fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn etag_flow_428_412_200_and_304() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 3, 1]);
+    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    let c = city();
+    let r = create(
+        &api,
+        &token,
+        new_event(&c, "Jazz night", "Smooth", &["Jazz"], 3),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = s(&r.body, "id");
+    assert_eq!(header(&r, "location"), format!("/v1/events/{id}"));
+    assert_eq!(header(&r, "etag"), "\"v1\"");
+    assert_eq!(r.body["tags"], json!(["jazz"]));
+
+    let path = format!("/v1/events/{id}");
+    let got = api.send(Method::GET, &path, None, None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(header(&got, "etag"), "\"v1\"");
+    let not_modified = api
+        .exec(
+            api.request(Method::GET, &path)
+                .header("if-none-match", "\"v1\""),
+        )
+        .await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&not_modified, "etag"), "\"v1\"");
+
+    let patch = |etag: Option<&'static str>| {
+        let mut req = api
+            .request(Method::PATCH, &path)
+            .bearer_auth(&token)
+            .json(&json!({"title": "Late jazz night"}));
+        if let Some(e) = etag {
+            req = req.header("if-match", e);
+        }
+        api.exec(req)
+    };
+    let without = patch(None).await;
+    assert_eq!(
+        without.status,
+        StatusCode::PRECONDITION_REQUIRED,
+        "{}",
+        without.body
+    );
+    assert_eq!(header(&without, "content-type"), "application/problem+json");
+    let stale = patch(Some("\"v0\"")).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.body
+    );
+    let ok = patch(Some("\"v1\"")).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(header(&ok, "etag"), "\"v2\"");
+    assert_eq!(ok.body["title"], "Late jazz night");
+    let again = patch(Some("\"v1\"")).await;
+    assert_eq!(
+        again.status,
+        StatusCode::PRECONDITION_FAILED,
+        "the old ETag is stale now"
+    );
+    let changed = api
+        .exec(
+            api.request(Method::GET, &path)
+                .header("if-none-match", "\"v1\""),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(changed.body["version"], 2);
+
+    let unknown = api
+        .send(
+            Method::GET,
+            "/v1/events/evt_0000000000000000000000000000",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let malformed = api
+        .send(Method::GET, "/v1/events/not-an-id", None, None)
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.body["invalid_params"][0]["name"], "id");
+}
+
+#[tokio::test]
+async fn only_organizers_create_and_only_the_owner_or_an_admin_change() {
+    let stack = Stack::get();
+    let (_, attendee) = Api::new(&stack, [127, 0, 3, 2])
+        .account_with_roles(&[])
+        .await;
+    let owner_api = Api::new(&stack, [127, 0, 3, 3]);
+    let (_, owner) = owner_api.account_with_roles(&["organizer"]).await;
+    let (_, other) = Api::new(&stack, [127, 0, 3, 4])
+        .account_with_roles(&["organizer"])
+        .await;
+    let (_, admin) = Api::new(&stack, [127, 0, 3, 5])
+        .account_with_roles(&["admin"])
+        .await;
+    let api = owner_api;
+    let c = city();
+
+    let refused = create(
+        &api,
+        &attendee,
+        new_event(&c, "Not mine to make", "", &[], 2),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let anonymous = api
+        .send(
+            Method::POST,
+            "/v1/events",
+            Some(new_event(&c, "No token", "", &[], 2)),
+            None,
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let id = created(&api, &owner, new_event(&c, "Owner's gig", "", &[], 2)).await;
+    let path = format!("/v1/events/{id}");
+    let edit = |token: String, etag: &'static str| {
+        api.exec(
+            api.request(Method::PATCH, &path)
+                .bearer_auth(token)
+                .header("if-match", etag)
+                .json(&json!({"venue": "Elsewhere"})),
+        )
+    };
+    assert_eq!(
+        edit(other.clone(), "\"v1\"").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let cancel_by_other = api.send(Method::DELETE, &path, None, Some(&other)).await;
+    assert_eq!(cancel_by_other.status, StatusCode::FORBIDDEN);
+    let by_admin = edit(admin.clone(), "\"v1\"").await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
+    assert_eq!(by_admin.body["venue"], "Elsewhere");
+
+    let cancelled = api.send(Method::DELETE, &path, None, Some(&admin)).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let kept = api.send(Method::GET, &path, None, None).await;
+    assert_eq!(kept.body["status"], "cancelled", "kept for history");
+    let edit_cancelled = edit(owner.clone(), "\"v3\"").await;
+    assert_eq!(
+        edit_cancelled.status,
+        StatusCode::CONFLICT,
+        "{}",
+        edit_cancelled.body
+    );
+    let listed = list(&api, &format!("city={}", q(&c))).await;
+    assert!(
+        ids(&listed.body).is_empty(),
+        "a cancelled event is not upcoming"
+    );
+    let search = list(&api, &format!("city={}&q=gig", q(&c))).await;
+    assert!(ids(&search.body).is_empty(), "nor found by search");
+}
+
+#[tokio::test]
+async fn batch_answers_in_order_with_misses_and_refuses_101_ids() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 3, 6]);
+    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    let c = city();
+    let mut known = Vec::new();
+    for i in 0..3 {
+        known.push(
+            created(
+                &api,
+                &token,
+                new_event(&c, &format!("Batch {i}"), "", &[], 2 + i),
+            )
+            .await,
+        );
+    }
+    let unknown: Vec<String> = (0..5).map(|i| format!("evt_{:028x}", i + 1)).collect();
+    let mut asked = vec![
+        known[2].clone(),
+        unknown[0].clone(),
+        known[0].clone(),
+        known[2].clone(),
+    ];
+    asked.extend(unknown.iter().cloned());
+    while asked.len() < 100 {
+        asked.push(known[1].clone());
+    }
+    let r = api.post("/v1/events/batch", json!({ "ids": asked })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(e, "id"))
+        .collect();
+    assert_eq!(
+        got,
+        vec![known[2].clone(), known[0].clone(), known[1].clone()]
+    );
+    assert_eq!(r.body["not_found"], json!(unknown));
+
+    let too_many: Vec<String> = (0..101).map(|i| format!("evt_{:028x}", i)).collect();
+    let r = api
+        .post("/v1/events/batch", json!({ "ids": too_many }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["invalid_params"][0]["name"], "ids");
+    let r = api
+        .post("/v1/events/batch", json!({ "ids": ["evt_x"] }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["invalid_params"][0]["name"], "ids[0]");
+}
+
+#[tokio::test]
+async fn search_stems_ands_ranks_and_combines_with_filters() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 3, 7]);
+    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    let c = city();
+    let run_club = created(
+        &api,
+        &token,
+        new_event(&c, "Morning run club", "Easy pace", &["running"], 5),
+    )
+    .await;
+    let expo = created(
+        &api,
+        &token,
+        new_event(&c, "Shoe expo", "Shoes for running and walking", &[], 2),
+    )
+    .await;
+    let charity = created(
+        &api,
+        &token,
+        new_event(&c, "Charity runs", "Five km", &[], 3),
+    )
+    .await;
+    let jazz = created(
+        &api,
+        &token,
+        new_event(&c, "Jazz concerts", "Three bands", &[], 4),
+    )
+    .await;
+    let rock = created(
+        &api,
+        &token,
+        new_event(&c, "Rock concert", "Loud", &["festival"], 6),
+    )
+    .await;
+    let lights = created(
+        &api,
+        &token,
+        new_event(&c, "Festivals of light", "Lanterns", &[], 7),
+    )
+    .await;
+    let mut food = new_event(&c, "Street food festival", "Run by locals", &[], 8);
+    food["category"] = json!("food");
+    let food = created(&api, &token, food).await;
+
+    let search = |terms: &'static str, extra: String| {
+        let api = &api;
+        let c = c.clone();
+        async move {
+            let r = list(api, &format!("city={}&q={}{extra}", q(&c), q(terms))).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            ids(&r.body)
+        }
+    };
+    // Ranked by the number of fields matched (title and tags: 2), then start time.
+    assert_eq!(
+        search("running", String::new()).await,
+        vec![
+            run_club.clone(),
+            expo.clone(),
+            charity.clone(),
+            food.clone()
+        ]
+    );
+    assert_eq!(
+        search("runs", String::new()).await,
+        search("run", String::new()).await
+    );
+    assert_eq!(
+        search("concerts", String::new()).await,
+        vec![jazz.clone(), rock.clone()]
+    );
+    assert_eq!(
+        search("festival", String::new()).await,
+        vec![rock.clone(), lights.clone(), food.clone()]
+    );
+    assert_eq!(
+        search("festivals", String::new()).await,
+        search("festival", String::new()).await
+    );
+    assert_eq!(
+        search("running club", String::new()).await,
+        vec![run_club.clone()],
+        "terms are AND-ed"
+    );
+    assert_eq!(
+        search("the running", String::new()).await,
+        search("running", String::new()).await,
+        "stop words are dropped"
+    );
+    assert_eq!(
+        search("festival", "&category=food".into()).await,
+        vec![food.clone()]
+    );
+    assert_eq!(
+        search("festival", format!("&to={}", q(&at(6, 1)))).await,
+        vec![rock.clone()]
+    );
+    assert_eq!(
+        search("running", format!("&from={}&limit=1", q(&at(3, 1)))).await,
+        vec![run_club.clone()]
+    );
+    let stop_only = list(&api, &format!("city={}&q=the", q(&c))).await;
+    assert_eq!(stop_only.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(stop_only.body["invalid_params"][0]["name"], "q");
+
+    // Search pages with the same cursor rules.
+    let first = list(&api, &format!("city={}&q=running&limit=3", q(&c))).await;
+    assert_eq!(ids(&first.body), vec![run_club, expo, charity]);
+    let next = list(
+        &api,
+        &format!(
+            "city={}&q=running&limit=3&cursor={}",
+            q(&c),
+            q(&s(&first.body, "next_cursor"))
+        ),
+    )
+    .await;
+    assert_eq!(ids(&next.body), vec![food]);
+    assert!(next.body.get("next_cursor").is_none());
+}
+
+fn seeded(city: &str, owner: &str, i: usize) -> Event {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    // Several events share a start time, so the id decides their order.
+    let starts = now + Duration::hours(24 + (i / 3) as i64);
+    Event {
+        id: format!(
+            "evt_{:012x}{:016x}",
+            0x019a_0000_0000_u64 + i as u64,
+            rand_u64()
+        ),
+        owner_id: owner.into(),
+        data: EventData {
+            title: format!("Seeded event {i}"),
+            description: String::new(),
+            city: city.into(),
+            category: "community".into(),
+            venue: "Hall".into(),
+            tags: vec![],
+            starts_at: starts,
+            ends_at: starts + Duration::hours(2),
+            capacity: 10,
+        },
+        status: Status::Active,
+        version: 1,
+        joined: 0,
+        created_at: utc(now),
+        updated_at: utc(now),
+    }
+}
+
+fn rand_u64() -> u64 {
+    u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_nothing() {
+    let stack = Stack::get();
+    let store = Store {
+        ddb: stack.dynamodb().await,
+        table: stack.env("TABLE_NAME"),
+    };
+    let c = city();
+    let mut before = Vec::new();
+    for chunk in (0..250).collect::<Vec<_>>().chunks(10) {
+        let events: Vec<Event> = chunk.iter().map(|i| seeded(&c, "usr_seed", *i)).collect();
+        let writes = events.iter().map(|e| store.create(e));
+        for r in futures_util::future::join_all(writes).await {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        before.extend(events.into_iter().map(|e| e.id));
+    }
+
+    let inserter = {
+        let store = store.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            for i in 250..290 {
+                store
+                    .create(&seeded(&c, "usr_seed", i % 250))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let api = Api::new(&stack, [127, 0, 3, 8]);
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    let mut order: Vec<(String, String)> = Vec::new();
+    loop {
+        let mut query = format!("city={}&limit=7", q(&c));
+        if let Some(cur) = &cursor {
+            query.push_str(&format!("&cursor={}", q(cur)));
+        }
+        let page = list(&api, &query).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        for e in items {
+            seen.push(s(e, "id"));
+            order.push((s(e, "starts_at"), s(e, "id")));
+        }
+        pages += 1;
+        match page.body.get("next_cursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 100, "the walk ends");
+    }
+    inserter.await.unwrap();
+
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no event repeated");
+    let missing: Vec<&String> = before.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of the 250 missing", missing.len());
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "ordered by start time, then id");
+    assert!(pages >= 250 / 7, "{pages} pages");
+
+    // A changed byte, or a cursor of another query, is a 400 naming the cursor.
+    let first = list(&api, &format!("city={}&limit=7", q(&c))).await;
+    let good = s(&first.body, "next_cursor");
+    let mut tampered = good.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let foreign = format!("city={}&limit=7&cursor={}", q(&city()), q(&good));
+    for query in [
+        format!("city={}&limit=7&cursor={}", q(&c), q(&tampered)),
+        foreign,
+    ] {
+        let r = list(&api, &query).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.body["invalid_params"][0]["name"], "cursor");
+    }
+}
