@@ -80,7 +80,7 @@ fn url_encode(v: &str) -> String {
 async fn etag_flow_428_412_200_and_304() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 3, 1]);
-    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    let (user_id, token) = api.account_with_roles(&["organizer"]).await;
     let c = city();
     let r = create(
         &api,
@@ -90,6 +90,29 @@ async fn etag_flow_428_412_200_and_304() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = s(&r.body, "id");
+    let request_id = header(&r, "x-request-id");
+    // The function's log reaches its file through the local stack: allow it a moment.
+    let mut access: Vec<Value> = Vec::new();
+    for _ in 0..40 {
+        access = stack
+            .log_lines("CreateEventFunction")
+            .into_iter()
+            .filter(|l| {
+                l["message"] == "request completed" && l["request_id"] == request_id.as_str()
+            })
+            .collect();
+        if !access.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(access.len(), 1, "one access line per request");
+    assert_eq!(
+        access[0]["user_id"],
+        user_id.as_str(),
+        "the access line names the caller"
+    );
+    assert_eq!(access[0]["status"], 201);
     assert_eq!(header(&r, "location"), format!("/v1/events/{id}"));
     assert_eq!(header(&r, "etag"), "\"v1\"");
     assert_eq!(r.body["tags"], json!(["jazz"]));
