@@ -5,6 +5,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod problem;
 pub mod ratelimit;
 pub mod redact;

@@ -58,17 +58,35 @@ pub fn random_token(bytes: usize) -> anyhow::Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
-/// A sortable, unique id with a prefix: `usr_<millis hex><random>`.
-pub fn new_id(prefix: &str) -> anyhow::Result<String> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
-    let mut buf = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    Ok(format!(
-        "{prefix}_{millis:012x}{}",
-        data_encoding::HEXLOWER.encode(&buf)
-    ))
+pub use shared::ids::new_id;
+
+/// Creates an admin account with a freshly generated password: (id, password). The operator
+/// command `create_admin` and the local stack's start use it; there is no default account.
+pub async fn create_admin(
+    store: &Store,
+    email: &crate::email::Email,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let password = format!(
+        "{}-{}-{}",
+        random_token(6)?,
+        random_token(6)?,
+        random_token(6)?
+    );
+    let hash = crate::password::hash(secrecy::SecretString::from(password.clone())).await?;
+    let id = new_id("usr")?;
+    if !store
+        .create_user(&id, email, name, &hash, shared::auth::now_unix())
+        .await?
+    {
+        anyhow::bail!(
+            "an account with this email exists; give it the admin role with PUT /v1/admin/users/{{id}}/roles"
+        );
+    }
+    if !store.set_roles(&id, &[Role::Attendee, Role::Admin]).await? {
+        anyhow::bail!("the new account {id} vanished before its roles were set");
+    }
+    Ok((id, password))
 }
 
 /// A user as stored.

@@ -107,18 +107,6 @@ fn precondition_failed(current: &Event) -> ApiError {
     ))
 }
 
-fn new_id() -> anyhow::Result<String> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
-    let mut buf = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    Ok(format!(
-        "evt_{millis:012x}{}",
-        data_encoding::HEXLOWER.encode(&buf)
-    ))
-}
-
 // ------------------------------------------------------------------ create
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
@@ -140,7 +128,7 @@ pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError>
     // Seam: `Idempotency-Key` is honoured here once shared idempotency exists (joins issue).
     let stamp = utc(now);
     let e = Event {
-        id: new_id()?,
+        id: shared::ids::new_id("evt")?,
         owner_id: caller.id.clone(),
         data,
         status: Status::Active,

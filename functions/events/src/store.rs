@@ -236,17 +236,8 @@ fn is_conflict(
 }
 
 impl Store {
-    /// Writes a new event and its search postings in one transaction.
-    pub async fn create(&self, e: &Event) -> Result<(), WriteError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(event_item(e)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        items.extend(posting_changes(&self.table, None, Some(e))?);
-        // Seam: the idempotency record's completion and an outbox item join this transaction
-        // when the joins issue brings them.
+    /// One TransactWriteItems; a failed condition anywhere in it is a [`WriteError::Conflict`].
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
         match self
             .ddb
             .transact_write_items()
@@ -258,6 +249,20 @@ impl Store {
             Err(err) if is_conflict(&err) => Err(WriteError::Conflict),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Writes a new event and its search postings in one transaction.
+    pub async fn create(&self, e: &Event) -> Result<(), WriteError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(event_item(e)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(posting_changes(&self.table, None, Some(e))?);
+        // Seam: the idempotency record's completion and an outbox item join this transaction
+        // when the joins issue brings them.
+        self.transact(items).await
     }
 
     /// A strongly consistent read of one event.
@@ -327,17 +332,7 @@ impl Store {
         items.extend(posting_changes(&self.table, Some(old), indexed_new)?);
         // Seam: an outbox item announcing a time or place change (or the cancellation) to the
         // attendees joins this transaction when the joins issue brings attendees.
-        match self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_conflict(&err) => Err(WriteError::Conflict),
-            Err(err) => Err(err.into()),
-        }
+        self.transact(items).await
     }
 
     /// Active events of `city` starting in `[from, to]`, ordered by start time then id, after

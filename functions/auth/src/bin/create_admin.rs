@@ -4,9 +4,6 @@
 //!
 //! `TABLE_NAME=<table> create_admin --email ops@example.com [--name "Operations"]`
 
-use secrecy::SecretString;
-use shared::auth::Role;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -29,25 +26,7 @@ async fn main() -> anyhow::Result<()> {
         table,
     };
 
-    let password = format!(
-        "{}-{}-{}",
-        auth::store::random_token(6)?,
-        auth::store::random_token(6)?,
-        auth::store::random_token(6)?
-    );
-    let hash = auth::password::hash(SecretString::from(password.clone())).await?;
-    let id = auth::store::new_id("usr")?;
-    if !store
-        .create_user(&id, &email, &name, &hash, shared::auth::now_unix())
-        .await?
-    {
-        anyhow::bail!(
-            "an account with this email exists; give it the admin role with PUT /v1/admin/users/{{id}}/roles"
-        );
-    }
-    if !store.set_roles(&id, &[Role::Attendee, Role::Admin]).await? {
-        anyhow::bail!("the new account {id} vanished before its roles were set");
-    }
+    let (id, password) = auth::store::create_admin(&store, &email, &name).await?;
     println!(
         "{}",
         serde_json::json!({"id": id, "email": email.as_str(), "password": password, "roles": ["admin", "attendee"]})

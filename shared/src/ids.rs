@@ -1,0 +1,15 @@
+//! Ids every domain issues.
+
+/// A sortable, unique id with a prefix: `<prefix>_<12 hex digits of Unix millis><16 random hex
+/// digits>`, e.g. `usr_019a4f0c2b1e5d3c2a1b0f9e8d7c`.
+pub fn new_id(prefix: &str) -> anyhow::Result<String> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let mut buf = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(format!(
+        "{prefix}_{millis:012x}{:016x}",
+        u64::from_be_bytes(buf)
+    ))
+}
