@@ -37,7 +37,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "city-events-local"
-MAX_INSTANCES = 16  # per function, like a reserved concurrency
+MAX_INSTANCES = int(os.environ.get("LOCAL_MAX_INSTANCES", "16"))  # per function, like a reserved concurrency
+# socketserver listens with a backlog of 5: a burst of hundreds of connections (the joins test
+# opens 500 at once) overflowed it and clients timed out connecting. API Gateway takes them all.
+ThreadingHTTPServer.request_queue_size = 1024
+QUEUE_WAIT_S = 300  # longest an invocation waits for a free instance
 
 
 def log(msg):
@@ -159,8 +163,10 @@ def generate_signing_keys():
                                  "created_at": now, "private_key_pem": pem}]})
 
 
-def create_resources(template, resolver, endpoint):
-    """Creates exactly what template.yaml declares (the kinds moto serves) and fills `resolver`."""
+def create_resources(template, resolver, endpoint, visibility_timeout=None):
+    """Creates exactly what template.yaml declares (the kinds moto serves) and fills `resolver`.
+    `visibility_timeout` (seconds) replaces the queues' own, so that tests of redelivery and of
+    the DLQ do not wait 5 x 180 s."""
     ddb, sqs, sm = (aws_client(s, endpoint) for s in ("dynamodb", "sqs", "secretsmanager"))
     resources = template["Resources"]
     created = []
@@ -200,6 +206,8 @@ def create_resources(template, resolver, endpoint):
                 for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
                     if key in props:
                         attrs[key] = str(props[key])
+                if visibility_timeout is not None and "VisibilityTimeout" in attrs:
+                    attrs["VisibilityTimeout"] = str(visibility_timeout)
                 if props.get("FifoQueue"):
                     attrs["FifoQueue"] = "true"
                     attrs["ContentBasedDeduplication"] = str(bool(props.get("ContentBasedDeduplication"))).lower()
@@ -243,7 +251,9 @@ class Invocation:
         self.id = str(uuid.uuid4())
         self.payload = payload
         self.trace = trace_header
-        self.deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        self.timeout_s = timeout_s
+        self.deadline_ms = None  # set when an instance takes it: the timeout runs from there
+        self.picked = threading.Event()
         self.done = threading.Event()
         self.result = None  # ("response"|"error", bytes)
         self.instance = None
@@ -273,6 +283,9 @@ class Function:
             elif len(alive) < MAX_INSTANCES:
                 self.instances = alive + [Instance(self)]
         self.queue.put(inv)
+        # Waiting for a free instance is not execution time (Lambda would start another one):
+        # the function's timeout counts from the moment an instance takes the invocation.
+        inv.picked.wait(QUEUE_WAIT_S)
         if not inv.done.wait(self.timeout_s + 1):
             # Lambda kills a timed-out instance; its invocation fails.
             if inv.instance is not None:
@@ -372,6 +385,8 @@ def runtime_api(fn, instance):
             inv = fn.queue.get()
             inv.instance = instance
             instance.current = inv
+            inv.deadline_ms = int(time.time() * 1000 + inv.timeout_s * 1000)
+            inv.picked.set()
             self._send(200, inv.payload, [
                 ("Lambda-Runtime-Aws-Request-Id", inv.id),
                 ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
@@ -769,6 +784,8 @@ def main():
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="override a function environment variable (repeatable)")
+    ap.add_argument("--queue-visibility-timeout", type=int, metavar="SECONDS",
+                    help="replace the queues' visibility timeout (tests of redelivery use a few seconds)")
     ap.add_argument("--attach", metavar="READY_FILE",
                     help="a second gateway: use the moto server and resources of the stack that wrote "
                          "READY_FILE (no resources, admin or event sources of its own)")
@@ -822,7 +839,7 @@ def main():
             if not wait_http(endpoint + "/moto-api/", 30):
                 raise SystemExit("moto server did not start on %s (see %s/moto.log)" % (endpoint, log_dir))
             log("moto server on %s" % endpoint)
-            for line in create_resources(template, resolver, endpoint):
+            for line in create_resources(template, resolver, endpoint, args.queue_visibility_timeout):
                 log("created %s" % line)
 
         globals_ = template.get("Globals", {}).get("Function", {})

@@ -35,7 +35,7 @@ start_stack() { # name, extra args...
 }
 step "start the local stack, and a second gateway on the same moto (free ports; logs in $state)"
 mkdir -p "$state/stack" "$state/gateway2"
-start_stack stack --moto-port 0
+start_stack stack --moto-port 0 --queue-visibility-timeout 4
 start_stack gateway2 --attach "$state/stack.json"
 export CITY_EVENTS_STACK="$state/stack.json" CITY_EVENTS_STACK_2="$state/gateway2.json"
 export MOTO_SERVER="$root/.tools/stack/bin/moto_server"

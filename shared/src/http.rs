@@ -596,6 +596,31 @@ where
     .await
 }
 
+/// Wires one endpoint into the Lambda runtime: init once, build the domain with `build`
+/// (failing at start, naming what is missing, when its configuration is not there), then
+/// `handler` per request behind the middleware with the route's `policy`.
+pub async fn serve<D, B, P, H, Fut>(
+    name: &str,
+    build: B,
+    policy: P,
+    handler: H,
+) -> Result<(), lambda_http::Error>
+where
+    D: Send + Sync + 'static,
+    B: FnOnce(&crate::App) -> anyhow::Result<Arc<D>>,
+    P: FnOnce(&crate::Config) -> Policy,
+    H: Fn(Arc<D>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let app = crate::init(name).await?;
+    let domain = build(&app).map_err(|e| {
+        eprintln!("{name}: {e}");
+        e
+    })?;
+    let policy = policy(&app.config);
+    run(&app, policy, move |req| handler(domain.clone(), req)).await
+}
+
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
     let body = serde_json::to_string(value).map_err(ApiError::internal)?;

@@ -4,8 +4,11 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod cursor;
 pub mod http;
 pub mod ids;
+pub mod idempotency;
+pub mod outbox;
 pub mod problem;
 pub mod ratelimit;
 pub mod redact;

@@ -468,6 +468,8 @@ fn seeded(city: &str, owner: &str, i: usize) -> Event {
         status: Status::Active,
         version: 1,
         joined: 0,
+        waitlisted: 0,
+        wl_seq: 0,
         created_at: utc(now),
         updated_at: utc(now),
     }
@@ -488,7 +490,7 @@ async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_not
     let mut before = Vec::new();
     for chunk in (0..250).collect::<Vec<_>>().chunks(10) {
         let events: Vec<Event> = chunk.iter().map(|i| seeded(&c, "usr_seed", *i)).collect();
-        let writes = events.iter().map(|e| store.create(e));
+        let writes = events.iter().map(|e| store.create(e, Vec::new()));
         for r in futures_util::future::join_all(writes).await {
             assert!(r.is_ok(), "{r:?}");
         }
@@ -501,7 +503,7 @@ async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_not
         tokio::spawn(async move {
             for i in 250..290 {
                 store
-                    .create(&seeded(&c, "usr_seed", i % 250))
+                    .create(&seeded(&c, "usr_seed", i % 250), Vec::new())
                     .await
                     .unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

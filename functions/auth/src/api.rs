@@ -17,6 +17,7 @@ use crate::{password, totp};
 /// What every auth handler shares, built once per cold start.
 pub struct Auth {
     pub store: Store,
+    pub idempotency: shared::idempotency::Idempotency,
     pub keys: Keys,
     pub issuer: String,
     pub audience: String,
@@ -25,6 +26,7 @@ pub struct Auth {
 impl Auth {
     pub fn new(app: &shared::App) -> Arc<Self> {
         Arc::new(Auth {
+            idempotency: shared::idempotency::Idempotency::new(app),
             store: Store::new(app),
             keys: Keys::new(app),
             issuer: app.config.jwt_issuer.clone(),
@@ -278,6 +280,16 @@ fn invalid_refresh() -> ApiError {
         (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    auth.idempotency
+        .run(req, false, |req, claim| register_once(auth, req, claim))
+        .await
+}
+
+async fn register_once(
+    auth: &Auth,
+    req: Request,
+    claim: Option<std::sync::Arc<shared::idempotency::Claim>>,
+) -> Result<Response, ApiError> {
     let input: Register = req.json_body()?;
     password::check_policy(
         &input.password.0,
@@ -286,9 +298,39 @@ pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     .map_err(|reason| ApiError::validation("password", reason))?;
     let hash = password::hash(SecretString::from(input.password.0)).await?;
     let id = crate::store::new_id("usr")?;
+    let mut r = json(
+        StatusCode::CREATED,
+        &Profile {
+            id: id.clone(),
+            email: input.email.as_str().to_owned(),
+            display_name: input.display_name.0.clone(),
+            roles: vec![Role::Attendee],
+            mfa_enabled: false,
+        },
+    )?;
+    r.headers_mut()
+        .insert(http::header::LOCATION, HeaderValue::from_static("/v1/me"));
+    let registered = shared::outbox::OutboxMessage::new(
+        "user.registered",
+        &id,
+        Vec::new(),
+        "A new account",
+        serde_json::json!({ "user_id": id }),
+    );
+    let mut extra = vec![registered.transact_put(&auth.store.table)?];
+    if let Some(c) = &claim {
+        extra.push(c.completion(&r)?);
+    }
     let created = auth
         .store
-        .create_user(&id, &input.email, &input.display_name.0, &hash, now_unix())
+        .create_user(
+            &id,
+            &input.email,
+            &input.display_name.0,
+            &hash,
+            now_unix(),
+            extra,
+        )
         .await?;
     if !created {
         return Err(
@@ -297,20 +339,11 @@ pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {
                 .field("email", "is taken"),
         );
     }
+    if let Some(c) = &claim {
+        c.committed();
+    }
     metrics::counter!("Registrations").increment(1);
     audit("user.registered", &id);
-    let mut r = json(
-        StatusCode::CREATED,
-        &Profile {
-            id: id.clone(),
-            email: input.email.as_str().to_owned(),
-            display_name: input.display_name.0,
-            roles: vec![Role::Attendee],
-            mfa_enabled: false,
-        },
-    )?;
-    r.headers_mut()
-        .insert(http::header::LOCATION, HeaderValue::from_static("/v1/me"));
     Ok(r)
 }
 

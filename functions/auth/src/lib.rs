@@ -22,8 +22,5 @@ where
     H: Fn(Arc<api::Auth>, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
-    let app = shared::init(name).await?;
-    let auth = api::Auth::new(&app);
-    let policy = policy(&app.config);
-    shared::http::run(&app, policy, move |req| handler(auth.clone(), req)).await
+    shared::http::serve(name, |app| Ok(api::Auth::new(app)), policy, handler).await
 }

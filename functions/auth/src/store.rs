@@ -76,7 +76,7 @@ pub async fn create_admin(
     let hash = crate::password::hash(secrecy::SecretString::from(password.clone())).await?;
     let id = new_id("usr")?;
     if !store
-        .create_user(&id, email, name, &hash, shared::auth::now_unix())
+        .create_user(&id, email, name, &hash, shared::auth::now_unix(), Vec::new())
         .await?
     {
         anyhow::bail!(
@@ -206,6 +206,7 @@ impl Store {
         display_name: &str,
         password_hash: &str,
         now: u64,
+        extra: Vec<TransactWriteItem>,
     ) -> anyhow::Result<bool> {
         let user = Put::builder()
             .table_name(&self.table)
@@ -226,11 +227,15 @@ impl Store {
             .item("user_id", s(id))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(user).build(),
+            TransactWriteItem::builder().put(claim).build(),
+        ];
+        items.extend(extra);
         let result = self
             .ddb
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(user).build())
-            .transact_items(TransactWriteItem::builder().put(claim).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {

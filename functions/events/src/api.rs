@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::RequestExt;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::Role;
 use shared::http::{Request, RequestParts, Response, json};
+use shared::idempotency::Claim;
+use shared::outbox::OutboxMessage;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
@@ -29,40 +30,30 @@ pub const BATCH_BUDGET: Duration = Duration::from_secs(3);
 
 pub struct Events {
     pub store: Store,
-    secrets: shared::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
-    cursor_secret_id: String,
+    pub attendance: crate::attendance::Attendance,
+    pub idempotency: shared::idempotency::Idempotency,
+    pub cursor_key: shared::cursor::CursorKey,
 }
 
 impl Events {
     /// Fails at start, naming `CURSOR_KEY_SECRET_ID`, when the cursor key's secret is not set.
     pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
-        let cursor_secret_id = std::env::var("CURSOR_KEY_SECRET_ID")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| anyhow::anyhow!("missing configuration: CURSOR_KEY_SECRET_ID (the Secrets Manager id of the pagination cursor key)"))?;
         Ok(Arc::new(Events {
             store: Store {
                 ddb: app.clients.dynamodb.clone(),
                 table: app.config.table_name.clone(),
             },
-            secrets: app.secrets.clone(),
-            cursor_secret_id,
+            attendance: crate::attendance::Attendance {
+                ddb: app.clients.dynamodb.clone(),
+                table: app.config.table_name.clone(),
+            },
+            idempotency: shared::idempotency::Idempotency::new(app),
+            cursor_key: shared::cursor::CursorKey::from_env(app)?,
         }))
-    }
-
-    async fn cursor_key(&self) -> Result<Vec<u8>, ApiError> {
-        let secret = self.secrets.get(&self.cursor_secret_id).await?;
-        let key = secret.expose_secret().as_bytes().to_vec();
-        if key.len() < 32 {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "the cursor key secret is shorter than 32 bytes"
-            )));
-        }
-        Ok(key)
     }
 }
 
-fn now() -> OffsetDateTime {
+pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
@@ -81,13 +72,13 @@ fn event_response(status: StatusCode, e: &Event) -> Result<Response, ApiError> {
     Ok(with_etag(json(status, &e.view())?, e))
 }
 
-fn event_id(req: &Request) -> Result<String, ApiError> {
+pub fn event_id(req: &Request) -> Result<String, ApiError> {
     let raw: String = req.path_param("id")?;
     parse_id(&raw)
         .map_err(|reason| ApiError::bad_request(format!("id {reason}")).field("id", reason))
 }
 
-fn not_found(id: &str) -> ApiError {
+pub fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no event {id}"))
 }
 
@@ -121,11 +112,21 @@ fn precondition_failed(current: &Event) -> ApiError {
         (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError> {
+    events
+        .idempotency
+        .run(req, false, |req, claim| create_once(events, req, claim))
+        .await
+}
+
+async fn create_once(
+    events: &Events,
+    req: Request,
+    claim: Option<Arc<Claim>>,
+) -> Result<Response, ApiError> {
     let caller = req.user()?.clone();
     let input: NewEvent = req.json_body()?;
     let now = now();
     let data = input.validate(now)?;
-    // Seam: `Idempotency-Key` is honoured here once shared idempotency exists (joins issue).
     let stamp = utc(now);
     let e = Event {
         id: shared::ids::new_id("evt")?,
@@ -134,21 +135,27 @@ pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError>
         status: Status::Active,
         version: 1,
         joined: 0,
+        waitlisted: 0,
+        wl_seq: 0,
         created_at: stamp.clone(),
         updated_at: stamp,
     };
-    match events.store.create(&e).await {
-        Ok(()) => {}
-        Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
-        Err(WriteError::Other(err)) => return Err(err.into()),
-    }
-    metrics::counter!("EventsCreated").increment(1);
-    audit("event.created", &e, &caller.id);
     let mut r = event_response(StatusCode::CREATED, &e)?;
     r.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&format!("/v1/events/{}", e.id)).map_err(ApiError::internal)?,
     );
+    let extra = claim.as_ref().map(|c| c.completion(&r)).transpose()?;
+    match events.store.create(&e, extra.into_iter().collect()).await {
+        Ok(()) => {}
+        Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
+        Err(WriteError::Other(err)) => return Err(err.into()),
+    }
+    if let Some(c) = &claim {
+        c.committed();
+    }
+    metrics::counter!("EventsCreated").increment(1);
+    audit("event.created", &e, &caller.id);
     Ok(r)
 }
 
@@ -254,7 +261,16 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
         updated_at: utc(now),
         ..current.clone()
     };
-    match events.store.replace(&current, &next).await {
+    let message = changed_message(&current, &next);
+    let extra = message
+        .as_ref()
+        .map(|m| m.transact_put(&events.store.table))
+        .transpose()?;
+    match events
+        .store
+        .replace(&current, &next, extra.into_iter().collect())
+        .await
+    {
         Ok(()) => {}
         Err(WriteError::Conflict) => {
             let latest = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
@@ -264,7 +280,11 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     }
     metrics::counter!("EventsUpdated").increment(1);
     audit("event.updated", &next, &req.user()?.id);
-    event_response(StatusCode::OK, &next)
+    if next.data.capacity > current.data.capacity && next.waitlisted > 0 {
+        fill_free_seats(events, &id).await?;
+    }
+    let latest = events.store.get(&id).await?.unwrap_or(next);
+    event_response(StatusCode::OK, &latest)
 }
 
 #[utoipa::path(delete, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
@@ -294,7 +314,15 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
             },
             ..current.clone()
         };
-        match events.store.replace(&current, &next).await {
+        let message = OutboxMessage::new(
+            "event.cancelled",
+            &next.id,
+            Vec::new(),
+            format!("\"{}\" was cancelled", next.data.title),
+            serde_json::json!({ "event_id": next.id, "fanout": "attendees" }),
+        );
+        let extra = vec![message.transact_put(&events.store.table)?];
+        match events.store.replace(&current, &next, extra).await {
             Ok(()) => {
                 metrics::counter!("EventsCancelled").increment(1);
                 audit("event.cancelled", &next, &req.user()?.id);
@@ -307,6 +335,61 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
     Err(ApiError::service_unavailable(
         "the event kept changing; retry",
     ))
+}
+
+/// The message telling the attendees what changed, when something they plan around did.
+fn changed_message(old: &Event, new: &Event) -> Option<OutboxMessage> {
+    let (o, n) = (&old.data, &new.data);
+    let mut changed = Vec::new();
+    if o.title != n.title {
+        changed.push("title");
+    }
+    if o.starts_at != n.starts_at || o.ends_at != n.ends_at {
+        changed.push("time");
+    }
+    if o.venue != n.venue || o.city != n.city {
+        changed.push("place");
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    Some(OutboxMessage::new(
+        "event.changed",
+        &new.id,
+        Vec::new(),
+        format!("\"{}\" changed: {}", n.title, changed.join(", ")),
+        serde_json::json!({ "event_id": new.id, "fanout": "attendees", "changed": changed,
+            "starts_at": utc(n.starts_at), "venue": n.venue }),
+    ))
+}
+
+/// After a capacity increase: promotes the head of the waitlist while a seat is free. Each
+/// promotion is its own transaction, conditional on a free seat and on the head's entry.
+pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError> {
+    let mut promoted = 0;
+    for _ in 0..1000 {
+        let Some(e) = events.store.get(id).await? else {
+            break;
+        };
+        if e.status != Status::Active || e.joined >= e.data.capacity || e.waitlisted == 0 {
+            break;
+        }
+        let Some(head) = events.attendance.head(id).await? else {
+            break;
+        };
+        let at = shared::outbox::timestamp(now());
+        let message = crate::attendance::promoted_message(&e, &head.user_id);
+        match events.attendance.promote(&e, &head, &at, &[message]).await {
+            Ok(()) => {
+                promoted += 1;
+                metrics::counter!("Promoted").increment(1);
+                tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
+            }
+            Err(crate::attendance::TxError::Cancelled(_)) => continue,
+            Err(crate::attendance::TxError::Other(e)) => return Err(e.into()),
+        }
+    }
+    Ok(promoted)
 }
 
 // ------------------------------------------------------------------ list and search
@@ -401,15 +484,13 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
         &terms.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
     ]);
     let now = now();
-    let key = events.cursor_key().await?;
-    let after = match get("cursor") {
-        None => None,
-        Some(c) => Some(
-            cursor::decode(&key, &query, &c, now.unix_timestamp() as u64).map_err(|e| {
-                ApiError::bad_request(format!("cursor: {e}")).field("cursor", e.to_string())
-            })?,
-        ),
-    };
+    let key = events.cursor_key.get().await?;
+    let after = cursor::decode_param(
+        &key,
+        &query,
+        get("cursor").as_deref(),
+        now.unix_timestamp() as u64,
+    )?;
     let from = from.map_or(now, |f| f.max(now));
     let (items, next) = match &terms {
         None => {

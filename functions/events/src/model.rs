@@ -99,6 +99,10 @@ pub struct Event {
     pub status: Status,
     pub version: u64,
     pub joined: u32,
+    /// People on the waitlist.
+    pub waitlisted: u32,
+    /// Waitlist tickets handed out so far (the last ticket's number).
+    pub wl_seq: u64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -122,6 +126,8 @@ pub struct EventView {
     pub capacity: u32,
     /// Seats taken.
     pub joined: u32,
+    /// People waiting for a seat.
+    pub waitlisted: u32,
     pub status: Status,
     /// Increases with every change; the ETag is `"v<version>"`.
     pub version: u64,
@@ -144,6 +150,7 @@ impl Event {
             ends_at: utc(self.data.ends_at),
             capacity: self.data.capacity,
             joined: self.joined,
+            waitlisted: self.waitlisted,
             status: self.status,
             version: self.version,
             created_at: self.created_at.clone(),

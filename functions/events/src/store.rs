@@ -105,6 +105,8 @@ fn event_item(e: &Event) -> Item {
         ("ends_at".into(), s(utc(d.ends_at))),
         ("capacity".into(), n(d.capacity)),
         ("joined".into(), n(e.joined)),
+        ("waitlisted".into(), n(e.waitlisted)),
+        ("wl_seq".into(), n(e.wl_seq)),
         ("status".into(), s(status_str(e.status))),
         ("version".into(), n(e.version)),
         ("created_at".into(), s(&e.created_at)),
@@ -150,6 +152,8 @@ pub fn event_from_item(item: &Item) -> anyhow::Result<Event> {
         },
         version: get_n(item, "version")?,
         joined: get_n(item, "joined")? as u32,
+        waitlisted: get_n(item, "waitlisted").unwrap_or(0) as u32,
+        wl_seq: get_n(item, "wl_seq").unwrap_or(0),
         created_at: get_s(item, "created_at")?,
         updated_at: get_s(item, "updated_at")?,
     })
@@ -251,8 +255,9 @@ impl Store {
         }
     }
 
-    /// Writes a new event and its search postings in one transaction.
-    pub async fn create(&self, e: &Event) -> Result<(), WriteError> {
+    /// Writes a new event and its search postings in one transaction, with `extra` (the
+    /// idempotency record's completion).
+    pub async fn create(&self, e: &Event, extra: Vec<TransactWriteItem>) -> Result<(), WriteError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(event_item(e)))
@@ -260,8 +265,7 @@ impl Store {
             .build()?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(posting_changes(&self.table, None, Some(e))?);
-        // Seam: the idempotency record's completion and an outbox item join this transaction
-        // when the joins issue brings them.
+        items.extend(extra);
         self.transact(items).await
     }
 
@@ -280,9 +284,14 @@ impl Store {
 
     /// Replaces `old` by `new` (same id) if the stored version is still `old.version`, the event
     /// is active, and no more seats are taken than `new`'s capacity; the postings follow in the
-    /// same transaction. `new.status == Cancelled` cancels: the event leaves the city index and
-    /// the search index.
-    pub async fn replace(&self, old: &Event, new: &Event) -> Result<(), WriteError> {
+    /// same transaction, and `extra` (the outbox item telling the attendees). `new.status ==
+    /// Cancelled` cancels: the event leaves the city index and the search index.
+    pub async fn replace(
+        &self,
+        old: &Event,
+        new: &Event,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), WriteError> {
         let d = &new.data;
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -330,8 +339,7 @@ impl Store {
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         let indexed_new = (new.status == Status::Active).then_some(new);
         items.extend(posting_changes(&self.table, Some(old), indexed_new)?);
-        // Seam: an outbox item announcing a time or place change (or the cancellation) to the
-        // attendees joins this transaction when the joins issue brings attendees.
+        items.extend(extra);
         self.transact(items).await
     }
 

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::OutboxMessage;
+use shared::outbox::OutboxMessage;
 use crate::relay::TRACE_ATTRIBUTE;
 
 /// Where inbox items are written.
@@ -19,6 +19,11 @@ pub trait Inbox {
         user_id: &str,
         message: &OutboxMessage,
     ) -> impl std::future::Future<Output = anyhow::Result<bool>> + Send;
+    /// Everyone joined or waitlisted at `event_id` (for `fanout = "attendees"` messages).
+    fn attendees(
+        &self,
+        event_id: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<Vec<String>>> + Send;
 }
 
 /// The inbox in the table: `pk = USER#<id>`, `sk = NOTIF#<occurred_at>#<message id>`.
@@ -28,6 +33,15 @@ pub struct DynamoInbox {
 }
 
 impl Inbox for DynamoInbox {
+    async fn attendees(&self, event_id: &str) -> anyhow::Result<Vec<String>> {
+        events::attendance::Attendance {
+            ddb: self.dynamodb.clone(),
+            table: self.table.clone(),
+        }
+        .everyone(event_id)
+        .await
+    }
+
     async fn deliver(&self, user_id: &str, message: &OutboxMessage) -> anyhow::Result<bool> {
         let result = self
             .dynamodb
@@ -66,14 +80,103 @@ impl Inbox for DynamoInbox {
     }
 }
 
-/// Processes a batch; returns the ids of the messages to redeliver.
-pub async fn consume(inbox: &impl Inbox, event: SqsEvent) -> SqsBatchResponse {
+/// Where messages that can never be processed go at once (the outbox DLQ).
+pub trait DeadLetters {
+    fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        reason: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The outbox DLQ (FIFO: the message id deduplicates a repeat).
+pub struct SqsDeadLetters {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlq_url: String,
+}
+
+impl DeadLetters for SqsDeadLetters {
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
+        let id = record.message_id.clone().unwrap_or_default();
+        self.sqs
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(record.body.clone().unwrap_or_default())
+            .message_group_id("malformed")
+            .message_deduplication_id(&id)
+            .message_attributes(
+                "dead-reason",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(reason)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// The types that notify someone; other types are processed without an inbox item.
+pub const NOTIFYING: [&str; 5] = [
+    "join.created",
+    "join.waitlisted",
+    "join.promoted",
+    "event.cancelled",
+    "event.changed",
+];
+
+/// Why a message failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// It can never be processed: it goes to the DLQ at once and is not retried.
+    Malformed(String),
+    /// It may work next time: the queue redelivers it (up to its receive limit).
+    Transient(anyhow::Error),
+}
+
+/// Processes a batch; returns the ids of the messages to redeliver. `max_receives` is the
+/// queue's maxReceiveCount: a message failing on that receive is counted dead (the queue moves
+/// it to the DLQ).
+pub async fn consume(
+    inbox: &impl Inbox,
+    dead: &impl DeadLetters,
+    max_receives: u32,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = consume_one(inbox, &record).await {
+        let receives: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let failed = match consume_one(inbox, &record).await {
+            Ok(()) => false,
+            Err(Failure::Malformed(reason)) => match dead.dead_letter(&record, &reason).await {
+                Ok(()) => {
+                    metrics::counter!("OutboxDead", "reason" => "malformed").increment(1);
+                    tracing::error!(message_id = %id, reason = %reason, "malformed message sent to the DLQ");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error.cause_chain = %shared::error_chain_anyhow(&e), "malformed message could not reach the DLQ; it will be redelivered");
+                    true
+                }
+            },
+            Err(Failure::Transient(e)) => {
+                if receives >= max_receives {
+                    metrics::counter!("OutboxDead", "reason" => "retries_exhausted").increment(1);
+                    tracing::error!(message_id = %id, receives, error.cause_chain = %shared::error_chain_anyhow(&e), "message failed on its last receive; the queue moves it to the DLQ");
+                } else {
+                    tracing::warn!(message_id = %id, receives, error.cause_chain = %shared::error_chain_anyhow(&e), "message failed; it will be redelivered");
+                }
+                true
+            }
+        };
+        if failed {
             metrics::counter!("ConsumerFailed").increment(1);
-            tracing::warn!(message_id = %id, error.cause_chain = %shared::error_chain_anyhow(&e), "message failed; it will be redelivered");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -82,7 +185,7 @@ pub async fn consume(inbox: &impl Inbox, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-async fn consume_one(inbox: &impl Inbox, record: &SqsMessage) -> anyhow::Result<()> {
+async fn consume_one(inbox: &impl Inbox, record: &SqsMessage) -> Result<(), Failure> {
     let span = tracing::info_span!("notifications.consume", otel.kind = "consumer", message_id = ?record.message_id);
     let trace = record
         .message_attributes
@@ -94,17 +197,46 @@ async fn consume_one(inbox: &impl Inbox, record: &SqsMessage) -> anyhow::Result<
     async {
         let body = record.body.as_deref().unwrap_or("");
         let message: OutboxMessage = serde_json::from_str(body)
-            .map_err(|e| anyhow::anyhow!("malformed outbox message: {e}"))?;
+            .map_err(|e| Failure::Malformed(format!("not an outbox message: {e}")))?;
+        let fanout = message.data.get("fanout").and_then(|v| v.as_str());
+        let recipients = match fanout {
+            Some("attendees") => inbox
+                .attendees(&message.aggregate_id)
+                .await
+                .map_err(Failure::Transient)?,
+            Some(other) => return Err(Failure::Malformed(format!("unknown fanout {other:?}"))),
+            None => message.recipients.clone(),
+        };
         let mut delivered = 0;
-        for user in &message.recipients {
-            if inbox.deliver(user, &message).await? {
-                delivered += 1;
+        if NOTIFYING.contains(&message.kind.as_str()) {
+            for user in &recipients {
+                if inbox
+                    .deliver(user, &message)
+                    .await
+                    .map_err(Failure::Transient)?
+                {
+                    delivered += 1;
+                }
             }
         }
         metrics::counter!("ConsumerProcessed", "type" => message.kind.clone()).increment(1);
-        tracing::info!(r#type = %message.kind, delivered, recipients = message.recipients.len(), "notifications delivered");
+        tracing::info!(outbox_id = %message.id, r#type = %message.kind, aggregate_id = %message.aggregate_id, delivered, recipients = recipients.len(), "notifications delivered");
         Ok(())
     }
     .instrument(span)
     .await
+}
+
+/// `OUTBOX_MAX_RECEIVES`: the outbox queue's maxReceiveCount. Fails at start, naming it, when it
+/// is missing or not a positive number.
+pub fn max_receives_from_env() -> anyhow::Result<u32> {
+    std::env::var("OUTBOX_MAX_RECEIVES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "missing configuration: OUTBOX_MAX_RECEIVES (the outbox queue's maxReceiveCount, a positive number)"
+            )
+        })
 }

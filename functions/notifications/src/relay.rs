@@ -12,8 +12,7 @@ use tracing_opentelemetry_ext::set_remote_parent;
 
 use crate::OutboxMessage;
 
-/// Prefix of the partition key of outbox items.
-pub const OUTBOX_PK_PREFIX: &str = "OUTBOX#";
+pub use shared::outbox::OUTBOX_PK_PREFIX;
 /// Message attribute carrying the trace of the request that wrote the item.
 pub const TRACE_ATTRIBUTE: &str = "x-amzn-trace-id";
 

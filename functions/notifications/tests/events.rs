@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use notifications::OutboxMessage;
-use notifications::consumer::{Inbox, consume};
+use notifications::consumer::{DeadLetters, Inbox, consume};
 use notifications::relay::{OutboxItem, Publisher, relay};
 use shared::testing::sample_event;
 
@@ -33,16 +33,76 @@ impl Publisher for Published {
 #[derive(Default)]
 struct MemoryInbox {
     items: Mutex<HashSet<(String, String)>>,
+    /// Deliveries attempted (a repeat of a delivered item counts too).
+    attempts: Mutex<usize>,
+    /// Users whose inbox write fails (a transient error).
+    failing_users: HashSet<String>,
+    attendees: Vec<String>,
+    /// Stop (as a killed process would) after this many deliveries.
+    stop_after: Option<usize>,
 }
 
 impl Inbox for MemoryInbox {
     async fn deliver(&self, user_id: &str, message: &OutboxMessage) -> anyhow::Result<bool> {
+        if self.failing_users.contains(user_id) {
+            anyhow::bail!("inbox write throttled");
+        }
+        let n = {
+            let mut a = self.attempts.lock().unwrap();
+            *a += 1;
+            *a
+        };
+        if self.stop_after.is_some_and(|k| n > k) {
+            // The process is gone: this future never completes.
+            std::future::pending::<()>().await;
+        }
         Ok(self
             .items
             .lock()
             .unwrap()
             .insert((user_id.to_owned(), message.id.clone())))
     }
+
+    async fn attendees(&self, _event_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.attendees.clone())
+    }
+}
+
+#[derive(Default)]
+struct MemoryDlq {
+    dead: Mutex<Vec<(String, String)>>,
+}
+
+impl DeadLetters for MemoryDlq {
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
+        self.dead.lock().unwrap().push((
+            record.message_id.clone().unwrap_or_default(),
+            reason.to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+/// A batch of `n` well-formed messages, each to its own user and to "usr_shared".
+fn batch(n: usize) -> SqsEvent {
+    let mut event = sqs_event();
+    let template = event.records[0].clone();
+    event.records = (0..n)
+        .map(|i| {
+            let mut r = template.clone();
+            r.message_id = Some(format!("m-{i}"));
+            r.body = Some(
+                serde_json::json!({
+                    "id": format!("{i:032x}"), "type": "join.created", "aggregate_id": "evt_1",
+                    "occurred_at": "2026-11-23T10:00:00.000000Z",
+                    "recipients": [format!("usr_{i}"), "usr_shared"], "summary": "s", "data": {}
+                })
+                .to_string(),
+            );
+            r
+        })
+        .collect();
+    event
 }
 
 fn stream_event() -> Event {
@@ -88,19 +148,11 @@ async fn a_failed_publish_is_reported_by_sequence_number_for_the_stream_to_retry
 
 #[tokio::test]
 async fn the_consumer_delivers_once_even_when_the_message_is_redelivered() {
-    let inbox = MemoryInbox::default();
-    assert!(
-        consume(&inbox, sqs_event())
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
-    assert!(
-        consume(&inbox, sqs_event())
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    let (inbox, dlq) = (MemoryInbox::default(), MemoryDlq::default());
+    for _ in 0..2 {
+        let response = consume(&inbox, &dlq, 5, sqs_event()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
     let items = inbox.items.lock().unwrap();
     assert_eq!(items.len(), 1);
     assert!(items.contains(&(
@@ -110,23 +162,97 @@ async fn the_consumer_delivers_once_even_when_the_message_is_redelivered() {
 }
 
 #[tokio::test]
-async fn a_malformed_message_is_reported_as_a_batch_item_failure_alone() {
+async fn a_malformed_message_goes_to_the_dlq_at_once_and_the_rest_of_the_batch_is_processed() {
     let mut event = sqs_event();
     let mut bad = event.records[0].clone();
     bad.message_id = Some("bad-1".into());
     bad.body = Some("{not json".into());
     event.records.insert(0, bad);
-    let inbox = MemoryInbox::default();
-    let response = consume(&inbox, event).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, ["bad-1"]);
+    let (inbox, dlq) = (MemoryInbox::default(), MemoryDlq::default());
+    let response = consume(&inbox, &dlq, 5, event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a malformed message is not retried"
+    );
+    let dead = dlq.dead.lock().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "bad-1");
+    assert!(dead[0].1.contains("not an outbox message"), "{}", dead[0].1);
     assert_eq!(
         inbox.items.lock().unwrap().len(),
         1,
         "the good message of the batch is processed"
     );
+}
+
+#[tokio::test]
+async fn only_the_messages_that_failed_are_reported_for_redelivery() {
+    let inbox = MemoryInbox {
+        failing_users: HashSet::from(["usr_1".to_owned(), "usr_3".to_owned()]),
+        ..Default::default()
+    };
+    let dlq = MemoryDlq::default();
+    let response = consume(&inbox, &dlq, 5, batch(5)).await;
+    let mut failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m-1", "m-3"]);
+    let items = inbox.items.lock().unwrap();
+    for i in [0, 2, 4] {
+        assert!(items.contains(&(format!("usr_{i}"), format!("{i:032x}"))));
+    }
+    assert!(dlq.dead.lock().unwrap().is_empty(), "transient failures are retried, not dead");
+}
+
+#[tokio::test]
+async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_the_batch_returns() {
+    let first = MemoryInbox {
+        stop_after: Some(7),
+        ..Default::default()
+    };
+    let dlq = MemoryDlq::default();
+    // The process dies during the eighth delivery: the invocation never answers.
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        consume(&first, &dlq, 5, batch(6)),
+    )
+    .await;
+    assert!(cut.is_err(), "the first invocation was cut off");
+    let delivered_before = first.items.lock().unwrap().clone();
+    assert_eq!(delivered_before.len(), 7);
+    // The queue returns the whole batch; the inbox keeps what the first attempt wrote.
+    let second = MemoryInbox {
+        items: Mutex::new(delivered_before),
+        ..Default::default()
+    };
+    let response = consume(&second, &dlq, 5, batch(6)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let items = second.items.lock().unwrap();
+    assert_eq!(items.len(), 12, "6 messages x 2 recipients, each once");
+    assert_eq!(*second.attempts.lock().unwrap(), 12, "every delivery was attempted again");
+}
+
+#[tokio::test]
+async fn a_fanout_message_reaches_every_attendee() {
+    let inbox = MemoryInbox {
+        attendees: vec!["usr_a".into(), "usr_b".into(), "usr_c".into()],
+        ..Default::default()
+    };
+    let mut event = sqs_event();
+    event.records[0].body = Some(
+        serde_json::json!({
+            "id": "c0ffee", "type": "event.cancelled", "aggregate_id": "evt_1",
+            "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [],
+            "summary": "cancelled", "data": {"fanout": "attendees"}
+        })
+        .to_string(),
+    );
+    let response = consume(&inbox, &MemoryDlq::default(), 5, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let mut users: Vec<String> = inbox.items.lock().unwrap().iter().map(|i| i.0.clone()).collect();
+    users.sort();
+    assert_eq!(users, ["usr_a", "usr_b", "usr_c"]);
 }

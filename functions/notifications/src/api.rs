@@ -1,0 +1,262 @@
+//! A user's notifications: `GET /v1/me/notifications` (newest first, paginated) and
+//! `POST /v1/me/notifications/read` (everything up to a notification is read).
+//!
+//! Inbox items are `USER#<id>` / `NOTIF#<occurred_at>#<message id>` (written by the consumer);
+//! the read mark is `USER#<id>` / `NOTIFREAD` holding the sort key read up to. A notification's
+//! id is its sort key without the prefix, so ids order like the notifications.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::RequestExt;
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::cursor::{self, Position};
+use shared::http::{Request, RequestParts, Response, json};
+use utoipa::ToSchema;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PREFIX: &str = "NOTIF#";
+const READ_MARK: &str = "NOTIFREAD";
+
+pub struct Notifications {
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub cursor_key: shared::cursor::CursorKey,
+}
+
+impl Notifications {
+    /// Fails at start, naming `CURSOR_KEY_SECRET_ID`, when it is not set.
+    pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            ddb: app.clients.dynamodb.clone(),
+            table: app.config.table_name.clone(),
+            cursor_key: shared::cursor::CursorKey::from_env(app)?,
+        }))
+    }
+}
+
+/// One notification.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    /// Orders like the notifications; pass it to `POST /v1/me/notifications/read`.
+    #[schema(example = "2026-11-23T10:15:00.123456Z#0f8e6c1d2b3a49e8a7f6e5d4c3b2a190")]
+    pub id: String,
+    /// `join.created`, `join.waitlisted`, `join.promoted`, `event.cancelled` or `event.changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub summary: String,
+    pub event_id: String,
+    pub occurred_at: String,
+    pub read: bool,
+    pub data: serde_json::Value,
+}
+
+/// A page of notifications, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Notifications after the read mark, on this page.
+    pub unread_on_page: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Marks every notification up to and including `up_to` as read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    pub up_to: String,
+}
+
+/// The read mark after the request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadMark {
+    pub read_up_to: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn get_s(item: &Item, k: &str) -> String {
+    item.get(k)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A notification id: an RFC 3339 UTC time with six fraction digits, `#`, 32 hex digits.
+pub fn valid_id(id: &str) -> bool {
+    let Some((at, msg)) = id.split_once('#') else {
+        return false;
+    };
+    at.len() == 27
+        && at.ends_with('Z')
+        && time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
+        && msg.len() == 32
+        && msg.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Notifications {
+    async fn read_mark(&self, user: &str) -> anyhow::Result<Option<String>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("USER#{user}")))
+            .key("sk", s(READ_MARK))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.map(|i| get_s(&i, "read_up_to")))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses(
+        (status = 200, description = "My notifications, newest first", body = NotificationPage),
+        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError> {
+    let q = req.query_string_parameters();
+    let limit = cursor::parse_limit(q.first("limit"), 20, 100)?;
+    let user = req.user()?.id.clone();
+    let key = n.cursor_key.get().await?;
+    let query = cursor::fingerprint(&["notifications", &user]);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let after = cursor::decode_param(&key, &query, q.first("cursor"), now)?;
+    let pk = format!("USER#{user}");
+    let mark = n.read_mark(&user).await?.unwrap_or_default();
+    let mut start: Option<Item> = after.map(|p| {
+        HashMap::from([("pk".into(), s(&pk)), ("sk".into(), s(format!("{PREFIX}{}", p.id)))])
+    });
+    let mut items = Vec::new();
+    let mut more = false;
+    loop {
+        let page = n
+            .ddb
+            .query()
+            .table_name(&n.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s(PREFIX))
+            .scan_index_forward(false)
+            .limit((limit + 1 - items.len()) as i32)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(ApiError::internal)?;
+        for i in page.items() {
+            let id = get_s(i, "sk").trim_start_matches(PREFIX).to_owned();
+            items.push(Notification {
+                read: !mark.is_empty() && id.as_str() <= mark.as_str(),
+                id,
+                kind: get_s(i, "type"),
+                summary: get_s(i, "summary"),
+                event_id: get_s(i, "aggregate_id"),
+                occurred_at: get_s(i, "occurred_at"),
+                data: serde_json::from_str(&get_s(i, "data")).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        if items.len() > limit {
+            items.truncate(limit);
+            more = true;
+            break;
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    let next_cursor = more.then(|| items.last()).flatten().map(|last| {
+        cursor::encode(
+            &key,
+            &query,
+            &Position {
+                score: None,
+                starts_at: String::new(),
+                id: last.id.clone(),
+            },
+            now,
+        )
+    });
+    let unread_on_page = items.iter().filter(|i| !i.read).count();
+    let mut r = json(
+        StatusCode::OK,
+        &NotificationPage {
+            items,
+            unread_on_page,
+            next_cursor,
+        },
+    )?;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+#[utoipa::path(post, path = "/v1/me/notifications/read", tag = "notifications", security(("bearer" = [])),
+    request_body = MarkRead,
+    responses(
+        (status = 200, description = "Read up to the given id (the mark never moves back)", body = ReadMark),
+        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`up_to` is not a notification id", body = shared::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiError> {
+    let input: MarkRead = req.json_body()?;
+    if !valid_id(&input.up_to) {
+        return Err(ApiError::validation(
+            "up_to",
+            "must be a notification id from GET /v1/me/notifications",
+        ));
+    }
+    let user = req.user()?.id.clone();
+    let result = n
+        .ddb
+        .update_item()
+        .table_name(&n.table)
+        .key("pk", s(format!("USER#{user}")))
+        .key("sk", s(READ_MARK))
+        .update_expression("SET read_up_to = :id")
+        .condition_expression("attribute_not_exists(read_up_to) OR read_up_to < :id")
+        .expression_attribute_values(":id", s(&input.up_to))
+        .send()
+        .await;
+    match result {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let mark = n.read_mark(&user).await?.unwrap_or(input.up_to);
+    json(StatusCode::OK, &ReadMark { read_up_to: mark })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_ids_are_checked() {
+        assert!(valid_id(
+            "2026-11-23T10:15:00.123456Z#0f8e6c1d2b3a49e8a7f6e5d4c3b2a190"
+        ));
+        for bad in [
+            "",
+            "x",
+            "2026-11-23T10:15:00Z#0f8e6c1d2b3a49e8a7f6e5d4c3b2a190",
+            "2026-11-23T10:15:00.123456Z#0F8E6C1D2B3A49E8A7F6E5D4C3B2A190",
+            "2026-11-23T10:15:00.123456Z#short",
+            "2026-13-23T10:15:00.123456Z#0f8e6c1d2b3a49e8a7f6e5d4c3b2a190",
+        ] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The transactional outbox: a state change writes its message as an item in the same
+//! TransactWriteItems as the change itself, so a message exists exactly when the change
+//! committed. The relay (functions/notifications) publishes each item from the table's stream.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Prefix of the partition key of outbox items (the stream filter selects on it).
+pub const OUTBOX_PK_PREFIX: &str = "OUTBOX#";
+/// Outbox items are deleted by TTL after this long; the relay reads them from the stream within
+/// seconds, and the stream itself keeps records 24 h.
+pub const OUTBOX_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+/// What an outbox item carries to its consumers: the message body on the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxMessage {
+    /// The outbox item's id: the queue's deduplication id and the consumers' idempotency key.
+    pub id: String,
+    /// What happened, like `join.created` or `event.cancelled`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The aggregate the change belongs to (an event or user id): messages of one aggregate
+    /// stay in order (it is the FIFO message group).
+    pub aggregate_id: String,
+    /// Time of the change, RFC 3339 UTC with microseconds (sorts as text).
+    pub occurred_at: String,
+    /// The users to notify. Empty with `fanout = "attendees"` in `data`: every joined and
+    /// waitlisted user of the event `aggregate_id`, resolved by the consumer.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A short human-readable text for the inbox.
+    pub summary: String,
+    /// Type-specific data.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// RFC 3339 UTC with a fixed six-digit fraction, so that the text sorts as the time.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+impl OutboxMessage {
+    /// A new message with a fresh id, occurring now.
+    pub fn new(
+        kind: &str,
+        aggregate_id: &str,
+        recipients: Vec<String>,
+        summary: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            kind: kind.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            occurred_at: timestamp(OffsetDateTime::now_utc()),
+            recipients,
+            summary: summary.into(),
+            data,
+        }
+    }
+
+    /// The outbox item for `table`, carrying the current trace so that the relay and the
+    /// consumers continue it. Put it in the transaction of the change it announces.
+    pub fn transact_put(&self, table: &str) -> anyhow::Result<TransactWriteItem> {
+        let message = serde_json::to_string(self)?;
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (
+                "pk".into(),
+                AttributeValue::S(format!("{OUTBOX_PK_PREFIX}{}", self.id)),
+            ),
+            ("sk".into(), AttributeValue::S("OUTBOX".into())),
+            ("type".into(), AttributeValue::S("outbox".into())),
+            ("message".into(), AttributeValue::S(message)),
+            (
+                "expires_at".into(),
+                AttributeValue::N(
+                    (OffsetDateTime::now_utc().unix_timestamp() + OUTBOX_TTL_SECONDS).to_string(),
+                ),
+            ),
+        ]);
+        if let Some(trace) = crate::telemetry::current_xray_header() {
+            item.insert("trace".into(), AttributeValue::S(trace));
+        }
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_as_the_times_they_name() {
+        let a = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_000_009_000).unwrap();
+        let b = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_100_000_000).unwrap();
+        let c = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_001_000_000_000).unwrap();
+        let (ta, tb, tc) = (timestamp(a), timestamp(b), timestamp(c));
+        assert_eq!(ta, "2023-11-14T22:13:20.000009Z");
+        assert!(ta < tb && tb < tc, "{ta} {tb} {tc}");
+    }
+
+    #[test]
+    fn the_outbox_item_holds_the_message_byte_for_byte() {
+        let m = OutboxMessage::new(
+            "join.created",
+            "evt_1",
+            vec!["usr_1".into()],
+            "You joined",
+            serde_json::json!({"k": 1}),
+        );
+        let item = m.transact_put("t").unwrap();
+        let put = item.put().unwrap();
+        assert_eq!(put.item()["pk"].as_s().unwrap(), &format!("OUTBOX#{}", m.id));
+        let stored: OutboxMessage =
+            serde_json::from_str(put.item()["message"].as_s().unwrap()).unwrap();
+        assert_eq!(stored, m);
+        assert_eq!(put.condition_expression(), Some("attribute_not_exists(pk)"));
+    }
+}

@@ -1,0 +1,141 @@
+//! 20 rounds of 500 concurrent joins on a 50-seat event through the local stack: exactly 50
+//! seats taken and 450 waitlisted at positions 1..450 in commit order, every round; then 30
+//! concurrent leaves promote exactly positions 1..30, and no read ever shows more seats taken
+//! than there are. Its own test binary, run last: its ~10 000 outbox messages drain after it.
+//! Rounds: `JOIN_ROUNDS` (default 20).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use e2e::joining::{attendees, create_event, get_event, join, key, leave, watch_capacity};
+use e2e::{Api, Stack, s};
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use shared::auth::Role;
+
+#[tokio::test]
+async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_exactly_once() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 4, 1]);
+    let minter = stack.token_minter().await;
+    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
+    let users: Vec<(String, String)> = (0..500).map(|_| minter.user(&[Role::Attendee])).collect();
+    let rounds: usize = std::env::var("JOIN_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut stats = Vec::new();
+    for round in 0..rounds {
+        let started = Instant::now();
+        let event = create_event(&api, &organizer, 50).await;
+        let done = Arc::new(AtomicBool::new(false));
+        let readers = (0..40u8)
+            .map(|i| (Api::new(&stack, [127, 0, 5, 10 + i]), minter.user(&[Role::Attendee]).1))
+            .collect();
+        let watcher = watch_capacity(readers, event.clone(), 50, done.clone());
+
+        // 500 joins at once.
+        let replies = join_all(users.iter().map(|(_, token)| {
+            let (api, event) = (api.clone(), event.clone());
+            async move { join(&api, token, &event, &key()).await }
+        }))
+        .await;
+        let joins_took = started.elapsed();
+        let mut joined = HashSet::new();
+        let mut position_of: BTreeMap<u64, String> = BTreeMap::new();
+        for ((user, _), r) in users.iter().zip(&replies) {
+            match r.status {
+                StatusCode::CREATED => {
+                    assert_eq!(s(&r.body, "state"), "joined");
+                    joined.insert(user.clone());
+                }
+                StatusCode::ACCEPTED => {
+                    assert_eq!(s(&r.body, "state"), "waitlisted");
+                    let p = r.body["position"].as_u64().unwrap();
+                    assert!(
+                        position_of.insert(p, user.clone()).is_none(),
+                        "round {round}: position {p} given twice"
+                    );
+                }
+                other => panic!("round {round}: join answered {other}: {}", r.body),
+            }
+        }
+        assert_eq!(joined.len(), 50, "round {round}: exactly 50 seats taken");
+        assert_eq!(
+            position_of.keys().copied().collect::<Vec<_>>(),
+            (1..=450).collect::<Vec<u64>>(),
+            "round {round}: 450 waitlisted at positions 1..450"
+        );
+        let e = get_event(&api, &organizer, &event).await;
+        assert_eq!((e["joined"].as_u64(), e["waitlisted"].as_u64()), (Some(50), Some(450)));
+
+        // The waitlist, as the organizer sees it, is the order the joins committed in.
+        let list = attendees(&api, &organizer, &event).await;
+        assert_eq!(list.len(), 500);
+        let seats: HashSet<String> = list
+            .iter()
+            .filter(|a| a.1 == "joined")
+            .map(|a| a.0.clone())
+            .collect();
+        assert_eq!(seats, joined);
+        let queue: Vec<(u64, String)> = list
+            .iter()
+            .filter(|a| a.1 == "waitlisted")
+            .map(|a| (a.2.unwrap(), a.0.clone()))
+            .collect();
+        assert_eq!(
+            queue,
+            position_of.iter().map(|(p, u)| (*p, u.clone())).collect::<Vec<_>>(),
+            "round {round}: the listing keeps every waitlisted user at the position they were given"
+        );
+
+        // 30 of the seated leave at once: the first 30 waiting get their seats, once each.
+        let leaving: Vec<&(String, String)> =
+            users.iter().filter(|(u, _)| joined.contains(u)).take(30).collect();
+        let left = join_all(leaving.iter().map(|(_, token)| {
+            let (api, event) = (api.clone(), event.clone());
+            async move { leave(&api, token, &event, None).await }
+        }))
+        .await;
+        for r in &left {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert_eq!(s(&r.body, "left"), "joined");
+        }
+        done.store(true, Ordering::SeqCst);
+        let reads = watcher.await.unwrap();
+        let e = get_event(&api, &organizer, &event).await;
+        assert_eq!((e["joined"].as_u64(), e["waitlisted"].as_u64()), (Some(50), Some(420)));
+        let list = attendees(&api, &organizer, &event).await;
+        let seats: HashSet<String> = list
+            .iter()
+            .filter(|a| a.1 == "joined")
+            .map(|a| a.0.clone())
+            .collect();
+        let mut expected: HashSet<String> = joined.clone();
+        for (u, _) in &leaving {
+            expected.remove(u);
+        }
+        expected.extend(position_of.range(1..=30).map(|(_, u)| u.clone()));
+        assert_eq!(seats, expected, "round {round}: exactly positions 1..30 promoted");
+        let queue: Vec<(u64, String)> = list
+            .iter()
+            .filter(|a| a.1 == "waitlisted")
+            .map(|a| (a.2.unwrap(), a.0.clone()))
+            .collect();
+        let rest: Vec<(u64, String)> = position_of
+            .range(31..)
+            .map(|(p, u)| (p - 30, u.clone()))
+            .collect();
+        assert_eq!(queue, rest, "round {round}: the rest moved up 30 places, in order");
+        stats.push((joins_took, started.elapsed(), reads));
+        println!(
+            "round {round}: 500 joins in {:.1} s, round in {:.1} s, {reads} capacity reads",
+            joins_took.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    assert_eq!(stats.len(), rounds);
+}
+
