@@ -78,7 +78,12 @@ pub async fn leave(api: &Api, token: &str, event: &str, trace: Option<&str>) -> 
 
 pub async fn get_event(api: &Api, token: &str, event: &str) -> Value {
     let r = api
-        .send(Method::GET, &format!("/v1/events/{event}"), None, Some(token))
+        .send(
+            Method::GET,
+            &format!("/v1/events/{event}"),
+            None,
+            Some(token),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body
@@ -120,11 +125,13 @@ pub fn watch_capacity(
             let (api, token) = &clients[(reads as usize / 50) % clients.len()];
             let e = get_event(api, token, &event).await;
             let joined = e["joined"].as_u64().unwrap();
-            assert!(joined <= capacity, "a read showed {joined} joined of {capacity}");
+            assert!(
+                joined <= capacity,
+                "a read showed {joined} joined of {capacity}"
+            );
             reads += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         reads
     })
 }
-

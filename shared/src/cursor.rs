@@ -155,7 +155,11 @@ pub fn decode_param(
 }
 
 /// The `limit` query parameter: 1 to `max`, `default` when absent.
-pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, crate::ApiError> {
+pub fn parse_limit(
+    raw: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, crate::ApiError> {
     match raw {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {

@@ -45,6 +45,9 @@ const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, h
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The condition of every write of a claim after it was taken: this attempt still holds it.
+const STILL_MINE: &str = "#token = :token AND #status = :in_progress";
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -84,15 +87,27 @@ impl Claim {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.completed_item(response)?))
-            .condition_expression("#token = :token AND #status = :in_progress")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(&self.token))
-            .expression_attribute_values(":in_progress", s("in_progress"))
+            .condition_expression(STILL_MINE)
+            .set_expression_attribute_names(Some(self.names()))
+            .set_expression_attribute_values(Some(self.values()))
             .build()?;
         Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
             .put(put)
             .build())
+    }
+
+    fn names(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("#token".into(), "token".into()),
+            ("#status".into(), "status".into()),
+        ])
+    }
+
+    fn values(&self) -> Item {
+        HashMap::from([
+            (":token".into(), s(&self.token)),
+            (":in_progress".into(), s("in_progress")),
+        ])
     }
 
     /// The transaction holding [`Claim::completion`] committed.
@@ -329,7 +344,10 @@ impl Idempotency {
                 "Idempotency-Key reused",
             )
             .detail("this Idempotency-Key was used for a different request; use a new key")
-            .field("Idempotency-Key", "was used with another request body or path"));
+            .field(
+                "Idempotency-Key",
+                "was used with another request body or path",
+            ));
         }
         if field("status").as_deref() == Some("completed") {
             metrics::counter!("IdempotencyReplays").increment(1);
@@ -369,11 +387,9 @@ impl Idempotency {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#token = :token AND #status = :in_progress")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(&claim.token))
-            .expression_attribute_values(":in_progress", s("in_progress"))
+            .condition_expression(STILL_MINE)
+            .set_expression_attribute_names(Some(claim.names()))
+            .set_expression_attribute_values(Some(claim.values()))
             .send()
             .await;
         if let Err(e) = result {
@@ -389,11 +405,9 @@ impl Idempotency {
             .table_name(&self.table)
             .key("pk", s(&claim.pk))
             .key("sk", s("IDEM"))
-            .condition_expression("#token = :token AND #status = :in_progress")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(&claim.token))
-            .expression_attribute_values(":in_progress", s("in_progress"))
+            .condition_expression(STILL_MINE)
+            .set_expression_attribute_names(Some(claim.names()))
+            .set_expression_attribute_values(Some(claim.values()))
             .send()
             .await;
         if let Err(e) = result {
@@ -441,8 +455,10 @@ mod tests {
         };
         let mut r = Response::new(Body::Text("{\"state\":\"joined\"}".into()));
         *r.status_mut() = StatusCode::CREATED;
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         r.headers_mut()
             .insert(header::LOCATION, HeaderValue::from_static("/v1/x"));
         let item = claim.completed_item(&r).unwrap();

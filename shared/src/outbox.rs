@@ -130,7 +130,10 @@ mod tests {
         );
         let item = m.transact_put("t").unwrap();
         let put = item.put().unwrap();
-        assert_eq!(put.item()["pk"].as_s().unwrap(), &format!("OUTBOX#{}", m.id));
+        assert_eq!(
+            put.item()["pk"].as_s().unwrap(),
+            &format!("OUTBOX#{}", m.id)
+        );
         let stored: OutboxMessage =
             serde_json::from_str(put.item()["message"].as_s().unwrap()).unwrap();
         assert_eq!(stored, m);

@@ -40,7 +40,12 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
             }
             StatusCode::CREATED => first += 1,
             StatusCode::CONFLICT => {
-                assert_eq!(s(&r.body, "type"), "/problems/idempotency-in-flight", "{}", r.body);
+                assert_eq!(
+                    s(&r.body, "type"),
+                    "/problems/idempotency-in-flight",
+                    "{}",
+                    r.body
+                );
                 assert!(r.headers.get("retry-after").is_some());
                 in_flight += 1
             }
@@ -64,10 +69,20 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
 
     // The same key for another request: 422. No key: 400. A new key: 409 naming the state.
     let reused = join(&api, &token, &other_event, &k).await;
-    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reused.body);
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reused.body
+    );
     assert_eq!(reused.body["invalid_params"][0]["name"], "Idempotency-Key");
     let missing = api
-        .send(Method::POST, &format!("/v1/events/{event}/join"), None, Some(&token))
+        .send(
+            Method::POST,
+            &format!("/v1/events/{event}/join"),
+            None,
+            Some(&token),
+        )
         .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.body);
     assert_eq!(missing.body["invalid_params"][0]["name"], "Idempotency-Key");
@@ -99,7 +114,12 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
     let mut changed = body.clone();
     changed["capacity"] = json!(11);
     let three = create(changed).await;
-    assert_eq!(three.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", three.body);
+    assert_eq!(
+        three.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        three.body
+    );
 }
 
 /// Polls `user`'s inbox until a notification of `kind` about `event` is there.
@@ -107,7 +127,12 @@ async fn wait_for_notification(api: &Api, token: &str, event: &str, kind: &str) 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = api
-            .send(Method::GET, "/v1/me/notifications?limit=100", None, Some(token))
+            .send(
+                Method::GET,
+                "/v1/me/notifications?limit=100",
+                None,
+                Some(token),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         if let Some(n) = r.body["items"]
@@ -118,7 +143,11 @@ async fn wait_for_notification(api: &Api, token: &str, event: &str, kind: &str) 
         {
             return n.clone();
         }
-        assert!(Instant::now() < deadline, "no {kind} notification: {}", r.body);
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} notification: {}",
+            r.body
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -134,11 +163,17 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     let (c, c_token) = minter.user(&[Role::Attendee]);
     let event = create_event(&api, &organizer, 1).await;
 
-    assert_eq!(join(&api, &a_token, &event, &key()).await.status, StatusCode::CREATED);
+    assert_eq!(
+        join(&api, &a_token, &event, &key()).await.status,
+        StatusCode::CREATED
+    );
     let waiting = join(&api, &b_token, &event, &key()).await;
     assert_eq!(waiting.status, StatusCode::ACCEPTED);
     assert_eq!(waiting.body["position"], 1);
-    assert_eq!(join(&api, &c_token, &event, &key()).await.body["position"], 2);
+    assert_eq!(
+        join(&api, &c_token, &event, &key()).await.body["position"],
+        2
+    );
 
     let root = format!(
         "1-{:08x}-{}",
@@ -151,10 +186,14 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
 
     let promoted = wait_for_notification(&api, &b_token, &event, "join.promoted").await;
     assert_eq!(promoted["read"], false);
-    let mine = api.send(Method::GET, "/v1/me/joins", None, Some(&b_token)).await;
+    let mine = api
+        .send(Method::GET, "/v1/me/joins", None, Some(&b_token))
+        .await;
     assert_eq!(mine.body["items"][0]["state"], "joined", "{}", mine.body);
     assert_eq!(mine.body["items"][0]["event"]["id"], event);
-    let c_joins = api.send(Method::GET, "/v1/me/joins", None, Some(&c_token)).await;
+    let c_joins = api
+        .send(Method::GET, "/v1/me/joins", None, Some(&c_token))
+        .await;
     assert_eq!(c_joins.body["items"][0]["position"], 1, "C moved up");
 
     // The inbox item carries the trace id of the leave request that freed the seat.
@@ -163,7 +202,10 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
         .get_item()
         .table_name(stack.env("TABLE_NAME"))
         .key("pk", AttributeValue::S(format!("USER#{b}")))
-        .key("sk", AttributeValue::S(format!("NOTIF#{}", s(&promoted, "id"))))
+        .key(
+            "sk",
+            AttributeValue::S(format!("NOTIF#{}", s(&promoted, "id"))),
+        )
         .send()
         .await
         .unwrap()
@@ -181,17 +223,35 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
         )
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    let listed = api.send(Method::GET, "/v1/me/notifications", None, Some(&b_token)).await;
-    assert!(listed.body["items"].as_array().unwrap().iter().all(|n| n["read"] == true));
+    let listed = api
+        .send(Method::GET, "/v1/me/notifications", None, Some(&b_token))
+        .await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["read"] == true)
+    );
     let bad = api
-        .send(Method::POST, "/v1/me/notifications/read", Some(json!({"up_to": "x"})), Some(&b_token))
+        .send(
+            Method::POST,
+            "/v1/me/notifications/read",
+            Some(json!({"up_to": "x"})),
+            Some(&b_token),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.body["invalid_params"][0]["name"], "up_to");
 
     // Cancelling tells everyone still there.
     let cancel = api
-        .send(Method::DELETE, &format!("/v1/events/{event}"), None, Some(&organizer))
+        .send(
+            Method::DELETE,
+            &format!("/v1/events/{event}"),
+            None,
+            Some(&organizer),
+        )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
     wait_for_notification(&api, &b_token, &event, "event.cancelled").await;
@@ -222,7 +282,15 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
         }
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (t, _) in by_id.values() {
-            *counts.entry(expected.keys().find(|k| **k == t.as_str()).copied().unwrap_or("other")).or_default() += 1;
+            *counts
+                .entry(
+                    expected
+                        .keys()
+                        .find(|k| **k == t.as_str())
+                        .copied()
+                        .unwrap_or("other"),
+                )
+                .or_default() += 1;
         }
         if counts == expected || Instant::now() > deadline {
             break (counts, deliveries);
@@ -234,7 +302,9 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     // a: created; b: waitlisted, promoted, cancelled; c: waitlisted, cancelled.
     assert_eq!(delivered, 6, "one inbox item per recipient, none twice");
     for (who, token, n) in [(&a, &a_token, 1), (&b, &b_token, 3), (&c, &c_token, 2)] {
-        let r = api.send(Method::GET, "/v1/me/notifications", None, Some(token)).await;
+        let r = api
+            .send(Method::GET, "/v1/me/notifications", None, Some(token))
+            .await;
         let about: Vec<&Value> = r.body["items"]
             .as_array()
             .unwrap()
@@ -245,7 +315,11 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     }
 }
 
-async fn dlq_messages(stack: &Stack, wanted: &str, deadline: Duration) -> Vec<aws_sdk_sqs::types::Message> {
+async fn dlq_messages(
+    stack: &Stack,
+    wanted: &str,
+    deadline: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
     let sqs = stack.sqs().await;
     let until = Instant::now() + deadline;
     let mut found = Vec::new();
@@ -296,12 +370,20 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
     let dead = dlq_messages(&stack, &marker, Duration::from_secs(30)).await;
     assert_eq!(dead.len(), 1, "the malformed message is in the DLQ");
     let attrs = dead[0].message_attributes().unwrap();
-    assert!(attrs["dead-reason"].string_value().unwrap().contains("not an outbox message"));
+    assert!(
+        attrs["dead-reason"]
+            .string_value()
+            .unwrap()
+            .contains("not an outbox message")
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while dead_metric(&stack, "malformed") <= dead_before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(dead_metric(&stack, "malformed") > dead_before, "OutboxDead counted it");
+    assert!(
+        dead_metric(&stack, "malformed") > dead_before,
+        "OutboxDead counted it"
+    );
 
     // A well-formed message whose inbox write always fails (a user id longer than a
     // partition key may be): retried, then moved to the DLQ by the queue after 5 receives.
@@ -327,9 +409,16 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
         .log_lines("NotificationsConsumerFunction")
         .iter()
         .filter(|l| l["message_id"].is_string() && l["receives"].is_u64())
-        .filter(|l| l["error.cause_chain"].as_str().is_some_and(|c| !c.is_empty()))
+        .filter(|l| {
+            l["error.cause_chain"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
         .count();
-    assert!(failures >= 5, "it was tried 5 times ({failures} failure lines)");
+    assert!(
+        failures >= 5,
+        "it was tried 5 times ({failures} failure lines)"
+    );
     assert!(
         dead_metric(&stack, "retries_exhausted") > exhausted_before,
         "OutboxDead counted it on its last receive"
@@ -349,8 +438,11 @@ async fn joining_is_refused_clearly() {
     assert_eq!(malformed.body["invalid_params"][0]["name"], "id");
     let anonymous = api
         .exec(
-            api.request(Method::POST, "/v1/events/evt_0123456789abcdef0123456789ab/join")
-                .header("Idempotency-Key", key()),
+            api.request(
+                Method::POST,
+                "/v1/events/evt_0123456789abcdef0123456789ab/join",
+            )
+            .header("Idempotency-Key", key()),
         )
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
@@ -359,7 +451,12 @@ async fn joining_is_refused_clearly() {
     let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
     let event = create_event(&api, &organizer, 2).await;
     let forbidden = api
-        .send(Method::GET, &format!("/v1/events/{event}/attendees"), None, Some(&token))
+        .send(
+            Method::GET,
+            &format!("/v1/events/{event}/attendees"),
+            None,
+            Some(&token),
+        )
         .await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     let bad_cursor = api

@@ -54,3 +54,85 @@ async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trac
         "the writer's trace continues in the consumer"
     );
 }
+
+#[tokio::test]
+async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
+    let stack = Stack::get();
+    let ddb = stack.dynamodb().await;
+    let table = stack.env("TABLE_NAME");
+    let user = format!("usr_{}", uuid::Uuid::new_v4().simple());
+    let aggregate = format!("evt_kill_{}", uuid::Uuid::new_v4().simple());
+    let count = 100;
+    for i in 0..count {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let message = serde_json::json!({
+            "id": id, "type": "event.changed", "aggregate_id": aggregate,
+            "occurred_at": format!("2026-11-23T10:00:{:02}.000000Z", i % 60),
+            "recipients": [user], "summary": format!("change {i}"), "data": {}
+        })
+        .to_string();
+        ddb.put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
+            .item("sk", AttributeValue::S("OUTBOX".into()))
+            .item("message", AttributeValue::S(message))
+            .send()
+            .await
+            .unwrap();
+    }
+    let inbox = |ddb: aws_sdk_dynamodb::Client, table: String, user: String| async move {
+        ddb.query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user}")))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    };
+    // Kill every consumer process as soon as the first notifications land (mid-batch: the
+    // consumer writes a batch's items one after another).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inbox(ddb.clone(), table.clone(), user.clone())
+        .await
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the consumer never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before_kill = inbox(ddb.clone(), table.clone(), user.clone()).await.len();
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", "target/debug/notifications_consumer"])
+        .status()
+        .expect("pkill runs");
+    assert!(
+        killed.success(),
+        "a consumer process was running and was killed"
+    );
+    assert!(
+        before_kill < count,
+        "killed while {before_kill} of {count} were delivered"
+    );
+    // The batch that was in flight comes back after the visibility timeout to a new instance.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let items = loop {
+        let items = inbox(ddb.clone(), table.clone(), user.clone()).await;
+        if items.len() >= count || Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        items.len(),
+        count,
+        "every message delivered once, none lost"
+    );
+    let mut ids: Vec<&String> = items
+        .iter()
+        .map(|i| i["message_id"].as_s().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "no message delivered twice");
+}

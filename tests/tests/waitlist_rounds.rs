@@ -32,7 +32,12 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
         let event = create_event(&api, &organizer, 50).await;
         let done = Arc::new(AtomicBool::new(false));
         let readers = (0..40u8)
-            .map(|i| (Api::new(&stack, [127, 0, 5, 10 + i]), minter.user(&[Role::Attendee]).1))
+            .map(|i| {
+                (
+                    Api::new(&stack, [127, 0, 5, 10 + i]),
+                    minter.user(&[Role::Attendee]).1,
+                )
+            })
             .collect();
         let watcher = watch_capacity(readers, event.clone(), 50, done.clone());
 
@@ -69,7 +74,10 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
             "round {round}: 450 waitlisted at positions 1..450"
         );
         let e = get_event(&api, &organizer, &event).await;
-        assert_eq!((e["joined"].as_u64(), e["waitlisted"].as_u64()), (Some(50), Some(450)));
+        assert_eq!(
+            (e["joined"].as_u64(), e["waitlisted"].as_u64()),
+            (Some(50), Some(450))
+        );
 
         // The waitlist, as the organizer sees it, is the order the joins committed in.
         let list = attendees(&api, &organizer, &event).await;
@@ -87,13 +95,19 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
             .collect();
         assert_eq!(
             queue,
-            position_of.iter().map(|(p, u)| (*p, u.clone())).collect::<Vec<_>>(),
+            position_of
+                .iter()
+                .map(|(p, u)| (*p, u.clone()))
+                .collect::<Vec<_>>(),
             "round {round}: the listing keeps every waitlisted user at the position they were given"
         );
 
         // 30 of the seated leave at once: the first 30 waiting get their seats, once each.
-        let leaving: Vec<&(String, String)> =
-            users.iter().filter(|(u, _)| joined.contains(u)).take(30).collect();
+        let leaving: Vec<&(String, String)> = users
+            .iter()
+            .filter(|(u, _)| joined.contains(u))
+            .take(30)
+            .collect();
         let left = join_all(leaving.iter().map(|(_, token)| {
             let (api, event) = (api.clone(), event.clone());
             async move { leave(&api, token, &event, None).await }
@@ -106,7 +120,10 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
         done.store(true, Ordering::SeqCst);
         let reads = watcher.await.unwrap();
         let e = get_event(&api, &organizer, &event).await;
-        assert_eq!((e["joined"].as_u64(), e["waitlisted"].as_u64()), (Some(50), Some(420)));
+        assert_eq!(
+            (e["joined"].as_u64(), e["waitlisted"].as_u64()),
+            (Some(50), Some(420))
+        );
         let list = attendees(&api, &organizer, &event).await;
         let seats: HashSet<String> = list
             .iter()
@@ -118,7 +135,10 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
             expected.remove(u);
         }
         expected.extend(position_of.range(1..=30).map(|(_, u)| u.clone()));
-        assert_eq!(seats, expected, "round {round}: exactly positions 1..30 promoted");
+        assert_eq!(
+            seats, expected,
+            "round {round}: exactly positions 1..30 promoted"
+        );
         let queue: Vec<(u64, String)> = list
             .iter()
             .filter(|a| a.1 == "waitlisted")
@@ -128,7 +148,10 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
             .range(31..)
             .map(|(p, u)| (p - 30, u.clone()))
             .collect();
-        assert_eq!(queue, rest, "round {round}: the rest moved up 30 places, in order");
+        assert_eq!(
+            queue, rest,
+            "round {round}: the rest moved up 30 places, in order"
+        );
         stats.push((joins_took, started.elapsed(), reads));
         println!(
             "round {round}: 500 joins in {:.1} s, round in {:.1} s, {reads} capacity reads",
@@ -138,4 +161,3 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
     }
     assert_eq!(stats.len(), rounds);
 }
-

@@ -273,10 +273,11 @@ fn invalid_refresh() -> ApiError {
 // ------------------------------------------------------------------ handlers
 
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Register,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional. A repeat with the same key replays the first answer for 24 h (`Idempotent-Replayed: true`)")),
     responses(
         (status = 201, description = "Created; log in to get tokens", body = Profile),
-        (status = 409, description = "The email is taken", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (the password policy included)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is taken; or a request with this Idempotency-Key is in flight", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (the password policy included); or the Idempotency-Key was used for another request", body = shared::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {

@@ -76,7 +76,14 @@ pub async fn create_admin(
     let hash = crate::password::hash(secrecy::SecretString::from(password.clone())).await?;
     let id = new_id("usr")?;
     if !store
-        .create_user(&id, email, name, &hash, shared::auth::now_unix(), Vec::new())
+        .create_user(
+            &id,
+            email,
+            name,
+            &hash,
+            shared::auth::now_unix(),
+            Vec::new(),
+        )
         .await?
     {
         anyhow::bail!(

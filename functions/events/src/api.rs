@@ -102,13 +102,15 @@ fn precondition_failed(current: &Event) -> ApiError {
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
     request_body = NewEvent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional. A repeat with the same key replays the first answer for 24 h (`Idempotent-Replayed: true`)")),
     responses(
         (status = 201, description = "Created", body = EventView,
             headers(("Location" = String, description = "/v1/events/{id}"), ("ETag" = String, description = "\"v1\""))),
         (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an organizer or admin", body = shared::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in flight (Retry-After)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named; or the Idempotency-Key was used for another request", body = shared::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError> {

@@ -22,16 +22,10 @@ use aws_sdk_dynamodb::types::{
 use shared::outbox::OutboxMessage;
 
 use crate::model::Event;
-use crate::store::{event_from_item, event_key};
+use crate::store::{event_from_item, event_key, n, s};
 
 type Item = HashMap<String, AttributeValue>;
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl std::fmt::Display) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 fn get_s(item: &Item, k: &str) -> Option<String> {
     item.get(k).and_then(|v| v.as_s().ok()).cloned()
 }
@@ -42,7 +36,9 @@ fn get_n(item: &Item, k: &str) -> Option<u64> {
 }
 
 /// Where a member stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Joined,
@@ -176,8 +172,7 @@ fn event_update(
     } else {
         b
     };
-    b
-        .set_key(Some(event_key(event_id)))
+    b.set_key(Some(event_key(event_id)))
         .condition_expression(condition)
         .update_expression(update)
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -278,11 +273,18 @@ impl Attendance {
     }
 
     fn outbox(&self, messages: &[OutboxMessage]) -> anyhow::Result<Vec<TransactWriteItem>> {
-        messages.iter().map(|m| m.transact_put(&self.table)).collect()
+        messages
+            .iter()
+            .map(|m| m.transact_put(&self.table))
+            .collect()
     }
 
     /// A strongly consistent read of a membership.
-    pub async fn membership(&self, user_id: &str, event_id: &str) -> anyhow::Result<Option<Membership>> {
+    pub async fn membership(
+        &self,
+        user_id: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Option<Membership>> {
         let out = self
             .ddb
             .get_item()
@@ -407,11 +409,7 @@ impl Attendance {
                 "#state = :waitlisted AND ticket = :ticket",
                 &[(":waitlisted", s("waitlisted")), (":ticket", n(ticket))],
             )?,
-            self.delete(
-                wait_key(&m.event_id, ticket),
-                "attribute_exists(pk)",
-                &[],
-            )?,
+            self.delete(wait_key(&m.event_id, ticket), "attribute_exists(pk)", &[])?,
         ];
         items.extend(self.outbox(messages)?);
         items.extend(extra);
@@ -456,7 +454,11 @@ impl Attendance {
                 "#state = :joined",
                 &[(":joined", s("joined"))],
             )?,
-            self.delete(seat_key(&m.event_id, &m.user_id), "attribute_exists(pk)", &[])?,
+            self.delete(
+                seat_key(&m.event_id, &m.user_id),
+                "attribute_exists(pk)",
+                &[],
+            )?,
         ];
         if let Some(h) = head {
             items.extend(self.promotion_items(&m.event_id, h, at)?);
@@ -577,14 +579,12 @@ impl Attendance {
             if after.is_some_and(|a| prefix == "SEAT#" && a.starts_with("WAIT#")) {
                 continue;
             }
-            let mut start: Option<Item> = after
-                .filter(|a| a.starts_with(prefix))
-                .map(|a| {
-                    HashMap::from([
-                        ("pk".into(), s(format!("EVENT#{event_id}"))),
-                        ("sk".into(), s(a)),
-                    ])
-                });
+            let mut start: Option<Item> = after.filter(|a| a.starts_with(prefix)).map(|a| {
+                HashMap::from([
+                    ("pk".into(), s(format!("EVENT#{event_id}"))),
+                    ("sk".into(), s(a)),
+                ])
+            });
             loop {
                 let page = self
                     .ddb

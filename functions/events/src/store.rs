@@ -21,10 +21,10 @@ use crate::text::index_terms;
 
 type Item = HashMap<String, AttributeValue>;
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: impl std::fmt::Display) -> AttributeValue {
+pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 fn get_s(item: &Item, k: &str) -> anyhow::Result<String> {

@@ -98,10 +98,14 @@ fn busy() -> ApiError {
 fn give_up_at(req: &Request) -> std::time::Instant {
     let left_ms = req
         .lambda_context_ref()
-        .map(|c| c.deadline as i64 - (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        .map(|c| {
+            c.deadline as i64
+                - (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+        })
         .filter(|ms| *ms > 0)
         .unwrap_or(10_000);
-    std::time::Instant::now() + std::time::Duration::from_millis(left_ms.saturating_sub(1500).max(0) as u64)
+    std::time::Instant::now()
+        + std::time::Duration::from_millis(left_ms.saturating_sub(1500).max(0) as u64)
 }
 
 /// A lost race backs off with "full jitter" (a random wait up to 5 ms x 2^attempt, at most

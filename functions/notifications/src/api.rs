@@ -97,7 +97,9 @@ pub fn valid_id(id: &str) -> bool {
         && at.ends_with('Z')
         && time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
         && msg.len() == 32
-        && msg.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && msg
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl Notifications {
@@ -135,7 +137,10 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
     let pk = format!("USER#{user}");
     let mark = n.read_mark(&user).await?.unwrap_or_default();
     let mut start: Option<Item> = after.map(|p| {
-        HashMap::from([("pk".into(), s(&pk)), ("sk".into(), s(format!("{PREFIX}{}", p.id)))])
+        HashMap::from([
+            ("pk".into(), s(&pk)),
+            ("sk".into(), s(format!("{PREFIX}{}", p.id))),
+        ])
     });
     let mut items = Vec::new();
     let mut more = false;

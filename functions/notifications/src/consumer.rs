@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use shared::outbox::OutboxMessage;
 use crate::relay::TRACE_ATTRIBUTE;
+use shared::outbox::OutboxMessage;
 
 /// Where inbox items are written.
 pub trait Inbox {

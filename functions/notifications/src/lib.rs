@@ -1,8 +1,9 @@
 //! The outbox's way out: the relay publishes committed outbox items from the table's stream to
 //! the outbox queue, and the consumers turn queue messages into users' notifications.
 
-pub mod consumer;
-pub mod relay;
 pub mod api;
+pub mod consumer;
+pub mod openapi;
+pub mod relay;
 
 pub use shared::outbox::OutboxMessage;

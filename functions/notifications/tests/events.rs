@@ -204,11 +204,15 @@ async fn only_the_messages_that_failed_are_reported_for_redelivery() {
     for i in [0, 2, 4] {
         assert!(items.contains(&(format!("usr_{i}"), format!("{i:032x}"))));
     }
-    assert!(dlq.dead.lock().unwrap().is_empty(), "transient failures are retried, not dead");
+    assert!(
+        dlq.dead.lock().unwrap().is_empty(),
+        "transient failures are retried, not dead"
+    );
 }
 
 #[tokio::test]
-async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_the_batch_returns() {
+async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_the_batch_returns()
+{
     let first = MemoryInbox {
         stop_after: Some(7),
         ..Default::default()
@@ -232,7 +236,11 @@ async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_
     assert!(response.batch_item_failures.is_empty());
     let items = second.items.lock().unwrap();
     assert_eq!(items.len(), 12, "6 messages x 2 recipients, each once");
-    assert_eq!(*second.attempts.lock().unwrap(), 12, "every delivery was attempted again");
+    assert_eq!(
+        *second.attempts.lock().unwrap(),
+        12,
+        "every delivery was attempted again"
+    );
 }
 
 #[tokio::test]
@@ -252,7 +260,13 @@ async fn a_fanout_message_reaches_every_attendee() {
     );
     let response = consume(&inbox, &MemoryDlq::default(), 5, event).await;
     assert!(response.batch_item_failures.is_empty());
-    let mut users: Vec<String> = inbox.items.lock().unwrap().iter().map(|i| i.0.clone()).collect();
+    let mut users: Vec<String> = inbox
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|i| i.0.clone())
+        .collect();
     users.sort();
     assert_eq!(users, ["usr_a", "usr_b", "usr_c"]);
 }

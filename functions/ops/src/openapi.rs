@@ -25,6 +25,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(auth::openapi::document());
     doc.merge(events::openapi::document());
+    doc.merge(joins::openapi::document());
+    doc.merge(notifications::openapi::document());
     doc
 }
 
