@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth
+.PHONY: dev test setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
@@ -47,6 +47,11 @@ openapi:
 ## Cold start and warm latency of every function vs a bare lambda_runtime hello world.
 bench:
 	bash infra/bench.sh
+
+## Waitlist contention as concurrent writers grow: its own local stack (32 instances per
+## function), prints a table of transactions per join (docs/performance.md).
+bench-joins:
+	LOCAL_MAX_INSTANCES=32 bash infra/test.sh --test waitlist_rounds -- --ignored --nocapture contention
 
 ## RS256 token verify/sign and argon2id hash cost per call (release build of one binary).
 bench-auth:

@@ -161,3 +161,68 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
     }
     assert_eq!(stats.len(), rounds);
 }
+
+/// How far the optimistic waitlist goes: for 1, 2, 4, … concurrent writers on one full event,
+/// the transactions each waitlist join needed (`JoinAttempts`, from the function's metrics) and
+/// the rate. A measurement, not a check of speed: `make bench-joins` runs it on a stack with 32
+/// instances per function and prints a table (docs/performance.md keeps the last one).
+#[tokio::test]
+#[ignore = "a measurement: make bench-joins"]
+async fn contention_grows_with_concurrent_writers() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 6, 1]);
+    let minter = stack.token_minter().await;
+    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
+    println!("| writers | joins | seconds | joins/s | attempts per join: mean | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for writers in [1usize, 2, 4, 8, 16, 32] {
+        // A full event (capacity 1, taken), so every join is a waitlist append.
+        let event = create_event(&api, &organizer, 1).await;
+        let (_, first) = minter.user(&[Role::Attendee]);
+        assert_eq!(
+            join(&api, &first, &event, &key()).await.status,
+            StatusCode::CREATED
+        );
+        let per_writer = 240 / writers.max(1) + 10;
+        let started = Instant::now();
+        let lines_before = stack.log_lines("JoinEventFunction").len();
+        join_all((0..writers).map(|_| {
+            let (api, event) = (api.clone(), event.clone());
+            let users: Vec<String> = (0..per_writer)
+                .map(|_| minter.user(&[Role::Attendee]).1)
+                .collect();
+            async move {
+                for token in users {
+                    let r = join(&api, &token, &event, &key()).await;
+                    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+                }
+            }
+        }))
+        .await;
+        let took = started.elapsed().as_secs_f64();
+        let joins = writers * per_writer;
+        // Metrics are flushed as each invocation ends: give the last ones a moment.
+        let mut attempts: Vec<f64> = Vec::new();
+        for _ in 0..50 {
+            attempts = stack.log_lines("JoinEventFunction")[lines_before..]
+                .iter()
+                .filter_map(|l| l["JoinAttempts"][0].as_f64())
+                .collect();
+            if attempts.len() >= joins {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        attempts.sort_by(f64::total_cmp);
+        assert_eq!(attempts.len(), joins, "one JoinAttempts per join");
+        let pct = |p: f64| attempts[((attempts.len() - 1) as f64 * p) as usize];
+        println!(
+            "| {writers} | {joins} | {took:.1} | {:.1} | {:.2} | {} | {} | {} |",
+            joins as f64 / took,
+            attempts.iter().sum::<f64>() / joins as f64,
+            pct(0.5),
+            pct(0.99),
+            attempts.last().unwrap()
+        );
+    }
+}
