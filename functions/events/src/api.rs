@@ -282,11 +282,15 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     }
     metrics::counter!("EventsUpdated").increment(1);
     audit("event.updated", &next, &req.user()?.id);
-    if next.data.capacity > current.data.capacity && next.waitlisted > 0 {
-        fill_free_seats(events, &id).await?;
+    if next.data.capacity > current.data.capacity
+        && next.waitlisted > 0
+        && fill_free_seats(events, &id).await? > 0
+    {
+        // The promotions changed the counts: answer with them.
+        let latest = events.store.get(&id).await?.unwrap_or(next);
+        return event_response(StatusCode::OK, &latest);
     }
-    let latest = events.store.get(&id).await?.unwrap_or(next);
-    event_response(StatusCode::OK, &latest)
+    event_response(StatusCode::OK, &next)
 }
 
 #[utoipa::path(delete, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),

@@ -178,6 +178,41 @@ fn event_update(
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
 }
 
+/// One TransactWriteItems. A failed condition anywhere in it is [`TxError::Cancelled`] with
+/// every item's reason; the events store uses the same call.
+pub async fn transact(
+    ddb: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<(), TxError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match ddb
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => match err.as_service_error() {
+            Some(E::TransactionCanceledException(c))
+                if c.cancellation_reasons()
+                    .iter()
+                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+            {
+                Err(TxError::Cancelled(
+                    c.cancellation_reasons()
+                        .iter()
+                        .map(|r| {
+                            let failed = r.code() == Some("ConditionalCheckFailed");
+                            (failed, failed.then(|| r.item().cloned()).flatten())
+                        })
+                        .collect(),
+                ))
+            }
+            _ => Err(TxError::Other(err.into())),
+        },
+    }
+}
+
 #[derive(Clone)]
 pub struct Attendance {
     pub ddb: aws_sdk_dynamodb::Client,
@@ -185,35 +220,19 @@ pub struct Attendance {
 }
 
 impl Attendance {
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-        match self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(E::TransactionCanceledException(c))
-                    if c.cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Err(TxError::Cancelled(
-                        c.cancellation_reasons()
-                            .iter()
-                            .map(|r| {
-                                let failed = r.code() == Some("ConditionalCheckFailed");
-                                (failed, failed.then(|| r.item().cloned()).flatten())
-                            })
-                            .collect(),
-                    ))
-                }
-                _ => Err(TxError::Other(err.into())),
-            },
+    /// The transition's own `items`, then its outbox `messages` and `extra` (the idempotency
+    /// completion, always last), as one transaction.
+    async fn commit(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+        messages: &[OutboxMessage],
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), TxError> {
+        for m in messages {
+            items.push(m.transact_put(&self.table)?);
         }
+        items.extend(extra);
+        transact(&self.ddb, items).await
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
@@ -272,13 +291,6 @@ impl Attendance {
         item
     }
 
-    fn outbox(&self, messages: &[OutboxMessage]) -> anyhow::Result<Vec<TransactWriteItem>> {
-        messages
-            .iter()
-            .map(|m| m.transact_put(&self.table))
-            .collect()
-    }
-
     /// A strongly consistent read of a membership.
     pub async fn membership(
         &self,
@@ -326,14 +338,12 @@ impl Attendance {
             ticket: None,
             at: at.into(),
         };
-        let mut items = vec![
+        let items = vec![
             TransactWriteItem::builder().update(update).build(),
             self.put(self.membership_item(&m), Some("attribute_not_exists(pk)"))?,
             self.put(self.seat_item(&e.id, user_id, at), None)?,
         ];
-        items.extend(self.outbox(messages)?);
-        items.extend(extra);
-        self.transact(items).await
+        self.commit(items, messages, extra).await
     }
 
     /// Puts `user_id` on the waitlist of the full event `e` with ticket `e.wl_seq + 1`, at
@@ -376,14 +386,12 @@ impl Attendance {
             ("ticket".into(), n(ticket)),
             ("at".into(), s(at)),
         ]);
-        let mut items = vec![
+        let items = vec![
             TransactWriteItem::builder().update(update).build(),
             self.put(self.membership_item(&m), Some("attribute_not_exists(pk)"))?,
             self.put(entry, Some("attribute_not_exists(pk)"))?,
         ];
-        items.extend(self.outbox(messages)?);
-        items.extend(extra);
-        self.transact(items).await
+        self.commit(items, messages, extra).await
     }
 
     /// Takes `m` (waitlisted) off the waitlist.
@@ -402,7 +410,7 @@ impl Attendance {
         .table_name(&self.table)
         .expression_attribute_values(":one", n(1))
         .build()?;
-        let mut items = vec![
+        let items = vec![
             TransactWriteItem::builder().update(update).build(),
             self.delete(
                 membership_key(&m.user_id, &m.event_id),
@@ -411,9 +419,7 @@ impl Attendance {
             )?,
             self.delete(wait_key(&m.event_id, ticket), "attribute_exists(pk)", &[])?,
         ];
-        items.extend(self.outbox(messages)?);
-        items.extend(extra);
-        self.transact(items).await
+        self.commit(items, messages, extra).await
     }
 
     /// Gives up `m`'s seat. With `head` (the first waitlist entry, read just before), the seat
@@ -463,9 +469,7 @@ impl Attendance {
         if let Some(h) = head {
             items.extend(self.promotion_items(&m.event_id, h, at)?);
         }
-        items.extend(self.outbox(messages)?);
-        items.extend(extra);
-        self.transact(items).await
+        self.commit(items, messages, extra).await
     }
 
     /// The items that move `head` from the waitlist to a seat.
@@ -514,8 +518,7 @@ impl Attendance {
         .build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(self.promotion_items(&e.id, head, at)?);
-        items.extend(self.outbox(messages)?);
-        self.transact(items).await
+        self.commit(items, messages, Vec::new()).await
     }
 
     /// The first entry of the waitlist, read consistently.

@@ -225,33 +225,13 @@ fn posting_changes(
     Ok(out)
 }
 
-fn is_conflict(
-    e: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-    >,
-) -> bool {
-    e.as_service_error().is_some_and(|se| match se {
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
-    })
-}
-
 impl Store {
     /// One TransactWriteItems; a failed condition anywhere in it is a [`WriteError::Conflict`].
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
-        match self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_conflict(&err) => Err(WriteError::Conflict),
-            Err(err) => Err(err.into()),
+        match crate::attendance::transact(&self.ddb, items).await {
+            Ok(()) => Ok(()),
+            Err(crate::attendance::TxError::Cancelled(_)) => Err(WriteError::Conflict),
+            Err(crate::attendance::TxError::Other(e)) => Err(WriteError::Other(e)),
         }
     }
 
@@ -502,7 +482,7 @@ impl Store {
 }
 
 /// A number in [0, 1) from the system's randomness.
-fn jitter() -> f64 {
+pub fn jitter() -> f64 {
     let mut b = [0u8; 4];
     let _ = aws_lc_rs::rand::fill(&mut b);
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)

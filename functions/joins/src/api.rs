@@ -112,8 +112,8 @@ fn give_up_at(req: &Request) -> std::time::Instant {
 /// 160 ms), so that a crowd contending for one event does not retry in lockstep.
 async fn back_off(attempt: u32) {
     let cap = 5u64 << attempt.min(5);
-    let r = uuid::Uuid::new_v4().as_u128() as u64;
-    tokio::time::sleep(std::time::Duration::from_millis(r % (cap + 1))).await;
+    let ms = (cap as f64 * events::store::jitter()) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 fn claimed(claim: Option<Arc<Claim>>) -> Result<Arc<Claim>, ApiError> {
