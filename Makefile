@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
+.PHONY: dev test test-rounds setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
@@ -14,6 +14,11 @@ dev: setup
 ## Run every test (unit, handler, integration against moto, end to end through the local stack).
 test:
 	bash infra/test.sh
+
+## The full waitlist soak: 20 rounds of 500 concurrent joins on a 50-seat event, each followed
+## by 30 leaves that promote (make test runs 3 rounds). Its own local stack; ~10 minutes here.
+test-rounds:
+	JOIN_ROUNDS=20 bash infra/test.sh --test waitlist_rounds -- --nocapture
 
 ## Install the pinned tools into .tools/ (idempotent).
 setup:

@@ -44,4 +44,5 @@ export CITY_EVENTS_STACK="$state/stack.json" CITY_EVENTS_STACK_2="$state/gateway
 export MOTO_SERVER="$root/.tools/stack/bin/moto_server"
 
 step "cargo test --workspace"
-cargo test --workspace "$@"
+# The output passes through as it comes; at the end, the slowest test binaries and their times.
+cargo test --workspace "$@" 2>&1 | .tools/stack/bin/python infra/slowest.py

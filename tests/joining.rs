@@ -1,15 +1,15 @@
 //! Helpers of the joins tests (tests/joins.rs, tests/waitlist_rounds.rs).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Api, Reply, s};
+use crate::{Api, Caller, Reply, s};
 
 pub fn at(days: i64) -> String {
     (OffsetDateTime::now_utc() + time::Duration::days(days))
@@ -30,67 +30,58 @@ pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-pub async fn create_event(api: &Api, token: &str, capacity: u32) -> String {
+pub async fn create_event(api: &Api, organizer: &Caller, capacity: u32) -> String {
+    let k = key();
+    let body = event_body("Joins", capacity);
     let r = api
-        .send(
-            Method::POST,
-            "/v1/events",
-            Some(event_body("Joins", capacity)),
-            Some(token),
-        )
+        .call(Some(organizer), |r| {
+            r.post("/v1/events")
+                .header("Idempotency-Key", &k)
+                .json(&body)
+        })
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     s(&r.body, "id")
 }
 
-/// Sends `req` again (with the same Idempotency-Key) while it answers 503, as a client should.
-pub async fn with_retries(api: &Api, req: reqwest::RequestBuilder) -> Reply {
-    for _ in 0..30 {
-        let r = api.exec(req.try_clone().unwrap()).await;
-        if r.status != StatusCode::SERVICE_UNAVAILABLE {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("still 503 after 30 tries");
-}
-
-pub async fn join(api: &Api, token: &str, event: &str, key: &str) -> Reply {
-    with_retries(
-        api,
-        api.request(Method::POST, &format!("/v1/events/{event}/join"))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key),
-    )
+/// Joins `event` with `key`; repeats of the request (after a 503, a lost connection) carry the
+/// same key, as a client's should.
+pub async fn join(api: &Api, caller: &Caller, event: &str, key: &str) -> Reply {
+    api.call(Some(caller), |r| {
+        r.post(&format!("/v1/events/{event}/join"))
+            .header("Idempotency-Key", key)
+    })
     .await
 }
 
-pub async fn leave(api: &Api, token: &str, event: &str, trace: Option<&str>) -> Reply {
-    let mut req = api
-        .request(Method::DELETE, &format!("/v1/events/{event}/join"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key());
-    if let Some(t) = trace {
-        req = req.header("X-Amzn-Trace-Id", t);
-    }
-    with_retries(api, req).await
+pub async fn leave(api: &Api, caller: &Caller, event: &str, trace: Option<&str>) -> Reply {
+    let k = key();
+    api.call(Some(caller), |r| {
+        let req = r
+            .delete(&format!("/v1/events/{event}/join"))
+            .header("Idempotency-Key", &k);
+        match trace {
+            Some(t) => req.header("X-Amzn-Trace-Id", t),
+            None => req,
+        }
+    })
+    .await
 }
 
-pub async fn get_event(api: &Api, token: &str, event: &str) -> Value {
+pub async fn get_event(api: &Api, caller: &Caller, event: &str) -> Value {
     let r = api
-        .send(
-            Method::GET,
-            &format!("/v1/events/{event}"),
-            None,
-            Some(token),
-        )
+        .call(Some(caller), |r| r.get(&format!("/v1/events/{event}")))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body
 }
 
 /// Every attendee, walking the pages: (user, state, position).
-pub async fn attendees(api: &Api, token: &str, event: &str) -> Vec<(String, String, Option<u64>)> {
+pub async fn attendees(
+    api: &Api,
+    caller: &Caller,
+    event: &str,
+) -> Vec<(String, String, Option<u64>)> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -98,7 +89,7 @@ pub async fn attendees(api: &Api, token: &str, event: &str) -> Vec<(String, Stri
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let r = api.send(Method::GET, &path, None, Some(token)).await;
+        let r = api.call(Some(caller), |r| r.get(&path)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         for a in r.body["items"].as_array().unwrap() {
             out.push((s(a, "user_id"), s(a, "state"), a["position"].as_u64()));
@@ -110,11 +101,27 @@ pub async fn attendees(api: &Api, token: &str, event: &str) -> Vec<(String, Stri
     }
 }
 
+/// Readers of one event, each from its own address (event reads are limited per address, 100
+/// a minute): they take turns, 50 reads each, and the turn carries over from one watch to the
+/// next, so an address is used again only after every other one has had its turn.
+pub struct Readers {
+    clients: Vec<(Api, Caller)>,
+    reads: AtomicUsize,
+}
+
+impl Readers {
+    pub fn new(clients: Vec<(Api, Caller)>) -> Arc<Readers> {
+        Arc::new(Readers {
+            clients,
+            reads: AtomicUsize::new(0),
+        })
+    }
+}
+
 /// Reads the event over and over until `done`, failing on any read showing more seats taken
-/// than it has; returns the number of reads. The clients (each from its own address: event
-/// reads are limited per address, 100 a minute) take turns, 50 reads each, ten reads a second.
+/// than it has; returns the number of reads. Ten reads a second.
 pub fn watch_capacity(
-    clients: Vec<(Api, String)>,
+    readers: Arc<Readers>,
     event: String,
     capacity: u64,
     done: Arc<AtomicBool>,
@@ -122,8 +129,9 @@ pub fn watch_capacity(
     tokio::spawn(async move {
         let mut reads = 0;
         while !done.load(Ordering::SeqCst) {
-            let (api, token) = &clients[(reads as usize / 50) % clients.len()];
-            let e = get_event(api, token, &event).await;
+            let turn = readers.reads.fetch_add(1, Ordering::SeqCst) / 50;
+            let (api, caller) = &readers.clients[turn % readers.clients.len()];
+            let e = get_event(api, caller, &event).await;
             let joined = e["joined"].as_u64().unwrap();
             assert!(
                 joined <= capacity,

@@ -1,29 +1,15 @@
 //! The end-to-end tests (in tests/) run over HTTP against the local stack that `make test`
 //! starts; [`Stack`] is how they find it.
 
+pub mod client;
 pub mod joining;
+
+pub use client::{Caller, TokenMinter};
 
 use std::path::PathBuf;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Signs access tokens with the stack's key (see [`Stack::token_minter`]).
-pub struct TokenMinter {
-    keys: shared::auth::KeySet,
-    issuer: String,
-    audience: String,
-}
-
-impl TokenMinter {
-    /// A token for a fresh user id with `roles`: (user id, token).
-    pub fn user(&self, roles: &[shared::auth::Role]) -> (String, String) {
-        let id = format!("usr_{}", uuid::Uuid::new_v4().simple());
-        let claims =
-            shared::auth::new_claims(&self.issuer, &self.audience, &id, roles, "e2e-session");
-        (id.clone(), self.keys.sign(&claims).unwrap())
-    }
-}
 
 /// The running local stack, as infra/local_stack.py describes it in its ready file.
 pub struct Stack {
@@ -90,23 +76,18 @@ impl Stack {
         aws_sdk_sqs::Client::new(&self.sdk().await)
     }
 
-    /// A key set signing access tokens exactly as the login function does, with the stack's
-    /// current signing key (read from its Secrets Manager). Tests that need hundreds of
-    /// distinct callers use it instead of hundreds of argon2id registrations; the tokens are
-    /// verified by the functions like any other.
+    /// Signs access tokens exactly as the login function does, with the stack's current
+    /// signing key (read from its Secrets Manager). Tests that need hundreds of distinct
+    /// callers use it instead of hundreds of argon2id registrations; the tokens are verified by
+    /// the functions like any other, and renewed like any other (see [`client`]).
     pub async fn token_minter(&self) -> TokenMinter {
-        let sm = aws_sdk_secretsmanager::Client::new(&self.sdk().await);
-        let secret = sm
-            .get_secret_value()
-            .secret_id(self.env("SIGNING_KEYS_SECRET_ID"))
-            .send()
-            .await
-            .expect("the signing keys secret");
-        TokenMinter {
-            keys: shared::auth::KeySet::parse(secret.secret_string().unwrap()).unwrap(),
-            issuer: self.env("JWT_ISSUER"),
-            audience: self.env("JWT_AUDIENCE"),
-        }
+        TokenMinter::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk().await),
+            self.env("SIGNING_KEYS_SECRET_ID"),
+            self.env("JWT_ISSUER"),
+            self.env("JWT_AUDIENCE"),
+        )
+        .await
     }
 
     /// A value of the functions' environment (TABLE_NAME, OUTBOX_QUEUE_URL, ...).
@@ -135,6 +116,12 @@ impl Stack {
         out
     }
 }
+
+/// How long a test waits for something asynchronous (an outbox message reaching an inbox, a
+/// redelivery after a visibility timeout, a log line) before it fails. Generous on purpose:
+/// every wait ends as soon as its condition holds, so only a failing test waits this long, and
+/// a slow or busy machine does not fail a test of a system that is right.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The password every test account uses (strong enough for the policy).
 pub const PASSWORD: &str = "violet tram sings at dusk";
@@ -184,20 +171,25 @@ impl Api {
     }
 
     pub async fn exec(&self, req: reqwest::RequestBuilder) -> Reply {
-        let resp = req.send().await.expect("the gateway answers");
+        self.try_exec(req).await.expect("the gateway answers")
+    }
+
+    /// Sends `req` and reads the answer whole; a connection or read failure is an error.
+    pub async fn try_exec(&self, req: reqwest::RequestBuilder) -> reqwest::Result<Reply> {
+        let resp = req.send().await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
+        let text = resp.text().await?;
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Reply {
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -252,9 +244,16 @@ pub fn admin_credentials() -> (String, String) {
 }
 
 impl Api {
-    /// A new account with `roles` (granted by the stack's admin), logged in: (user id, access
-    /// token). Four auth requests from this client's address.
+    /// A new account with `roles`, logged in: (user id, access token). See [`Api::account`].
     pub async fn account_with_roles(&self, roles: &[&str]) -> (String, String) {
+        let caller = self.account(roles).await;
+        let token = caller.current_token().await;
+        (caller.id, token)
+    }
+
+    /// A new account with `roles` (granted by the stack's admin), logged in, as a client that
+    /// renews its token through the refresh endpoint. Four auth requests from this address.
+    pub async fn account(&self, roles: &[&str]) -> Caller {
         let email = email();
         let user = self.register(&email).await;
         assert_eq!(user.status, 201, "{}", user.body);
@@ -274,7 +273,6 @@ impl Api {
             assert_eq!(set.status, 200, "{}", set.body);
         }
         let login = self.login(&email, PASSWORD).await;
-        assert_eq!(login.status, 200, "{}", login.body);
-        (id, s(&login.body, "access_token"))
+        Caller::from_login(id, &login, self)
     }
 }

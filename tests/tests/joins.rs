@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::joining::{create_event, event_body, get_event, join, key, leave};
-use e2e::{Api, Stack, s};
+use e2e::{Api, Caller, PATIENCE, Stack, s};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -21,13 +21,14 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 2]);
     let minter = stack.token_minter().await;
-    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
-    let (user, token) = minter.user(&[Role::Attendee]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let me = minter.user(&[Role::Attendee]);
+    let user = me.id.clone();
     let event = create_event(&api, &organizer, 5).await;
     let other_event = create_event(&api, &organizer, 5).await;
 
     let k = key();
-    let replies = join_all((0..20).map(|_| join(&api, &token, &event, &k))).await;
+    let replies = join_all((0..20).map(|_| join(&api, &me, &event, &k))).await;
     let mut first = 0;
     let mut replayed = 0;
     let mut in_flight = 0;
@@ -62,13 +63,13 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
         .iter()
         .find(|r| r.status == StatusCode::CREATED && r.headers.get("idempotent-replayed").is_none())
         .unwrap();
-    let again = join(&api, &token, &event, &k).await;
+    let again = join(&api, &me, &event, &k).await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body, original.body);
 
     // The same key for another request: 422. No key: 400. A new key: 409 naming the state.
-    let reused = join(&api, &token, &other_event, &k).await;
+    let reused = join(&api, &me, &other_event, &k).await;
     assert_eq!(
         reused.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -77,17 +78,12 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
     );
     assert_eq!(reused.body["invalid_params"][0]["name"], "Idempotency-Key");
     let missing = api
-        .send(
-            Method::POST,
-            &format!("/v1/events/{event}/join"),
-            None,
-            Some(&token),
-        )
+        .send_as(&me, Method::POST, &format!("/v1/events/{event}/join"), None)
         .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.body);
     assert_eq!(missing.body["invalid_params"][0]["name"], "Idempotency-Key");
     assert_eq!(missing.headers["content-type"], "application/problem+json");
-    let twice = join(&api, &token, &event, &key()).await;
+    let twice = join(&api, &me, &event, &key()).await;
     assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.body);
     assert_eq!(twice.body["state"], "joined");
     let e = get_event(&api, &organizer, &other_event).await;
@@ -97,12 +93,14 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
     let k = key();
     let body = event_body("Keyed", 10);
     let create = |b: Value| {
-        api.exec(
-            api.request(Method::POST, "/v1/events")
-                .bearer_auth(&organizer)
-                .header("Idempotency-Key", &k)
-                .json(&b),
-        )
+        let (k, organizer) = (&k, &organizer);
+        let api = &api;
+        async move {
+            api.call(Some(organizer), |r| {
+                r.post("/v1/events").header("Idempotency-Key", k).json(&b)
+            })
+            .await
+        }
     };
     let one = create(body.clone()).await;
     assert_eq!(one.status, StatusCode::CREATED, "{}", one.body);
@@ -123,16 +121,11 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
 }
 
 /// Polls `user`'s inbox until a notification of `kind` about `event` is there.
-async fn wait_for_notification(api: &Api, token: &str, event: &str, kind: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+async fn wait_for_notification(api: &Api, who: &Caller, event: &str, kind: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let r = api
-            .send(
-                Method::GET,
-                "/v1/me/notifications?limit=100",
-                None,
-                Some(token),
-            )
+            .send_as(who, Method::GET, "/v1/me/notifications?limit=100", None)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         if let Some(n) = r.body["items"]
@@ -157,21 +150,24 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 3]);
     let minter = stack.token_minter().await;
-    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
-    let (a, a_token) = minter.user(&[Role::Attendee]);
-    let (b, b_token) = minter.user(&[Role::Attendee]);
-    let (c, c_token) = minter.user(&[Role::Attendee]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let a_user = minter.user(&[Role::Attendee]);
+    let a = a_user.id.clone();
+    let b_user = minter.user(&[Role::Attendee]);
+    let b = b_user.id.clone();
+    let c_user = minter.user(&[Role::Attendee]);
+    let c = c_user.id.clone();
     let event = create_event(&api, &organizer, 1).await;
 
     assert_eq!(
-        join(&api, &a_token, &event, &key()).await.status,
+        join(&api, &a_user, &event, &key()).await.status,
         StatusCode::CREATED
     );
-    let waiting = join(&api, &b_token, &event, &key()).await;
+    let waiting = join(&api, &b_user, &event, &key()).await;
     assert_eq!(waiting.status, StatusCode::ACCEPTED);
     assert_eq!(waiting.body["position"], 1);
     assert_eq!(
-        join(&api, &c_token, &event, &key()).await.body["position"],
+        join(&api, &c_user, &event, &key()).await.body["position"],
         2
     );
 
@@ -181,18 +177,18 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
         &uuid::Uuid::new_v4().simple().to_string()[..24]
     );
     let trace = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1");
-    let r = leave(&api, &a_token, &event, Some(&trace)).await;
+    let r = leave(&api, &a_user, &event, Some(&trace)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
-    let promoted = wait_for_notification(&api, &b_token, &event, "join.promoted").await;
+    let promoted = wait_for_notification(&api, &b_user, &event, "join.promoted").await;
     assert_eq!(promoted["read"], false);
     let mine = api
-        .send(Method::GET, "/v1/me/joins", None, Some(&b_token))
+        .send_as(&b_user, Method::GET, "/v1/me/joins", None)
         .await;
     assert_eq!(mine.body["items"][0]["state"], "joined", "{}", mine.body);
     assert_eq!(mine.body["items"][0]["event"]["id"], event);
     let c_joins = api
-        .send(Method::GET, "/v1/me/joins", None, Some(&c_token))
+        .send_as(&c_user, Method::GET, "/v1/me/joins", None)
         .await;
     assert_eq!(c_joins.body["items"][0]["position"], 1, "C moved up");
 
@@ -215,16 +211,16 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
 
     // Mark read up to the newest.
     let read = api
-        .send(
+        .send_as(
+            &b_user,
             Method::POST,
             "/v1/me/notifications/read",
             Some(json!({"up_to": s(&promoted, "id")})),
-            Some(&b_token),
         )
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
     let listed = api
-        .send(Method::GET, "/v1/me/notifications", None, Some(&b_token))
+        .send_as(&b_user, Method::GET, "/v1/me/notifications", None)
         .await;
     assert!(
         listed.body["items"]
@@ -234,11 +230,11 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
             .all(|n| n["read"] == true)
     );
     let bad = api
-        .send(
+        .send_as(
+            &b_user,
             Method::POST,
             "/v1/me/notifications/read",
             Some(json!({"up_to": "x"})),
-            Some(&b_token),
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -246,17 +242,17 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
 
     // Cancelling tells everyone still there.
     let cancel = api
-        .send(
+        .send_as(
+            &organizer,
             Method::DELETE,
             &format!("/v1/events/{event}"),
             None,
-            Some(&organizer),
         )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
-    wait_for_notification(&api, &b_token, &event, "event.cancelled").await;
-    wait_for_notification(&api, &c_token, &event, "event.cancelled").await;
-    let late = join(&api, &a_token, &event, &key()).await;
+    wait_for_notification(&api, &b_user, &event, "event.cancelled").await;
+    wait_for_notification(&api, &c_user, &event, "event.cancelled").await;
+    let late = join(&api, &a_user, &event, &key()).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
     assert_eq!(s(&late.body, "type"), "/problems/event-not-joinable");
 
@@ -269,7 +265,7 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
         ("join.promoted", 1),
         ("event.cancelled", 1),
     ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     let seen = loop {
         let mut by_id: HashMap<String, (String, u64)> = HashMap::new();
         let mut deliveries: HashMap<String, u64> = HashMap::new();
@@ -301,9 +297,9 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     let delivered: u64 = seen.1.values().sum();
     // a: created; b: waitlisted, promoted, cancelled; c: waitlisted, cancelled.
     assert_eq!(delivered, 6, "one inbox item per recipient, none twice");
-    for (who, token, n) in [(&a, &a_token, 1), (&b, &b_token, 3), (&c, &c_token, 2)] {
+    for (who, caller, n) in [(&a, &a_user, 1), (&b, &b_user, 3), (&c, &c_user, 2)] {
         let r = api
-            .send(Method::GET, "/v1/me/notifications", None, Some(token))
+            .send_as(caller, Method::GET, "/v1/me/notifications", None)
             .await;
         let about: Vec<&Value> = r.body["items"]
             .as_array()
@@ -367,7 +363,7 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
         .send()
         .await
         .unwrap();
-    let dead = dlq_messages(&stack, &marker, Duration::from_secs(30)).await;
+    let dead = dlq_messages(&stack, &marker, PATIENCE).await;
     assert_eq!(dead.len(), 1, "the malformed message is in the DLQ");
     let attrs = dead[0].message_attributes().unwrap();
     assert!(
@@ -376,7 +372,7 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
             .unwrap()
             .contains("not an outbox message")
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     while dead_metric(&stack, "malformed") <= dead_before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -403,7 +399,7 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
         .send()
         .await
         .unwrap();
-    let dead = dlq_messages(&stack, &poison, Duration::from_secs(90)).await;
+    let dead = dlq_messages(&stack, &poison, PATIENCE).await;
     assert_eq!(dead.len(), 1, "the poison message is in the DLQ");
     let failures = stack
         .log_lines("NotificationsConsumerFunction")
@@ -430,10 +426,10 @@ async fn joining_is_refused_clearly() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 4]);
     let minter = stack.token_minter().await;
-    let (_, token) = minter.user(&[Role::Attendee]);
-    let unknown = join(&api, &token, "evt_0123456789abcdef0123456789ab", &key()).await;
+    let me = minter.user(&[Role::Attendee]);
+    let unknown = join(&api, &me, "evt_0123456789abcdef0123456789ab", &key()).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
-    let malformed = join(&api, &token, "nope", &key()).await;
+    let malformed = join(&api, &me, "nope", &key()).await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.body["invalid_params"][0]["name"], "id");
     let anonymous = api
@@ -446,25 +442,25 @@ async fn joining_is_refused_clearly() {
         )
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    let not_joined = leave(&api, &token, "evt_0123456789abcdef0123456789ab", None).await;
+    let not_joined = leave(&api, &me, "evt_0123456789abcdef0123456789ab", None).await;
     assert_eq!(not_joined.status, StatusCode::NOT_FOUND);
-    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
     let event = create_event(&api, &organizer, 2).await;
     let forbidden = api
-        .send(
+        .send_as(
+            &me,
             Method::GET,
             &format!("/v1/events/{event}/attendees"),
             None,
-            Some(&token),
         )
         .await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     let bad_cursor = api
-        .send(
+        .send_as(
+            &organizer,
             Method::GET,
             &format!("/v1/events/{event}/attendees?cursor=abc.def"),
             None,
-            Some(&organizer),
         )
         .await;
     assert_eq!(bad_cursor.status, StatusCode::BAD_REQUEST);

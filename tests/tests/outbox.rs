@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::Stack;
+use e2e::{PATIENCE, Stack};
 
 #[tokio::test]
 async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trace() {
@@ -30,7 +30,7 @@ async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trac
         .await
         .unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     let items = loop {
         let out = ddb
             .query()
@@ -93,7 +93,7 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     };
     // Kill every consumer process as soon as the first notifications land (mid-batch: the
     // consumer writes a batch's items one after another).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     while inbox(ddb.clone(), table.clone(), user.clone())
         .await
         .is_empty()
@@ -115,7 +115,7 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
         "killed while {before_kill} of {count} were delivered"
     );
     // The batch that was in flight comes back after the visibility timeout to a new instance.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + PATIENCE;
     let items = loop {
         let items = inbox(ddb.clone(), table.clone(), user.clone()).await;
         if items.len() >= count || Instant::now() > deadline {

@@ -1,16 +1,17 @@
 //! 20 rounds of 500 concurrent joins on a 50-seat event through the local stack: exactly 50
 //! seats taken and 450 waitlisted at positions 1..450 in commit order, every round; then 30
 //! concurrent leaves promote exactly positions 1..30, and no read ever shows more seats taken
-//! than there are. Its own test binary, run last: its ~10 000 outbox messages drain after it.
-//! Rounds: `JOIN_ROUNDS` (default 20).
+//! than there are. Its own test binary, run last: its outbox messages drain after it.
+//! Rounds: `JOIN_ROUNDS` — 3 in `make test` (1 500 racing joins: enough to catch an overbooking
+//! or a duplicate position), 20 in `make test-rounds` (10 000 joins, ~10 minutes here).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use e2e::joining::{attendees, create_event, get_event, join, key, leave, watch_capacity};
-use e2e::{Api, Stack, s};
+use e2e::joining::{Readers, attendees, create_event, get_event, join, key, leave, watch_capacity};
+use e2e::{Api, Caller, Stack, s};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use shared::auth::Role;
@@ -20,37 +21,41 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 1]);
     let minter = stack.token_minter().await;
-    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
-    let users: Vec<(String, String)> = (0..500).map(|_| minter.user(&[Role::Attendee])).collect();
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let users: Vec<Caller> = (0..500).map(|_| minter.user(&[Role::Attendee])).collect();
+    // One pool of readers for every round, so that no address goes over its budget of reads.
+    let readers = Readers::new(
+        (0..40u8)
+            .map(|i| {
+                (
+                    Api::new(&stack, [127, 0, 5, 10 + i]),
+                    minter.user(&[Role::Attendee]),
+                )
+            })
+            .collect(),
+    );
     let rounds: usize = std::env::var("JOIN_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(3);
     let mut stats = Vec::new();
     for round in 0..rounds {
         let started = Instant::now();
         let event = create_event(&api, &organizer, 50).await;
         let done = Arc::new(AtomicBool::new(false));
-        let readers = (0..40u8)
-            .map(|i| {
-                (
-                    Api::new(&stack, [127, 0, 5, 10 + i]),
-                    minter.user(&[Role::Attendee]).1,
-                )
-            })
-            .collect();
-        let watcher = watch_capacity(readers, event.clone(), 50, done.clone());
+        let watcher = watch_capacity(readers.clone(), event.clone(), 50, done.clone());
 
         // 500 joins at once.
-        let replies = join_all(users.iter().map(|(_, token)| {
+        let replies = join_all(users.iter().map(|caller| {
             let (api, event) = (api.clone(), event.clone());
-            async move { join(&api, token, &event, &key()).await }
+            async move { join(&api, caller, &event, &key()).await }
         }))
         .await;
         let joins_took = started.elapsed();
         let mut joined = HashSet::new();
         let mut position_of: BTreeMap<u64, String> = BTreeMap::new();
-        for ((user, _), r) in users.iter().zip(&replies) {
+        for (caller, r) in users.iter().zip(&replies) {
+            let user = &caller.id;
             match r.status {
                 StatusCode::CREATED => {
                     assert_eq!(s(&r.body, "state"), "joined");
@@ -103,14 +108,14 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
         );
 
         // 30 of the seated leave at once: the first 30 waiting get their seats, once each.
-        let leaving: Vec<&(String, String)> = users
+        let leaving: Vec<&Caller> = users
             .iter()
-            .filter(|(u, _)| joined.contains(u))
+            .filter(|c| joined.contains(&c.id))
             .take(30)
             .collect();
-        let left = join_all(leaving.iter().map(|(_, token)| {
+        let left = join_all(leaving.iter().map(|caller| {
             let (api, event) = (api.clone(), event.clone());
-            async move { leave(&api, token, &event, None).await }
+            async move { leave(&api, caller, &event, None).await }
         }))
         .await;
         for r in &left {
@@ -131,8 +136,8 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
             .map(|a| a.0.clone())
             .collect();
         let mut expected: HashSet<String> = joined.clone();
-        for (u, _) in &leaving {
-            expected.remove(u);
+        for c in &leaving {
+            expected.remove(&c.id);
         }
         expected.extend(position_of.range(1..=30).map(|(_, u)| u.clone()));
         assert_eq!(
@@ -172,13 +177,13 @@ async fn contention_grows_with_concurrent_writers() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 6, 1]);
     let minter = stack.token_minter().await;
-    let (_, organizer) = minter.user(&[Role::Attendee, Role::Organizer]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
     println!("| writers | joins | seconds | joins/s | attempts per join: mean | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|---|");
     for writers in [1usize, 2, 4, 8, 16, 32] {
         // A full event (capacity 1, taken), so every join is a waitlist append.
         let event = create_event(&api, &organizer, 1).await;
-        let (_, first) = minter.user(&[Role::Attendee]);
+        let first = minter.user(&[Role::Attendee]);
         assert_eq!(
             join(&api, &first, &event, &key()).await.status,
             StatusCode::CREATED
@@ -188,12 +193,12 @@ async fn contention_grows_with_concurrent_writers() {
         let lines_before = stack.log_lines("JoinEventFunction").len();
         join_all((0..writers).map(|_| {
             let (api, event) = (api.clone(), event.clone());
-            let users: Vec<String> = (0..per_writer)
-                .map(|_| minter.user(&[Role::Attendee]).1)
+            let users: Vec<Caller> = (0..per_writer)
+                .map(|_| minter.user(&[Role::Attendee]))
                 .collect();
             async move {
-                for token in users {
-                    let r = join(&api, &token, &event, &key()).await;
+                for caller in users {
+                    let r = join(&api, &caller, &event, &key()).await;
                     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
                 }
             }

@@ -1,0 +1,359 @@
+//! Test clients that behave as real clients do, so that no test depends on the machine's speed:
+//! a [`Caller`] renews its access token before it expires (and again when an answer is 401),
+//! and [`Api::call`] sends a request again — the same request, so the same Idempotency-Key —
+//! when the connection fails or the service says to retry (503, 429 with Retry-After, or a
+//! 409 "in flight" for a request this client itself re-sent). Retries are bounded by count,
+//! never by a clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::json;
+use shared::auth::Role;
+
+use crate::{Api, Reply};
+
+/// Renew an access token when less than this is left of it.
+const RENEW_BEFORE_S: u64 = 120;
+/// Sends of one request before a test gives up (each waits for its Retry-After).
+const MAX_SENDS: u32 = 60;
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The `exp` claim of a JWT (the client reads it as any OAuth client reads `expires_in`).
+fn expiry(token: &str) -> u64 {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+        .and_then(|c| c["exp"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Signs access tokens with the stack's current key (see [`crate::Stack::token_minter`]).
+/// Renewing a minted token re-reads the key from Secrets Manager, as the login function does,
+/// so a key rotation during a test does not strand its callers.
+#[derive(Clone)]
+pub struct TokenMinter {
+    inner: Arc<MinterInner>,
+}
+
+struct MinterInner {
+    secrets: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    issuer: String,
+    audience: String,
+    keys: std::sync::Mutex<Arc<shared::auth::KeySet>>,
+}
+
+impl TokenMinter {
+    pub(crate) async fn new(
+        secrets: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        issuer: String,
+        audience: String,
+    ) -> TokenMinter {
+        let keys = read_keys(&secrets, &secret_id).await;
+        TokenMinter {
+            inner: Arc::new(MinterInner {
+                secrets,
+                secret_id,
+                issuer,
+                audience,
+                keys: std::sync::Mutex::new(Arc::new(keys)),
+            }),
+        }
+    }
+
+    fn sign(&self, id: &str, roles: &[Role]) -> String {
+        self.sign_expiring(id, roles, None)
+    }
+
+    /// Signs a token for `id`; `expires_in` (seconds, may be negative) replaces the lifetime the
+    /// login function gives, for tests of expiry.
+    fn sign_expiring(&self, id: &str, roles: &[Role], expires_in: Option<i64>) -> String {
+        let mut claims = shared::auth::new_claims(
+            &self.inner.issuer,
+            &self.inner.audience,
+            id,
+            roles,
+            "e2e-session",
+        );
+        if let Some(secs) = expires_in {
+            claims.exp = now_unix().saturating_add_signed(secs);
+            claims.iat = claims.iat.min(claims.exp.saturating_sub(1));
+            claims.nbf = claims.iat;
+        }
+        let keys = self.inner.keys.lock().unwrap().clone();
+        keys.sign(&claims).unwrap()
+    }
+
+    /// A caller with a fresh user id and `roles`.
+    pub fn user(&self, roles: &[Role]) -> Caller {
+        let id = format!("usr_{}", uuid::Uuid::new_v4().simple());
+        let access = self.sign(&id, roles);
+        Caller::new(
+            id,
+            access,
+            None,
+            Renewal::Mint(self.clone(), roles.to_vec()),
+        )
+    }
+}
+
+impl TokenMinter {
+    /// A caller whose token expires `expires_in` seconds from now (negative: already expired),
+    /// while the client believes it expires at `believed_expiry` (unix seconds), as a client
+    /// with a skewed clock would: tests of renewal before expiry and after a 401.
+    pub fn user_expiring(&self, roles: &[Role], expires_in: i64, believed_expiry: u64) -> Caller {
+        let id = format!("usr_{}", uuid::Uuid::new_v4().simple());
+        let access = self.sign_expiring(&id, roles, Some(expires_in));
+        let caller = Caller::new(
+            id,
+            access,
+            None,
+            Renewal::Mint(self.clone(), roles.to_vec()),
+        );
+        caller.tokens.try_lock().unwrap().expires_at = believed_expiry;
+        caller
+    }
+}
+
+async fn read_keys(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> shared::auth::KeySet {
+    let secret = secrets
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .expect("the signing keys secret");
+    shared::auth::KeySet::parse(secret.secret_string().unwrap()).unwrap()
+}
+
+/// How a caller gets a new access token.
+enum Renewal {
+    /// A minted test user: a new token for the same user and roles, signed with the key that
+    /// is current now.
+    Mint(TokenMinter, Vec<Role>),
+    /// A real account: `POST /v1/auth/refresh` with the (rotating) refresh token.
+    Refresh(Api),
+}
+
+struct Tokens {
+    access: String,
+    expires_at: u64,
+    refresh: Option<String>,
+}
+
+/// A signed-in user as a client holds it: id, access token, and the means to renew it.
+#[derive(Clone)]
+pub struct Caller {
+    pub id: String,
+    tokens: Arc<tokio::sync::Mutex<Tokens>>,
+    renewal: Arc<Renewal>,
+}
+
+impl Caller {
+    fn new(id: String, access: String, refresh: Option<String>, renewal: Renewal) -> Caller {
+        Caller {
+            id,
+            tokens: Arc::new(tokio::sync::Mutex::new(Tokens {
+                expires_at: expiry(&access),
+                access,
+                refresh,
+            })),
+            renewal: Arc::new(renewal),
+        }
+    }
+
+    /// A logged-in account (`login` answered 200 with tokens), renewed through `api`.
+    pub fn from_login(id: String, login: &Reply, api: &Api) -> Caller {
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        Caller::new(
+            id,
+            crate::s(&login.body, "access_token"),
+            Some(crate::s(&login.body, "refresh_token")),
+            Renewal::Refresh(api.clone()),
+        )
+    }
+
+    /// The access token held now, without renewing it.
+    pub async fn current_token(&self) -> String {
+        self.tokens.lock().await.access.clone()
+    }
+
+    /// Makes the client believe its token expires at `at` (unix seconds): a skewed clock.
+    pub async fn believe_expiry(&self, at: u64) {
+        self.tokens.lock().await.expires_at = at;
+    }
+
+    /// An access token with at least two minutes left: the current one, or a renewed one.
+    pub async fn token(&self) -> String {
+        let mut t = self.tokens.lock().await;
+        if t.expires_at < now_unix() + RENEW_BEFORE_S {
+            self.renew(&mut t).await;
+        }
+        t.access.clone()
+    }
+
+    /// The server refused `stale` (401): renew, unless another request already did.
+    pub async fn renew_after_401(&self, stale: &str) {
+        let mut t = self.tokens.lock().await;
+        if t.access == stale {
+            self.renew(&mut t).await;
+        }
+    }
+
+    async fn renew(&self, t: &mut Tokens) {
+        match &*self.renewal {
+            Renewal::Mint(minter, roles) => {
+                let fresh = read_keys(&minter.inner.secrets, &minter.inner.secret_id).await;
+                *minter.inner.keys.lock().unwrap() = Arc::new(fresh);
+                t.access = minter.sign(&self.id, roles);
+            }
+            Renewal::Refresh(api) => {
+                let refresh = t.refresh.clone().expect("a refresh token");
+                // Not through `call`: a refresh token is single use, so a refresh whose answer
+                // was lost cannot be sent again (it would look like token theft and revoke the
+                // session); only answers that say nothing happened (429, 503) are retried.
+                let mut r = None;
+                for _ in 0..MAX_SENDS {
+                    let reply = api
+                        .exec(
+                            api.request(reqwest::Method::POST, "/v1/auth/refresh")
+                                .json(&json!({ "refresh_token": refresh })),
+                        )
+                        .await;
+                    let wait = retry_after(&reply, false);
+                    r = Some(reply);
+                    match wait {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => break,
+                    }
+                }
+                let r = r.unwrap();
+                assert_eq!(r.status, StatusCode::OK, "refresh: {}", r.body);
+                t.access = crate::s(&r.body, "access_token");
+                t.refresh = Some(crate::s(&r.body, "refresh_token"));
+            }
+        }
+        t.expires_at = expiry(&t.access);
+    }
+}
+
+/// What to do with an answer: return it, or wait and send the same request again.
+fn retry_after(r: &Reply, resent: bool) -> Option<Duration> {
+    let in_flight = r.status == StatusCode::CONFLICT
+        && r.body["type"] == "/problems/idempotency-in-flight"
+        && resent;
+    if r.status == StatusCode::SERVICE_UNAVAILABLE
+        || r.status == StatusCode::TOO_MANY_REQUESTS
+        || in_flight
+    {
+        let secs = r
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        return Some(Duration::from_secs(secs.clamp(1, 60)));
+    }
+    None
+}
+
+/// Builds one request on the gateway; called again for every send, so it must build the same
+/// request (same body, same Idempotency-Key) each time.
+pub struct RequestFor<'a> {
+    api: &'a Api,
+}
+
+impl RequestFor<'_> {
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.api.request(reqwest::Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.api.request(reqwest::Method::POST, path)
+    }
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.api.request(reqwest::Method::DELETE, path)
+    }
+    pub fn method(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.api.request(method, path)
+    }
+}
+
+impl Api {
+    /// Sends the request `build` makes, as `caller` (when given), the way a real client does:
+    /// with a valid token (renewed when close to expiry or after a 401), and again — the same
+    /// request — after a connection failure, a 503 or 429 (after its Retry-After), or a 409
+    /// "in flight" that answers one of its own repeats. Other answers are returned as they are.
+    pub async fn call(
+        &self,
+        caller: Option<&Caller>,
+        build: impl Fn(&RequestFor<'_>) -> reqwest::RequestBuilder,
+    ) -> Reply {
+        let mut renewed = false;
+        for send in 0..MAX_SENDS {
+            let mut req = build(&RequestFor { api: self });
+            let mut token = None;
+            if let Some(c) = caller {
+                let t = c.token().await;
+                req = req.bearer_auth(&t);
+                token = Some(t);
+            }
+            let reply = match self.try_exec(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("send {send}: {e}; sending the same request again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if reply.status == StatusCode::UNAUTHORIZED
+                && let (Some(c), Some(t)) = (caller, &token)
+                && !renewed
+            {
+                // Expired between the check and the server's clock, or a rotated key: renew
+                // once and resend; a second 401 in a row is the answer.
+                renewed = true;
+                c.renew_after_401(t).await;
+                continue;
+            }
+            match retry_after(&reply, send > 0) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return reply,
+            }
+            renewed = false;
+        }
+        panic!("no final answer after {MAX_SENDS} sends");
+    }
+
+    /// [`Api::send`] as `caller`, through [`Api::call`].
+    pub async fn send_as(
+        &self,
+        caller: &Caller,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        self.call(Some(caller), |r| {
+            let req = r.method(method.clone(), path);
+            match &body {
+                Some(b) => req.json(b),
+                None => req,
+            }
+        })
+        .await
+    }
+}
