@@ -16,6 +16,9 @@ use shared::auth::Role;
 
 use crate::{Api, Reply};
 
+/// Access tokens renewed so far in this test process (a long test prints it).
+pub static RENEWALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Renew an access token when less than this is left of it.
 const RENEW_BEFORE_S: u64 = 120;
 /// Sends of one request before a test gives up (each waits for its Retry-After).
@@ -111,6 +114,20 @@ impl TokenMinter {
 }
 
 impl TokenMinter {
+    /// An access token for an existing user and session (`sid`) with `roles`: what the login
+    /// function would have issued before the user's roles changed.
+    pub fn token_for(&self, user_id: &str, roles: &[Role], sid: &str) -> String {
+        let claims = shared::auth::new_claims(
+            &self.inner.issuer,
+            &self.inner.audience,
+            user_id,
+            roles,
+            sid,
+        );
+        let keys = self.inner.keys.lock().unwrap().clone();
+        keys.sign(&claims).unwrap()
+    }
+
     /// A caller whose token expires `expires_in` seconds from now (negative: already expired),
     /// while the client believes it expires at `believed_expiry` (unix seconds), as a client
     /// with a skewed clock would: tests of renewal before expiry and after a 401.
@@ -216,6 +233,7 @@ impl Caller {
     }
 
     async fn renew(&self, t: &mut Tokens) {
+        RENEWALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &*self.renewal {
             Renewal::Mint(minter, roles) => {
                 let fresh = read_keys(&minter.inner.secrets, &minter.inner.secret_id).await;

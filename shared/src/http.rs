@@ -136,6 +136,15 @@ impl Policy {
         }
     }
 
+    /// A signed-in route that changes how the account is protected (turning MFA off): callers
+    /// with `role`, on the auth budget of `scope`, failing closed (no limiter, no change).
+    pub fn sensitive(config: &crate::Config, role: crate::auth::Role, scope: &'static str) -> Self {
+        Self {
+            role: Some(role),
+            ..Self::auth_endpoint(config, scope)
+        }
+    }
+
     /// An unauthenticated auth endpoint (register, login, MFA verify, refresh): limited per
     /// client IP on its own budget, failing closed.
     pub fn auth_endpoint(config: &crate::Config, scope: &'static str) -> Self {

@@ -391,7 +391,7 @@ async fn forged_tokens_get_401_with_www_authenticate_and_wrong_roles_get_403() {
 }
 
 #[tokio::test]
-async fn an_admin_grants_a_role_that_arrives_with_the_next_refresh() {
+async fn an_admin_grants_a_role_that_ends_the_users_sessions_and_arrives_with_the_next_login() {
     let stack = Stack::get();
     let admin_creds = serde_json::from_str::<Value>(
         &std::fs::read_to_string(std::env::var("CITY_EVENTS_STACK").unwrap()).unwrap(),
@@ -422,9 +422,13 @@ async fn an_admin_grants_a_role_that_arrives_with_the_next_refresh() {
         jwt_part(&s(&user.body, "access_token"), 1)["roles"],
         json!(["attendee"])
     );
+    // Tokens carry roles, so a role change ends the user's sessions (issue 11): the refresh
+    // fails, and the next login carries the new roles.
     let refreshed = api.refresh(&s(&user.body, "refresh_token")).await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.body);
+    let again = api.login(&email, PASSWORD).await;
     assert_eq!(
-        jwt_part(&s(&refreshed.body, "access_token"), 1)["roles"],
+        jwt_part(&s(&again.body, "access_token"), 1)["roles"],
         json!(["attendee", "organizer"])
     );
     let audit = stack.log_lines("SetRolesFunction");

@@ -11,7 +11,7 @@ use shared::http::{Request, RequestParts, Response, json};
 use utoipa::ToSchema;
 
 use crate::email::Email;
-use crate::store::{Rotation, Store, User};
+use crate::store::{RolesChange, Rotation, Store, User};
 use crate::{password, totp};
 
 /// What every auth handler shares, built once per cold start.
@@ -217,6 +217,17 @@ pub struct TotpCode {
     pub code: String,
 }
 
+/// Turning MFA off: the account's password and a code from the factor (TOTP or recovery).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotp {
+    /// A current 6-digit TOTP code or a recovery code.
+    pub code: String,
+    /// The account's password.
+    #[schema(value_type = String, format = Password)]
+    pub password: LoginPassword,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecoveryCodes {
     /// Ten one-time codes; shown once, stored hashed.
@@ -401,7 +412,8 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
 #[utoipa::path(post, path = "/v1/auth/mfa/verify", tag = "auth", request_body = MfaVerify,
     responses(
         (status = 200, description = "Tokens", body = Tokens),
-        (status = 401, description = "Unknown or expired challenge, or a wrong, old or reused code", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown, expired or burnt challenge (5 wrong codes), or a wrong, old or reused code", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The account's second factor is locked after wrong codes (backoff as for passwords), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: MfaVerify = req.json_body()?;
@@ -411,13 +423,32 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
         .challenge_user(&input.challenge, now)
         .await?
         .ok_or_else(invalid_code)?;
+    // Wrong codes count per account across challenges (a new password login buys no new
+    // guesses while the lock holds), with the password failures' backoff.
+    let lock = auth.store.mfa_locked_for(&user_id, now).await?;
+    if lock > 0 {
+        metrics::counter!("MfaLocked").increment(1);
+        return Err(locked(lock));
+    }
     let user = auth.store.user(&user_id).await?.ok_or_else(invalid_code)?;
     let accepted = check_second_factor(auth, &user, &input.code, now).await?;
-    if !accepted || !auth.store.consume_challenge(&input.challenge).await? {
+    if !accepted {
+        let on_challenge = auth.store.fail_challenge(&input.challenge).await?;
+        let lock = auth.store.record_mfa_failure(&user.id, now).await?;
         metrics::counter!("MfaFailures").increment(1);
-        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, "security event");
+        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, challenge_failures = on_challenge, "security event");
+        if lock > 0 {
+            metrics::counter!("Lockouts").increment(1);
+            tracing::warn!(target: "audit", audit_event = "mfa.locked", user_id = %user.id, lock_seconds = lock, "security event");
+            return Err(locked(lock));
+        }
         return Err(invalid_code());
     }
+    if !auth.store.consume_challenge(&input.challenge).await? {
+        // Another request with this challenge won: one challenge, one session.
+        return Err(invalid_code());
+    }
+    auth.store.clear_mfa_failures(&user.id).await?;
     audit("login.success", &user.id);
     json(StatusCode::OK, &auth.new_session(&user).await?)
 }
@@ -595,22 +626,51 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
     )
 }
 
-#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = TotpCode,
+#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = DisableTotp,
     responses(
         (status = 204, description = "MFA is off; every session is revoked"),
-        (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password or code", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after wrong codes, or rate limited (this route fails closed); see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
-    let input: TotpCode = req.json_body()?;
+    let input: DisableTotp = req.json_body()?;
+    let now = now_unix();
     let user = auth
         .store
         .user(&caller.id)
         .await?
         .ok_or_else(shared::auth::unauthorized)?;
-    if !user.mfa_enabled || !check_second_factor(auth, &user, &input.code, now_unix()).await? {
-        return Err(invalid_code());
+    // A stolen access token is not enough: the password and a code from the factor itself,
+    // under the same per-account lock as the MFA login.
+    let lock = auth.store.mfa_locked_for(&user.id, now).await?;
+    if lock > 0 {
+        return Err(locked(lock));
     }
+    let password_ok = password::verify(
+        SecretString::from(input.password.0),
+        Some(user.password_hash.clone()),
+    )
+    .await?;
+    if !user.mfa_enabled
+        || !password_ok
+        || !check_second_factor(auth, &user, &input.code, now).await?
+    {
+        let lock = auth.store.record_mfa_failure(&user.id, now).await?;
+        metrics::counter!("MfaFailures").increment(1);
+        tracing::info!(target: "audit", audit_event = "mfa.disable_refused", user_id = %user.id, "security event");
+        if lock > 0 {
+            metrics::counter!("Lockouts").increment(1);
+            return Err(locked(lock));
+        }
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "/problems/invalid-credentials",
+            "Invalid credentials",
+        )
+        .detail("the password or the code is wrong"));
+    }
+    auth.store.clear_mfa_failures(&user.id).await?;
     auth.store.disable_totp(&user.id).await?;
     auth.store.revoke_all_sessions(&user.id).await?;
     audit("mfa.disabled", &user.id);
@@ -632,30 +692,73 @@ pub async fn jwks(auth: &Auth) -> Result<Response, ApiError> {
 }
 
 #[utoipa::path(put, path = "/v1/admin/users/{id}/roles", tag = "auth", security(("bearer" = [])), request_body = SetRoles,
-    params(("id" = String, Path, description = "The user id")),
+    params(("id" = String, Path, description = "The user id (`usr_` and 20 to 40 hex digits)")),
     responses(
-        (status = 200, description = "The user's roles; they take effect at the user's next refresh (within 15 minutes)", body = Profile),
-        (status = 403, description = "The caller is not an admin", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The user's roles. Every session of the user is revoked: the new roles apply at their next login", body = Profile),
+        (status = 400, description = "A malformed user id", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin now (roles are read from the account, not the token)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would remove the last admin (`/problems/last-admin`), or the user's roles changed meanwhile (`/problems/roles-changed`; retry)", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
-    let id: String = req.path_param("id")?;
+    let id = user_id(&req)?;
     let input: SetRoles = req.json_body()?;
+    // The token's roles got the caller past the route's policy; the account's roles as stored
+    // now decide (a demoted admin's unexpired token must not re-grant itself).
+    let admin = auth.store.user(&caller.id).await?;
+    if !admin.is_some_and(|a| a.roles.contains(&Role::Admin)) {
+        tracing::warn!(target: "audit", audit_event = "roles.refused", user_id = %id, admin_id = %caller.id, "security event: a token with the admin role from an account without it");
+        return Err(ApiError::forbidden("this account is not an admin"));
+    }
     let mut roles = input.roles;
     if !roles.contains(&Role::Attendee) {
         roles.push(Role::Attendee);
     }
     roles.sort();
     roles.dedup();
-    if !auth.store.set_roles(&id, &roles).await? {
-        return Err(ApiError::not_found("no user has this id"));
+    match auth.store.set_roles(&id, &roles).await? {
+        RolesChange::Changed => {}
+        RolesChange::NoSuchUser => return Err(ApiError::not_found("no user has this id")),
+        RolesChange::LastAdmin => {
+            return Err(
+                ApiError::new(StatusCode::CONFLICT, "/problems/last-admin", "Last admin")
+                    .detail("this would leave no admin; grant admin to another account first"),
+            );
+        }
+        RolesChange::Conflict => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "/problems/roles-changed",
+                "Roles changed meanwhile",
+            )
+            .detail("the user's roles changed while this request ran; read them and retry"));
+        }
     }
-    tracing::info!(target: "audit", audit_event = "roles.changed", user_id = %id, admin_id = %caller.id, roles = ?roles, "security event");
+    // Tokens carry roles: every session of the user ends, so the next refresh fails and the
+    // new roles apply from the next login (access tokens already issued run out within their
+    // lifetime).
+    let revoked = auth.store.revoke_all_sessions(&id).await?;
+    tracing::info!(target: "audit", audit_event = "roles.changed", user_id = %id, admin_id = %caller.id, roles = ?roles, sessions_revoked = revoked, "security event");
     let user = auth
         .store
         .user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no user has this id"))?;
     json(StatusCode::OK, &Profile::from(&user))
+}
+
+/// The `{id}` of an admin route: `usr_` and 20 to 40 lowercase hex digits.
+fn user_id(req: &Request) -> Result<String, ApiError> {
+    let id: String = req.path_param("id")?;
+    let hex = id.strip_prefix("usr_").unwrap_or_default();
+    if !(20..=40).contains(&hex.len())
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        let reason = "must be usr_ and 20 to 40 lowercase hex digits";
+        return Err(ApiError::bad_request(format!("id {reason}")).field("id", reason));
+    }
+    Ok(id)
 }

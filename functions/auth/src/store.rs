@@ -7,8 +7,10 @@
 //! | email claim | `EMAIL#<email>` | `EMAIL` | makes emails unique (written with the user, conditionally) |
 //! | session | `USER#<id>` | `SESSION#<family>` | one refresh-token family; `revoked` |
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used; TTL |
-//! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use |
+//! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; burnt at 5 wrong codes |
 //! | lockout | `LOCKOUT#<sha256(email)>` | `LOCKOUT` | failures, lock level, locked until; TTL |
+//! | MFA lockout | `MFALOCK#<user id>` | `LOCKOUT` | the same, for wrong second-factor codes |
+//! | admins | `ADMINS` | `ADMINS` | `ids`: the set of admin ids (never empty once there is one) |
 
 use std::collections::HashMap;
 
@@ -26,6 +28,8 @@ pub type Item = HashMap<String, AttributeValue>;
 /// Refresh tokens (and so sessions) live 30 days.
 pub const REFRESH_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const CHALLENGE_TTL_SECONDS: u64 = 5 * 60;
+/// Wrong codes that burn an MFA challenge.
+pub const CHALLENGE_MAX_FAILURES: u64 = 5;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -90,10 +94,25 @@ pub async fn create_admin(
             "an account with this email exists; give it the admin role with PUT /v1/admin/users/{{id}}/roles"
         );
     }
-    if !store.set_roles(&id, &[Role::Attendee, Role::Admin]).await? {
-        anyhow::bail!("the new account {id} vanished before its roles were set");
+    let change = store.set_roles(&id, &[Role::Attendee, Role::Admin]).await?;
+    if change != RolesChange::Changed {
+        anyhow::bail!("the new account {id} could not be made an admin: {change:?}");
     }
     Ok((id, password))
+}
+
+/// The key (pk and sk) of the item holding the set of admin ids.
+pub const ADMINS_KEY: &str = "ADMINS";
+
+/// What a role change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolesChange {
+    Changed,
+    NoSuchUser,
+    /// It would have removed the last admin.
+    LastAdmin,
+    /// The roles changed meanwhile (or a transaction conflicted): nothing was written.
+    Conflict,
 }
 
 /// A user as stored.
@@ -104,6 +123,8 @@ pub struct User {
     pub display_name: String,
     pub password_hash: String,
     pub roles: Vec<Role>,
+    /// Bumped by every role change (0: never changed).
+    pub roles_version: u64,
     pub mfa_enabled: bool,
     pub totp_secret: Option<String>,
     pub pending_totp_secret: Option<String>,
@@ -130,6 +151,7 @@ impl User {
             display_name: get_s(item, "display_name").unwrap_or_default(),
             password_hash: get_s(item, "password_hash")?,
             roles,
+            roles_version: get_n(item, "roles_version").unwrap_or(0),
             mfa_enabled: get_bool(item, "mfa_enabled"),
             totp_secret: get_s(item, "totp_secret"),
             pending_totp_secret: get_s(item, "pending_totp_secret"),
@@ -288,31 +310,89 @@ impl Store {
         }
     }
 
-    pub async fn set_roles(&self, id: &str, roles: &[Role]) -> anyhow::Result<bool> {
-        let result = self
-            .ddb
-            .update_item()
+    /// Sets a user's roles: one transaction of the profile (on the condition that its roles are
+    /// still the version read, so two admins' changes cannot interleave) and, when admin is
+    /// granted or removed, the set of admins (removal on the condition that another admin
+    /// remains: there is always one). The caller revokes the user's sessions afterwards.
+    pub async fn set_roles(&self, id: &str, roles: &[Role]) -> anyhow::Result<RolesChange> {
+        let Some(current) = self.user(id).await? else {
+            return Ok(RolesChange::NoSuchUser);
+        };
+        let was_admin = current.roles.contains(&Role::Admin);
+        let admin = roles.contains(&Role::Admin);
+        let mut profile = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("USER#{id}")))
             .key("sk", s("PROFILE"))
-            .update_expression("SET #roles = :roles")
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET #roles = :roles, roles_version = :next")
             .expression_attribute_names("#roles", "roles")
             .expression_attribute_values(
                 ":roles",
                 AttributeValue::Ss(roles.iter().map(|r| r.as_str().to_owned()).collect()),
             )
+            .expression_attribute_values(":next", n(current.roles_version + 1));
+        profile = if current.roles_version == 0 {
+            profile.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(roles_version)",
+            )
+        } else {
+            profile
+                .condition_expression("roles_version = :read")
+                .expression_attribute_values(":read", n(current.roles_version))
+        };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(profile.build()?)
+                .build(),
+        ];
+        let me = AttributeValue::Ss(vec![id.to_owned()]);
+        if admin {
+            // Granting (or re-granting) admin registers the id; ADD of a member is idempotent.
+            let add = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(ADMINS_KEY))
+                .key("sk", s(ADMINS_KEY))
+                .update_expression("ADD ids :me")
+                .expression_attribute_values(":me", me)
+                .build()?;
+            items.push(TransactWriteItem::builder().update(add).build());
+        } else if was_admin {
+            let remove = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(ADMINS_KEY))
+                .key("sk", s(ADMINS_KEY))
+                .update_expression("DELETE ids :me")
+                .condition_expression("contains(ids, :id) AND size(ids) > :one")
+                .expression_attribute_values(":me", me)
+                .expression_attribute_values(":id", s(id))
+                .expression_attribute_values(":one", n(1))
+                .build()?;
+            items.push(TransactWriteItem::builder().update(remove).build());
+        }
+        let result = self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+            Ok(_) => Ok(RolesChange::Changed),
+            Err(e) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+                if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
+                    let failed: Vec<bool> = c
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect();
+                    if failed.get(1) == Some(&true) {
+                        return Ok(RolesChange::LastAdmin);
+                    }
+                    // The profile changed (or another transaction held it): read again.
+                    return Ok(RolesChange::Conflict);
+                }
+                Err(e.into())
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -550,7 +630,44 @@ impl Store {
         Ok(out
             .item
             .filter(|i| get_n(i, "expires_at").is_some_and(|e| e > now))
+            .filter(|i| get_n(i, "failures").unwrap_or(0) < CHALLENGE_MAX_FAILURES)
             .and_then(|i| get_s(&i, "user_id")))
+    }
+
+    /// Counts a wrong code against the challenge; at the fifth it is burnt (deleted), so one
+    /// password login buys at most five guesses. Returns the failures counted so far.
+    pub async fn fail_challenge(&self, token: &str) -> anyhow::Result<u64> {
+        let key = format!("CHALLENGE#{}", digest(token));
+        let counted = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.clone()))
+            .key("sk", s("CHALLENGE"))
+            .update_expression("ADD failures :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let failures = match counted {
+            Ok(out) => out
+                .attributes
+                .as_ref()
+                .and_then(|a| get_n(a, "failures"))
+                .unwrap_or(CHALLENGE_MAX_FAILURES),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(CHALLENGE_MAX_FAILURES); // already gone
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if failures >= CHALLENGE_MAX_FAILURES {
+            self.consume_challenge(token).await?;
+        }
+        Ok(failures)
     }
 
     /// Consumes a challenge (one use).
@@ -700,11 +817,45 @@ impl Store {
 
     /// Seconds the account is still locked for (0 when it is not).
     pub async fn locked_for(&self, email: &Email, now: u64) -> anyhow::Result<u64> {
+        self.locked_at(Self::lockout_key(email), now).await
+    }
+
+    /// Counts a failed login; returns the lock it caused (0: none yet).
+    pub async fn record_failure(&self, email: &Email, now: u64) -> anyhow::Result<u64> {
+        self.record_failure_at(Self::lockout_key(email), now).await
+    }
+
+    /// A successful login resets the account's failures.
+    pub async fn clear_failures(&self, email: &Email) -> anyhow::Result<()> {
+        self.clear_at(Self::lockout_key(email)).await
+    }
+
+    fn mfa_lockout_key(user_id: &str) -> String {
+        format!("MFALOCK#{user_id}")
+    }
+
+    /// Seconds the user's second factor is still locked for after wrong codes (0: not).
+    pub async fn mfa_locked_for(&self, user_id: &str, now: u64) -> anyhow::Result<u64> {
+        self.locked_at(Self::mfa_lockout_key(user_id), now).await
+    }
+
+    /// Counts a wrong second-factor code for the account, across challenges, with the same
+    /// backoff as password failures; returns the lock it caused (0: none yet).
+    pub async fn record_mfa_failure(&self, user_id: &str, now: u64) -> anyhow::Result<u64> {
+        self.record_failure_at(Self::mfa_lockout_key(user_id), now)
+            .await
+    }
+
+    pub async fn clear_mfa_failures(&self, user_id: &str) -> anyhow::Result<()> {
+        self.clear_at(Self::mfa_lockout_key(user_id)).await
+    }
+
+    async fn locked_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
         let out = self
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(Self::lockout_key(email)))
+            .key("pk", s(key))
             .key("sk", s("LOCKOUT"))
             .consistent_read(true)
             .send()
@@ -716,9 +867,7 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Counts a failed login; returns the lock it caused (0: none yet).
-    pub async fn record_failure(&self, email: &Email, now: u64) -> anyhow::Result<u64> {
-        let key = Self::lockout_key(email);
+    async fn record_failure_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
         // Count within the window; a failure after the window starts a new one.
         let counted = self
             .ddb
@@ -779,12 +928,11 @@ impl Store {
         Ok(lock)
     }
 
-    /// A successful login resets the account's failures.
-    pub async fn clear_failures(&self, email: &Email) -> anyhow::Result<()> {
+    async fn clear_at(&self, key: String) -> anyhow::Result<()> {
         self.ddb
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(Self::lockout_key(email)))
+            .key("pk", s(key))
             .key("sk", s("LOCKOUT"))
             .send()
             .await?;

@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     auth::serve(
         "totp_disable",
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::sensitive(c, Role::Attendee, "auth:totp_disable"),
         |auth, req| async move { auth::api::totp_disable(&auth, req).await },
     )
     .await
