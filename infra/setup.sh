@@ -17,8 +17,20 @@ venv() { # name requirements-file
   touch "$stamp"
 }
 
-venv stack requirements-stack.txt
-venv sam requirements-lint.txt
+# The two venvs install side by side (downloads and unpacking overlap); each logs to its own
+# file so that a failure shows the right output.
+log_dir="$(mktemp -d "${TMPDIR:-/tmp}/city-events-setup.XXXXXX")"
+venv stack requirements-stack.txt > "$log_dir/stack.log" 2>&1 & stack_pid=$!
+venv sam requirements-lint.txt > "$log_dir/sam.log" 2>&1 & sam_pid=$!
+failed=0
+wait "$stack_pid" || failed=1
+wait "$sam_pid" || failed=1
+cat "$log_dir/stack.log" "$log_dir/sam.log"
+rm -rf "$log_dir"
+if [ "$failed" -ne 0 ]; then
+  echo "error: installing the pinned tools failed (output above)" >&2
+  exit 1
+fi
 
 if ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$'; then
   echo "==> rustup target add aarch64-unknown-linux-gnu"
