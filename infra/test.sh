@@ -19,14 +19,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Keys are re-read from Secrets Manager every second, so a rotation test sees the new keys.
+# On the first gateway keys are re-read from Secrets Manager every second, so the signing
+# functions use a new key right after a rotation test rotates it. The second gateway keeps the
+# deployed TTL (300 s): a freshly rotated key must reach its warm verifiers without waiting it out.
 stack_env=(--env SECRETS_CACHE_TTL_SECONDS=1)
 # Six instances per function: on two cores more processes only contend for the CPU (the
 # 500-concurrent-joins test queues at the gateway instead, as a reserved concurrency would).
 export LOCAL_MAX_INSTANCES="${LOCAL_MAX_INSTANCES:-6}"
 start_stack() { # name, extra args...
   local name="$1"; shift
-  .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 "${stack_env[@]}" \
+  .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 \
     --state-dir "$state/$name" --ready-file "$state/$name.json" "$@" > "$state/$name.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do
@@ -38,7 +40,7 @@ start_stack() { # name, extra args...
 }
 step "start the local stack, and a second gateway on the same moto (free ports; logs in $state)"
 mkdir -p "$state/stack" "$state/gateway2"
-start_stack stack --moto-port 0 --queue-visibility-timeout 4
+start_stack stack --moto-port 0 --queue-visibility-timeout 4 "${stack_env[@]}"
 start_stack gateway2 --attach "$state/stack.json"
 export CITY_EVENTS_STACK="$state/stack.json" CITY_EVENTS_STACK_2="$state/gateway2.json"
 export MOTO_SERVER="$root/.tools/stack/bin/moto_server"

@@ -21,8 +21,14 @@ pub static RENEWALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 
 /// Renew an access token when less than this is left of it.
 const RENEW_BEFORE_S: u64 = 120;
-/// Sends of one request before a test gives up (each waits for its Retry-After).
+/// Sends of one request before a test gives up (each waits for its Retry-After)...
 const MAX_SENDS: u32 = 60;
+/// ...and the most one request may wait in all: a test that is refused this long has failed.
+const MAX_WAIT: Duration = Duration::from_secs(180);
+
+/// Requests sent again (after a 503, a 429, a lost connection or an in-flight 409) so far in
+/// this test process; a long test prints it beside [`RENEWALS`].
+pub static RESENDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
@@ -149,9 +155,11 @@ async fn read_keys(
     secrets: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> shared::auth::KeySet {
+    // AWSCURRENT, as the functions ask: moto serves the first version otherwise.
     let secret = secrets
         .get_secret_value()
         .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
         .send()
         .await
         .expect("the signing keys secret");
@@ -275,10 +283,10 @@ fn retry_after(r: &Reply, resent: bool) -> Option<Duration> {
     let in_flight = r.status == StatusCode::CONFLICT
         && r.body["type"] == "/problems/idempotency-in-flight"
         && resent;
-    if r.status == StatusCode::SERVICE_UNAVAILABLE
-        || r.status == StatusCode::TOO_MANY_REQUESTS
-        || in_flight
-    {
+    // Only the shared limiter's 429 says "later"; an account lock is an answer a test checks.
+    let rate_limited =
+        r.status == StatusCode::TOO_MANY_REQUESTS && r.body["type"] == "/problems/rate-limited";
+    if r.status == StatusCode::SERVICE_UNAVAILABLE || rate_limited || in_flight {
         let secs = r
             .headers
             .get("retry-after")
@@ -322,7 +330,11 @@ impl Api {
         build: impl Fn(&RequestFor<'_>) -> reqwest::RequestBuilder,
     ) -> Reply {
         let mut renewed = false;
+        let mut waited = Duration::ZERO;
         for send in 0..MAX_SENDS {
+            if send > 0 {
+                RESENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut req = build(&RequestFor { api: self });
             let mut token = None;
             if let Some(c) = caller {
@@ -349,8 +361,11 @@ impl Api {
                 continue;
             }
             match retry_after(&reply, send > 0) {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => return reply,
+                Some(wait) if waited + wait <= MAX_WAIT => {
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return reply,
             }
             renewed = false;
         }

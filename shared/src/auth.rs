@@ -326,12 +326,30 @@ pub fn new_claims(
     }
 }
 
-/// The key set, parsed from the secret and kept for the secrets cache's TTL.
+/// An unknown `kid` reloads the keys at most this often per process.
+const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// When Secrets Manager fails, the last good keys serve this long past their TTL.
+const STALE_KEYS_GRACE: Duration = Duration::from_secs(3600);
+/// While serving stale keys, the next fetch is tried after this.
+const STALE_RETRY_EVERY: Duration = Duration::from_secs(10);
+
+struct Cached {
+    set: Arc<KeySet>,
+    fetched_at: Instant,
+    /// Set while serving stale keys: no fetch before this.
+    retry_at: Option<Instant>,
+}
+
+/// The key set, parsed from the secret and kept for the secrets cache's TTL. A token signed
+/// with a key it does not know reloads it once (rotation reaches warm verifiers at once, not
+/// after the TTL), and a Secrets Manager outage serves the last good keys for a bounded grace.
 pub struct Keys {
     secrets: crate::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
     secret_id: String,
     ttl: Duration,
-    parsed: Mutex<Option<(Arc<KeySet>, Instant)>>,
+    parsed: Mutex<Option<Cached>>,
+    /// When an unknown kid last forced a reload; held while one runs (single flight).
+    forced: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Keys {
@@ -341,19 +359,91 @@ impl Keys {
             secret_id: app.config.signing_keys_secret_id.clone(),
             ttl: app.config.secrets_ttl,
             parsed: Mutex::new(None),
+            forced: tokio::sync::Mutex::new(None),
         }
     }
 
+    fn cached(&self) -> Option<(Arc<KeySet>, Instant, Option<Instant>)> {
+        self.parsed
+            .lock()
+            .expect("keys lock")
+            .as_ref()
+            .map(|c| (c.set.clone(), c.fetched_at, c.retry_at))
+    }
+
+    async fn fetch(&self) -> anyhow::Result<Arc<KeySet>> {
+        let secret: SecretString = self.secrets.get(&self.secret_id).await?;
+        let set = Arc::new(KeySet::parse(secret.expose_secret())?);
+        *self.parsed.lock().expect("keys lock") = Some(Cached {
+            set: set.clone(),
+            fetched_at: Instant::now(),
+            retry_at: None,
+        });
+        Ok(set)
+    }
+
     pub async fn get(&self) -> anyhow::Result<Arc<KeySet>> {
-        if let Some((set, at)) = self.parsed.lock().expect("keys lock").as_ref()
-            && at.elapsed() < self.ttl
+        let cached = self.cached();
+        if let Some((set, at, retry_at)) = &cached
+            && (at.elapsed() < self.ttl || retry_at.is_some_and(|r| Instant::now() < r))
         {
             return Ok(set.clone());
         }
-        let secret: SecretString = self.secrets.get(&self.secret_id).await?;
-        let set = Arc::new(KeySet::parse(secret.expose_secret())?);
-        *self.parsed.lock().expect("keys lock") = Some((set.clone(), Instant::now()));
-        Ok(set)
+        match self.fetch().await {
+            Ok(set) => Ok(set),
+            Err(e) => match cached {
+                Some((set, at, _)) if at.elapsed() < self.ttl + STALE_KEYS_GRACE => {
+                    // A dependency down for minutes should not turn every request into a 500:
+                    // these keys verified and signed a TTL ago, and rotation keeps old keys
+                    // valid far longer than this grace.
+                    tracing::warn!(error.cause_chain = ?e, age_s = at.elapsed().as_secs(), "signing keys could not be refreshed; serving the last good ones");
+                    metrics::counter!("SigningKeysStale").increment(1);
+                    if let Some(c) = self.parsed.lock().expect("keys lock").as_mut() {
+                        c.retry_at = Some(Instant::now() + STALE_RETRY_EVERY);
+                    }
+                    Ok(set)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// The keys after a token named a `kid` they lack: reloaded from Secrets Manager, once
+    /// per [`UNKNOWN_KID_RELOAD_EVERY`] per process whatever the number of such tokens
+    /// (concurrent callers wait for the one reload; a flood of made-up kids costs one fetch
+    /// every ten seconds).
+    pub async fn reload_for_unknown_kid(&self) -> anyhow::Result<Arc<KeySet>> {
+        let mut last = self.forced.lock().await;
+        if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_RELOAD_EVERY) {
+            return self.get().await;
+        }
+        *last = Some(Instant::now());
+        self.secrets.invalidate(&self.secret_id).await;
+        metrics::counter!("SigningKeysReloaded").increment(1);
+        match self.fetch().await {
+            Ok(set) => Ok(set),
+            Err(e) => {
+                tracing::warn!(error.cause_chain = ?e, "reloading the signing keys for an unknown kid failed");
+                self.get().await
+            }
+        }
+    }
+
+    /// Verifies an access token, reloading the keys once when it names a key they lack.
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> anyhow::Result<Result<Claims, TokenError>> {
+        let keys = self.get().await?;
+        match keys.verify(token, issuer, audience) {
+            Err(TokenError::UnknownKey) => {
+                let fresh = self.reload_for_unknown_kid().await?;
+                Ok(fresh.verify(token, issuer, audience))
+            }
+            other => Ok(other),
+        }
     }
 }
 

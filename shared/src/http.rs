@@ -196,9 +196,11 @@ impl Guard {
         if self.policy.role.is_none() {
             return Ok(None);
         }
-        let keys = self.keys.get().await.map_err(ApiError::internal)?;
-        let claims = keys
+        let claims = self
+            .keys
             .verify(token, &self.issuer, &self.audience)
+            .await
+            .map_err(ApiError::internal)?
             .map_err(|e| {
                 tracing::info!(reason = %e, "access token refused");
                 crate::auth::unauthorized()

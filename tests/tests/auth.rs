@@ -94,7 +94,7 @@ async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
         .send(
             reqwest::Method::POST,
             "/v1/me/mfa/totp",
-            None,
+            Some(json!({ "password": PASSWORD })),
             Some(&access),
         )
         .await;

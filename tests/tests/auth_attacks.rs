@@ -89,67 +89,89 @@ async fn a_demoted_admin_cannot_re_grant_themself_admin_with_their_old_token() {
     assert_eq!(bad.body["invalid_params"][0]["name"], "id");
 }
 
-/// An attacker who has the password but not the authenticator guesses codes against one MFA
-/// challenge, from a new address for every guess (the per-address limit is 5 a minute).
-#[tokio::test]
-async fn mfa_codes_cannot_be_brute_forced_and_the_owner_still_gets_in() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 2]);
+/// An account with TOTP on: (user id, email, TOTP secret, recovery codes). The activation uses
+/// the current step's code, so later logins must wait for the next step.
+async fn account_with_totp(api: &Api) -> (String, String, String, Vec<String>) {
     let victim = email();
-    assert_eq!(api.register(&victim).await.status, StatusCode::CREATED);
+    let registered = api.register(&victim).await;
+    assert_eq!(registered.status, StatusCode::CREATED);
     let access = s(&api.login(&victim, PASSWORD).await.body, "access_token");
     let enroll = api
-        .send(Method::POST, "/v1/me/mfa/totp", None, Some(&access))
+        .send(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            Some(json!({ "password": PASSWORD })),
+            Some(&access),
+        )
         .await;
     assert_eq!(enroll.status, StatusCode::OK, "{}", enroll.body);
     let secret = s(&enroll.body, "secret");
-    // Activate with the previous step's code, so the current one is still unused for login.
-    let step = auth::totp::step_of(shared::auth::now_unix());
+    // The current code: the server takes the current or the previous step, so a step boundary
+    // between here and there does not matter.
+    let code = auth::totp::code_at(&secret, auth::totp::step_of(shared::auth::now_unix())).unwrap();
     let act = api
         .send(
             Method::POST,
             "/v1/me/mfa/totp/activate",
-            Some(json!({"code": auth::totp::code_at(&secret, step - 1).unwrap()})),
+            Some(json!({ "code": code })),
             Some(&access),
         )
         .await;
     assert_eq!(act.status, StatusCode::OK, "{}", act.body);
-    let recovery: Vec<String> = serde_json::from_value(act.body["recovery_codes"].clone()).unwrap();
+    let recovery = serde_json::from_value(act.body["recovery_codes"].clone()).unwrap();
+    (s(&registered.body, "id"), victim, secret, recovery)
+}
+
+/// An attacker who has the password but not the authenticator sends 20 guesses at one MFA
+/// challenge at once, each from its own address (the per-address limit is 5 a minute).
+#[tokio::test]
+async fn mfa_codes_cannot_be_brute_forced_even_in_parallel_and_the_owner_still_gets_in() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 2]);
+    let (user_id, victim, secret, recovery) = account_with_totp(&api).await;
 
     let challenge = s(&api.login(&victim, PASSWORD).await.body, "challenge");
-    let valid: Vec<String> = (step - 1..=step + 1)
+    let step = auth::totp::step_of(shared::auth::now_unix());
+    let valid: Vec<String> = (step - 1..=step + 3)
         .map(|k| auth::totp::code_at(&secret, k).unwrap())
         .collect();
     let wrong: Vec<String> = (0..100_000u32)
         .map(|i| format!("{:06}", i * 7 + 13))
         .filter(|c| !valid.contains(c))
-        .take(5)
+        .take(20)
         .collect();
-    let mut answers = Vec::new();
-    for (i, code) in wrong.iter().enumerate() {
+    let answers = futures_util::future::join_all(wrong.iter().enumerate().map(|(i, code)| {
         let attacker = Api::new(&stack, [127, 0, 9, 10 + i as u8]);
-        let r = attacker
-            .post(
-                "/v1/auth/mfa/verify",
-                json!({"challenge": challenge, "code": code}),
-            )
-            .await;
-        answers.push(r.status);
+        let challenge = challenge.clone();
+        async move {
+            attacker
+                .post(
+                    "/v1/auth/mfa/verify",
+                    json!({"challenge": challenge, "code": code}),
+                )
+                .await
+        }
+    }))
+    .await;
+    for r in &answers {
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&r.status),
+            "{}",
+            r.body
+        );
     }
-    assert_eq!(
-        answers[..4],
-        [StatusCode::UNAUTHORIZED; 4],
-        "wrong codes are refused"
-    );
-    assert_eq!(
-        answers[4],
-        StatusCode::TOO_MANY_REQUESTS,
-        "the fifth wrong code locks the account's second factor"
-    );
-    // The sixth guess is the right code: the challenge is burnt, so it cannot be the one.
+    // Each attempt is reserved on the challenge before its code is checked: of 20 at once,
+    // at most 5 were checked.
+    let checked = stack
+        .log_lines("MfaVerifyFunction")
+        .iter()
+        .filter(|l| l["audit_event"] == "mfa.failure" && l["user_id"] == user_id.as_str())
+        .count();
+    assert!((1..=5).contains(&checked), "{checked} codes were checked");
+    // The next guess is the right code: the challenge is burnt, so it cannot be the one.
     let now_code =
         auth::totp::code_at(&secret, auth::totp::step_of(shared::auth::now_unix())).unwrap();
-    let burnt = Api::new(&stack, [127, 0, 9, 20])
+    let burnt = Api::new(&stack, [127, 0, 9, 40])
         .post(
             "/v1/auth/mfa/verify",
             json!({"challenge": challenge, "code": now_code}),
@@ -157,14 +179,16 @@ async fn mfa_codes_cannot_be_brute_forced_and_the_owner_still_gets_in() {
         .await;
     assert_eq!(burnt.status, StatusCode::UNAUTHORIZED, "{}", burnt.body);
 
-    // A fresh password login buys no new guesses while the lock holds, not even a right one.
+    // Five wrong codes lock the account's second factor: a fresh password login buys no new
+    // guesses while the lock holds, not even a right one.
     let fresh = s(&api.login(&victim, PASSWORD).await.body, "challenge");
-    let locked = Api::new(&stack, [127, 0, 9, 21])
+    let locked = Api::new(&stack, [127, 0, 9, 41])
         .post(
             "/v1/auth/mfa/verify",
             json!({"challenge": fresh, "code": now_code}),
         )
         .await;
+    assert_eq!(checked, 5, "all five attempts were wrong codes");
     assert_eq!(
         locked.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -181,13 +205,14 @@ async fn mfa_codes_cannot_be_brute_forced_and_the_owner_still_gets_in() {
         "the first lock is a minute: {wait}"
     );
 
-    // The owner, after the lock: in with their authenticator.
+    // The owner, after the lock (and in a later TOTP step than the activation's): in.
     tokio::time::sleep(std::time::Duration::from_secs(wait + 1)).await;
+    let challenge = s(&api.login(&victim, PASSWORD).await.body, "challenge");
     let code = auth::totp::code_at(&secret, auth::totp::step_of(shared::auth::now_unix())).unwrap();
     let owner = api
         .post(
             "/v1/auth/mfa/verify",
-            json!({"challenge": fresh, "code": code}),
+            json!({"challenge": challenge, "code": code}),
         )
         .await;
     assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
@@ -219,4 +244,129 @@ async fn mfa_codes_cannot_be_brute_forced_and_the_owner_still_gets_in() {
     );
     let off = disable(json!({"code": recovery[1], "password": PASSWORD})).await;
     assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.body);
+}
+
+/// A thief with the owner's access token (not the password) tries to enrol their own
+/// authenticator, which would end the owner's sessions and give the thief the recovery codes.
+#[tokio::test]
+async fn a_stolen_access_token_cannot_enrol_an_authenticator_or_replace_one() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 5]);
+    let owner = email();
+    assert_eq!(api.register(&owner).await.status, StatusCode::CREATED);
+    let stolen = s(&api.login(&owner, PASSWORD).await.body, "access_token");
+    let enroll = |body: Option<Value>| {
+        let (api, stolen) = (api.clone(), stolen.clone());
+        async move {
+            api.send(Method::POST, "/v1/me/mfa/totp", body, Some(&stolen))
+                .await
+        }
+    };
+    let bare = enroll(None).await;
+    assert_eq!(
+        bare.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        bare.body
+    );
+    let no_password = enroll(Some(json!({}))).await;
+    assert_eq!(
+        no_password.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        no_password.body
+    );
+    assert_eq!(no_password.body["invalid_params"][0]["name"], "password");
+    let guessed = enroll(Some(json!({"password": "a guess at the password"}))).await;
+    assert_eq!(guessed.status, StatusCode::UNAUTHORIZED, "{}", guessed.body);
+    assert!(guessed.body.get("secret").is_none());
+    // Nothing is pending, so nothing can be activated; the owner's session still works.
+    let activate = api
+        .send(
+            Method::POST,
+            "/v1/me/mfa/totp/activate",
+            Some(json!({"code": "123456"})),
+            Some(&stolen),
+        )
+        .await;
+    assert_eq!(activate.status, StatusCode::CONFLICT, "{}", activate.body);
+    assert_eq!(api.me(&stolen).await.status, StatusCode::OK);
+
+    // With MFA on, a factor is replaced only by turning it off first (password and code):
+    // even with the password, enrolling another is refused.
+    let other = Api::new(&stack, [127, 0, 8, 6]);
+    let (_, victim, _, recovery) = account_with_totp(&other).await;
+    let challenge = s(&other.login(&victim, PASSWORD).await.body, "challenge");
+    let session = other
+        .post(
+            "/v1/auth/mfa/verify",
+            json!({"challenge": challenge, "code": recovery[0]}),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.body);
+    let replace = other
+        .send(
+            Method::POST,
+            "/v1/me/mfa/totp",
+            Some(json!({ "password": PASSWORD })),
+            Some(&s(&session.body, "access_token")),
+        )
+        .await;
+    assert_eq!(replace.status, StatusCode::CONFLICT, "{}", replace.body);
+}
+
+/// Right after a rotation, tokens signed with the new key reach functions that cached the old
+/// key set (the second gateway's functions keep the deployed 300 s cache): they reload the keys
+/// for the unknown `kid` instead of refusing valid tokens until their cache expires.
+#[tokio::test]
+async fn a_token_of_a_freshly_rotated_key_is_accepted_by_warm_functions_at_once() {
+    let stack = Stack::get();
+    let warm = Api::new(&Stack::second_gateway(), [127, 0, 8, 3]);
+    let before = stack.token_minter().await.user(&[Role::Attendee]);
+    let r = warm
+        .send_as(&before, Method::GET, "/v1/me/notifications", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let rotated = Api::new(&stack, [127, 0, 8, 4])
+        .post("/_local/rotate-keys", json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let after = stack.token_minter().await.user(&[Role::Attendee]);
+    let (old_token, new_token) = (before.current_token().await, after.current_token().await);
+    let kid = |t: &str| {
+        let header = t.split('.').next().unwrap();
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .unwrap(),
+        )
+        .unwrap()["kid"]
+            .clone()
+    };
+    assert_ne!(kid(&old_token), kid(&new_token), "signed with the new key");
+    // Sent once, as it is: no client retry may hide a refusal here.
+    let fresh = warm
+        .send(Method::GET, "/v1/me/notifications", None, Some(&new_token))
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    let old = warm
+        .send(Method::GET, "/v1/me/notifications", None, Some(&old_token))
+        .await;
+    assert_eq!(
+        old.status,
+        StatusCode::OK,
+        "the previous key still verifies"
+    );
+    // A made-up kid is still refused (after at most one reload).
+    let forged = new_token.replacen(
+        new_token.split('.').next().unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"alg": "RS256", "typ": "at+jwt", "kid": "made-up"}).to_string()),
+        1,
+    );
+    let refused = warm
+        .send(Method::GET, "/v1/me/notifications", None, Some(&forged))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 }

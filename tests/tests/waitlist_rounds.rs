@@ -159,10 +159,11 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
         );
         stats.push((joins_took, started.elapsed(), reads));
         println!(
-            "round {round}: 500 joins in {:.1} s, round in {:.1} s, {reads} capacity reads, {} tokens renewed so far",
+            "round {round}: 500 joins in {:.1} s, round in {:.1} s, {reads} capacity reads; so far {} tokens renewed, {} requests resent",
             joins_took.as_secs_f64(),
             started.elapsed().as_secs_f64(),
-            e2e::client::RENEWALS.load(std::sync::atomic::Ordering::Relaxed)
+            e2e::client::RENEWALS.load(Ordering::Relaxed),
+            e2e::client::RESENDS.load(Ordering::Relaxed)
         );
     }
     assert_eq!(stats.len(), rounds);

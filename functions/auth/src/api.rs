@@ -11,7 +11,7 @@ use shared::http::{Request, RequestParts, Response, json};
 use utoipa::ToSchema;
 
 use crate::email::Email;
-use crate::store::{RolesChange, Rotation, Store, User};
+use crate::store::{RolesChange, Rotation, Store, User, UserLock};
 use crate::{password, totp};
 
 /// What every auth handler shares, built once per cold start.
@@ -217,6 +217,15 @@ pub struct TotpCode {
     pub code: String,
 }
 
+/// The account's password, confirmed again before a change to how it is protected.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUp {
+    /// The account's password.
+    #[schema(value_type = String, format = Password)]
+    pub password: LoginPassword,
+}
+
 /// Turning MFA off: the account's password and a code from the factor (TOTP or recovery).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -418,14 +427,18 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
 pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: MfaVerify = req.json_body()?;
     let now = now_unix();
+    // The attempt is taken before the code is checked: five per challenge, even in parallel.
     let user_id = auth
         .store
-        .challenge_user(&input.challenge, now)
+        .reserve_challenge_attempt(&input.challenge, now)
         .await?
         .ok_or_else(invalid_code)?;
     // Wrong codes count per account across challenges (a new password login buys no new
     // guesses while the lock holds), with the password failures' backoff.
-    let lock = auth.store.mfa_locked_for(&user_id, now).await?;
+    let lock = auth
+        .store
+        .user_locked_for(UserLock::Mfa, &user_id, now)
+        .await?;
     if lock > 0 {
         metrics::counter!("MfaLocked").increment(1);
         return Err(locked(lock));
@@ -433,10 +446,12 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
     let user = auth.store.user(&user_id).await?.ok_or_else(invalid_code)?;
     let accepted = check_second_factor(auth, &user, &input.code, now).await?;
     if !accepted {
-        let on_challenge = auth.store.fail_challenge(&input.challenge).await?;
-        let lock = auth.store.record_mfa_failure(&user.id, now).await?;
+        let lock = auth
+            .store
+            .record_user_failure(UserLock::Mfa, &user.id, now)
+            .await?;
         metrics::counter!("MfaFailures").increment(1);
-        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, challenge_failures = on_challenge, "security event");
+        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, "security event");
         if lock > 0 {
             metrics::counter!("Lockouts").increment(1);
             tracing::warn!(target: "audit", audit_event = "mfa.locked", user_id = %user.id, lock_seconds = lock, "security event");
@@ -448,9 +463,52 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
         // Another request with this challenge won: one challenge, one session.
         return Err(invalid_code());
     }
-    auth.store.clear_mfa_failures(&user.id).await?;
+    auth.store
+        .clear_user_failures(UserLock::Mfa, &user.id)
+        .await?;
     audit("login.success", &user.id);
     json(StatusCode::OK, &auth.new_session(&user).await?)
+}
+
+/// The password again, for a change to how the account is protected (step-up): under the
+/// account's second-factor lock, and a wrong one counts toward it.
+async fn step_up(
+    auth: &Auth,
+    user: &User,
+    password: LoginPassword,
+    now: u64,
+) -> Result<(), ApiError> {
+    let lock = auth
+        .store
+        .user_locked_for(UserLock::StepUp, &user.id, now)
+        .await?;
+    if lock > 0 {
+        return Err(locked(lock));
+    }
+    if password::verify(
+        SecretString::from(password.0),
+        Some(user.password_hash.clone()),
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let lock = auth
+        .store
+        .record_user_failure(UserLock::StepUp, &user.id, now)
+        .await?;
+    metrics::counter!("StepUpFailures").increment(1);
+    tracing::info!(target: "audit", audit_event = "mfa.step_up_refused", user_id = %user.id, "security event");
+    if lock > 0 {
+        metrics::counter!("Lockouts").increment(1);
+        return Err(locked(lock));
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "/problems/invalid-credentials",
+        "Invalid credentials",
+    )
+    .detail("the password is wrong"))
 }
 
 /// A TOTP code (current or previous step, later than the last used) or a recovery code.
@@ -541,18 +599,26 @@ pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     json(StatusCode::OK, &Profile::from(&user))
 }
 
-#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = StepUp,
     responses(
         (status = 200, description = "A new TOTP secret to confirm with /activate", body = TotpEnrollment),
-        (status = 409, description = "MFA is already on", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password (it counts toward the account's second-factor lock)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is already on: an active factor is replaced only by turning it off (password and a code) first", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The password is missing", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after wrong passwords, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The rate limiter's store is unavailable: this route fails closed", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
+    let input: StepUp = req.json_body()?;
     let user = auth
         .store
         .user(&caller.id)
         .await?
         .ok_or_else(shared::auth::unauthorized)?;
+    // A stolen access token must not be able to enrol the thief's authenticator (activation
+    // ends every session and hands out the recovery codes): the password, fresh, first.
+    step_up(auth, &user, input.password, now_unix()).await?;
     if user.mfa_enabled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -629,8 +695,11 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
 #[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = DisableTotp,
     responses(
         (status = 204, description = "MFA is off; every session is revoked"),
-        (status = 401, description = "Wrong password or code", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after wrong codes, or rate limited (this route fails closed); see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password or code (each counts toward its own lock)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is not on", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The password or the code is missing", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked after wrong passwords or codes, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The rate limiter's store is unavailable: this route fails closed", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
@@ -643,20 +712,27 @@ pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiErro
         .ok_or_else(shared::auth::unauthorized)?;
     // A stolen access token is not enough: the password and a code from the factor itself,
     // under the same per-account lock as the MFA login.
-    let lock = auth.store.mfa_locked_for(&user.id, now).await?;
+    step_up(auth, &user, input.password, now).await?;
+    if !user.mfa_enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "/problems/mfa-not-enabled",
+            "MFA is off",
+        )
+        .detail("there is no second factor to turn off"));
+    }
+    let lock = auth
+        .store
+        .user_locked_for(UserLock::Mfa, &user.id, now)
+        .await?;
     if lock > 0 {
         return Err(locked(lock));
     }
-    let password_ok = password::verify(
-        SecretString::from(input.password.0),
-        Some(user.password_hash.clone()),
-    )
-    .await?;
-    if !user.mfa_enabled
-        || !password_ok
-        || !check_second_factor(auth, &user, &input.code, now).await?
-    {
-        let lock = auth.store.record_mfa_failure(&user.id, now).await?;
+    if !check_second_factor(auth, &user, &input.code, now).await? {
+        let lock = auth
+            .store
+            .record_user_failure(UserLock::Mfa, &user.id, now)
+            .await?;
         metrics::counter!("MfaFailures").increment(1);
         tracing::info!(target: "audit", audit_event = "mfa.disable_refused", user_id = %user.id, "security event");
         if lock > 0 {
@@ -668,9 +744,11 @@ pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiErro
             "/problems/invalid-credentials",
             "Invalid credentials",
         )
-        .detail("the password or the code is wrong"));
+        .detail("the code is wrong"));
     }
-    auth.store.clear_mfa_failures(&user.id).await?;
+    auth.store
+        .clear_user_failures(UserLock::Mfa, &user.id)
+        .await?;
     auth.store.disable_totp(&user.id).await?;
     auth.store.revoke_all_sessions(&user.id).await?;
     audit("mfa.disabled", &user.id);
@@ -717,8 +795,21 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
     }
     roles.sort();
     roles.dedup();
-    match auth.store.set_roles(&id, &roles).await? {
+    // A conflict (the roles changed, or DynamoDB's TransactionConflict) is read again and
+    // retried a few times: the request states the whole set of roles, so the last one wins.
+    let mut change = RolesChange::Conflict;
+    for attempt in 0..4u32 {
+        change = auth.store.set_roles(&id, &roles, Some(&caller.id)).await?;
+        if change != RolesChange::Conflict {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+    }
+    match change {
         RolesChange::Changed => {}
+        RolesChange::CallerNotAdmin => {
+            return Err(ApiError::forbidden("this account is not an admin"));
+        }
         RolesChange::NoSuchUser => return Err(ApiError::not_found("no user has this id")),
         RolesChange::LastAdmin => {
             return Err(

@@ -7,9 +7,10 @@
 //! | email claim | `EMAIL#<email>` | `EMAIL` | makes emails unique (written with the user, conditionally) |
 //! | session | `USER#<id>` | `SESSION#<family>` | one refresh-token family; `revoked` |
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used; TTL |
-//! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; burnt at 5 wrong codes |
+//! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; 5 attempts, each reserved before the code is checked |
 //! | lockout | `LOCKOUT#<sha256(email)>` | `LOCKOUT` | failures, lock level, locked until; TTL |
 //! | MFA lockout | `MFALOCK#<user id>` | `LOCKOUT` | the same, for wrong second-factor codes |
+//! | step-up lockout | `STEPUPLOCK#<user id>` | `LOCKOUT` | the same, for wrong passwords on MFA changes |
 //! | admins | `ADMINS` | `ADMINS` | `ids`: the set of admin ids (never empty once there is one) |
 
 use std::collections::HashMap;
@@ -28,8 +29,8 @@ pub type Item = HashMap<String, AttributeValue>;
 /// Refresh tokens (and so sessions) live 30 days.
 pub const REFRESH_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const CHALLENGE_TTL_SECONDS: u64 = 5 * 60;
-/// Wrong codes that burn an MFA challenge.
-pub const CHALLENGE_MAX_FAILURES: u64 = 5;
+/// Codes one MFA challenge takes (each reserved before it is checked): five wrong ones burn it.
+pub const CHALLENGE_MAX_ATTEMPTS: u64 = 5;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -94,7 +95,9 @@ pub async fn create_admin(
             "an account with this email exists; give it the admin role with PUT /v1/admin/users/{{id}}/roles"
         );
     }
-    let change = store.set_roles(&id, &[Role::Attendee, Role::Admin]).await?;
+    let change = store
+        .set_roles(&id, &[Role::Attendee, Role::Admin], None)
+        .await?;
     if change != RolesChange::Changed {
         anyhow::bail!("the new account {id} could not be made an admin: {change:?}");
     }
@@ -111,8 +114,30 @@ pub enum RolesChange {
     NoSuchUser,
     /// It would have removed the last admin.
     LastAdmin,
+    /// The admin making the change is not one any more.
+    CallerNotAdmin,
     /// The roles changed meanwhile (or a transaction conflicted): nothing was written.
     Conflict,
+}
+
+/// A per-user failure lock (beside the per-email password lockout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserLock {
+    /// Wrong second-factor codes (MFA login, turning MFA off): only someone past the password
+    /// reaches them.
+    Mfa,
+    /// Wrong passwords on a step-up (enrolling or turning off MFA): only someone holding a
+    /// session reaches them, so they cannot lock the owner's login.
+    StepUp,
+}
+
+impl UserLock {
+    fn key(self, user_id: &str) -> String {
+        match self {
+            UserLock::Mfa => format!("MFALOCK#{user_id}"),
+            UserLock::StepUp => format!("STEPUPLOCK#{user_id}"),
+        }
+    }
 }
 
 /// A user as stored.
@@ -310,42 +335,70 @@ impl Store {
         }
     }
 
-    /// Sets a user's roles: one transaction of the profile (on the condition that its roles are
-    /// still the version read, so two admins' changes cannot interleave) and, when admin is
-    /// granted or removed, the set of admins (removal on the condition that another admin
-    /// remains: there is always one). The caller revokes the user's sessions afterwards.
-    pub async fn set_roles(&self, id: &str, roles: &[Role]) -> anyhow::Result<RolesChange> {
+    /// Sets a user's roles on behalf of the admin `by`: one transaction of the profile (on the
+    /// condition that its roles are still the version read, so two changes cannot interleave),
+    /// a check that `by` is still an admin as the transaction commits (a demotion landing
+    /// meanwhile wins), and, when admin is granted or removed, the set of admins (removal on
+    /// the condition that another admin remains: there is always one). The caller revokes the
+    /// user's sessions afterwards. `create_admin` passes `by = None`.
+    pub async fn set_roles(
+        &self,
+        id: &str,
+        roles: &[Role],
+        by: Option<&str>,
+    ) -> anyhow::Result<RolesChange> {
         let Some(current) = self.user(id).await? else {
             return Ok(RolesChange::NoSuchUser);
         };
         let was_admin = current.roles.contains(&Role::Admin);
         let admin = roles.contains(&Role::Admin);
+        let mut condition = if current.roles_version == 0 {
+            "attribute_exists(pk) AND attribute_not_exists(roles_version)".to_owned()
+        } else {
+            "roles_version = :read".to_owned()
+        };
+        let by_self = by == Some(id);
+        if by_self {
+            condition.push_str(" AND contains(#roles, :admin)");
+        }
         let mut profile = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("USER#{id}")))
             .key("sk", s("PROFILE"))
             .update_expression("SET #roles = :roles, roles_version = :next")
+            .condition_expression(condition)
             .expression_attribute_names("#roles", "roles")
             .expression_attribute_values(
                 ":roles",
                 AttributeValue::Ss(roles.iter().map(|r| r.as_str().to_owned()).collect()),
             )
             .expression_attribute_values(":next", n(current.roles_version + 1));
-        profile = if current.roles_version == 0 {
-            profile.condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(roles_version)",
-            )
-        } else {
-            profile
-                .condition_expression("roles_version = :read")
-                .expression_attribute_values(":read", n(current.roles_version))
-        };
+        if current.roles_version != 0 {
+            profile = profile.expression_attribute_values(":read", n(current.roles_version));
+        }
+        if by_self {
+            profile = profile.expression_attribute_values(":admin", s(Role::Admin.as_str()));
+        }
         let mut items = vec![
             TransactWriteItem::builder()
                 .update(profile.build()?)
                 .build(),
         ];
+        let mut caller_check = None;
+        if let Some(by) = by.filter(|b| *b != id) {
+            let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("USER#{by}")))
+                .key("sk", s("PROFILE"))
+                .condition_expression("contains(#roles, :admin)")
+                .expression_attribute_names("#roles", "roles")
+                .expression_attribute_values(":admin", s(Role::Admin.as_str()))
+                .build()?;
+            caller_check = Some(items.len());
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
         let me = AttributeValue::Ss(vec![id.to_owned()]);
+        let mut admins = None;
         if admin {
             // Granting (or re-granting) admin registers the id; ADD of a member is idempotent.
             let add = Update::builder()
@@ -367,6 +420,7 @@ impl Store {
                 .expression_attribute_values(":id", s(id))
                 .expression_attribute_values(":one", n(1))
                 .build()?;
+            admins = Some(items.len());
             items.push(TransactWriteItem::builder().update(remove).build());
         }
         let result = self
@@ -385,10 +439,15 @@ impl Store {
                         .iter()
                         .map(|r| r.code() == Some("ConditionalCheckFailed"))
                         .collect();
-                    if failed.get(1) == Some(&true) {
+                    let at = |i: Option<usize>| i.is_some_and(|i| failed.get(i) == Some(&true));
+                    if at(caller_check) {
+                        return Ok(RolesChange::CallerNotAdmin);
+                    }
+                    if at(admins) {
                         return Ok(RolesChange::LastAdmin);
                     }
-                    // The profile changed (or another transaction held it): read again.
+                    // The profile changed (a self-change by a demoted admin included) or another
+                    // transaction held an item (TransactionConflict): nothing was written.
                     return Ok(RolesChange::Conflict);
                 }
                 Err(e.into())
@@ -582,6 +641,7 @@ impl Store {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
                 .expression_attribute_values(":prefix", s("SESSION#"))
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await?;
@@ -616,58 +676,40 @@ impl Store {
         Ok(token)
     }
 
-    /// The challenge's user, if it is unexpired (expiry checked here, not left to TTL).
-    pub async fn challenge_user(&self, token: &str, now: u64) -> anyhow::Result<Option<String>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("CHALLENGE#{}", digest(token))))
-            .key("sk", s("CHALLENGE"))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out
-            .item
-            .filter(|i| get_n(i, "expires_at").is_some_and(|e| e > now))
-            .filter(|i| get_n(i, "failures").unwrap_or(0) < CHALLENGE_MAX_FAILURES)
-            .and_then(|i| get_s(&i, "user_id")))
-    }
-
-    /// Counts a wrong code against the challenge; at the fifth it is burnt (deleted), so one
-    /// password login buys at most five guesses. Returns the failures counted so far.
-    pub async fn fail_challenge(&self, token: &str) -> anyhow::Result<u64> {
-        let key = format!("CHALLENGE#{}", digest(token));
-        let counted = self
+    /// Takes one of the challenge's five attempts and returns its user: one conditional update,
+    /// so parallel guesses cannot share an attempt (the sixth, however sent, is refused).
+    /// `None`: unknown, expired (checked here, not left to TTL), used or out of attempts.
+    pub async fn reserve_challenge_attempt(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> anyhow::Result<Option<String>> {
+        let reserved = self
             .ddb
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key.clone()))
+            .key("pk", s(format!("CHALLENGE#{}", digest(token))))
             .key("sk", s("CHALLENGE"))
-            .update_expression("ADD failures :one")
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("ADD attempts :one")
+            .condition_expression(
+                "attribute_exists(pk) AND expires_at > :now AND (attribute_not_exists(attempts) OR attempts < :max)",
+            )
             .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":max", n(CHALLENGE_MAX_ATTEMPTS))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        let failures = match counted {
-            Ok(out) => out
-                .attributes
-                .as_ref()
-                .and_then(|a| get_n(a, "failures"))
-                .unwrap_or(CHALLENGE_MAX_FAILURES),
+        match reserved {
+            Ok(out) => Ok(out.attributes.as_ref().and_then(|i| get_s(i, "user_id"))),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
             {
-                return Ok(CHALLENGE_MAX_FAILURES); // already gone
+                Ok(None)
             }
-            Err(e) => return Err(e.into()),
-        };
-        if failures >= CHALLENGE_MAX_FAILURES {
-            self.consume_challenge(token).await?;
+            Err(e) => Err(e.into()),
         }
-        Ok(failures)
     }
 
     /// Consumes a challenge (one use).
@@ -830,24 +872,29 @@ impl Store {
         self.clear_at(Self::lockout_key(email)).await
     }
 
-    fn mfa_lockout_key(user_id: &str) -> String {
-        format!("MFALOCK#{user_id}")
+    /// Seconds `lock` of the user still holds for after failures (0: not locked).
+    pub async fn user_locked_for(
+        &self,
+        lock: UserLock,
+        user_id: &str,
+        now: u64,
+    ) -> anyhow::Result<u64> {
+        self.locked_at(lock.key(user_id), now).await
     }
 
-    /// Seconds the user's second factor is still locked for after wrong codes (0: not).
-    pub async fn mfa_locked_for(&self, user_id: &str, now: u64) -> anyhow::Result<u64> {
-        self.locked_at(Self::mfa_lockout_key(user_id), now).await
+    /// Counts a failure toward `lock` of the user, with the password failures' backoff (5 in
+    /// 15 minutes lock for a minute, doubling to an hour); returns the lock it caused (0: none).
+    pub async fn record_user_failure(
+        &self,
+        lock: UserLock,
+        user_id: &str,
+        now: u64,
+    ) -> anyhow::Result<u64> {
+        self.record_failure_at(lock.key(user_id), now).await
     }
 
-    /// Counts a wrong second-factor code for the account, across challenges, with the same
-    /// backoff as password failures; returns the lock it caused (0: none yet).
-    pub async fn record_mfa_failure(&self, user_id: &str, now: u64) -> anyhow::Result<u64> {
-        self.record_failure_at(Self::mfa_lockout_key(user_id), now)
-            .await
-    }
-
-    pub async fn clear_mfa_failures(&self, user_id: &str) -> anyhow::Result<()> {
-        self.clear_at(Self::mfa_lockout_key(user_id)).await
+    pub async fn clear_user_failures(&self, lock: UserLock, user_id: &str) -> anyhow::Result<()> {
+        self.clear_at(lock.key(user_id)).await
     }
 
     async fn locked_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
@@ -868,62 +915,86 @@ impl Store {
     }
 
     async fn record_failure_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
-        // Count within the window; a failure after the window starts a new one.
-        let counted = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(key.clone()))
-            .key("sk", s("LOCKOUT"))
-            .update_expression("ADD failures :one SET expires_at = :exp")
-            .condition_expression("window_start > :cutoff")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cutoff", n(now.saturating_sub(LOCKOUT_WINDOW_SECONDS)))
-            .expression_attribute_values(
-                ":exp",
-                n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS),
+        let cutoff = n(now.saturating_sub(LOCKOUT_WINDOW_SECONDS));
+        let expires = n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS);
+        let conditional_failed = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
+            e.as_service_error().is_some_and(
+                |x: &aws_sdk_dynamodb::operation::update_item::UpdateItemError| {
+                    x.is_conditional_check_failed_exception()
+                },
             )
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        let failures = match counted {
-            Ok(out) => out
-                .attributes
-                .as_ref()
-                .and_then(|a| get_n(a, "failures"))
-                .unwrap_or(1),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                self.ddb
-                    .put_item()
-                    .table_name(&self.table)
-                    .item("pk", s(key.clone()))
-                    .item("sk", s("LOCKOUT"))
-                    .item("failures", n(1))
-                    .item("window_start", n(now))
-                    .item(
-                        "expires_at",
-                        n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS),
-                    )
-                    .send()
-                    .await?;
-                1
-            }
-            Err(e) => return Err(e.into()),
         };
+        // Count within the window; a failure after the window starts a new one. Both are
+        // conditional, so concurrent failures are all counted: of two that find no current
+        // window, one starts it and the other counts in it.
+        let mut failures = None;
+        for _ in 0..3 {
+            let counted = self
+                .ddb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(key.clone()))
+                .key("sk", s("LOCKOUT"))
+                .update_expression("ADD failures :one SET expires_at = :exp")
+                .condition_expression("window_start > :cutoff")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .expression_attribute_values(":exp", expires.clone())
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            match counted {
+                Ok(out) => {
+                    failures = out.attributes.as_ref().and_then(|a| get_n(a, "failures"));
+                    break;
+                }
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let started = self
+                .ddb
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(key.clone()))
+                .item("sk", s("LOCKOUT"))
+                .item("failures", n(1))
+                .item("window_start", n(now))
+                .item("expires_at", expires.clone())
+                .condition_expression("attribute_not_exists(pk) OR window_start <= :cutoff")
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .send()
+                .await;
+            match started {
+                Ok(_) => {
+                    failures = Some(1);
+                    break;
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let failures = failures.unwrap_or(LOCKOUT_THRESHOLD);
         let lock = lock_seconds(failures);
         if lock > 0 {
-            self.ddb
+            // Never shortened by a concurrent failure that counted lower.
+            let set = self
+                .ddb
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", s(key))
                 .key("sk", s("LOCKOUT"))
                 .update_expression("SET locked_until = :until")
+                .condition_expression("attribute_not_exists(locked_until) OR locked_until < :until")
                 .expression_attribute_values(":until", n(now + lock))
                 .send()
-                .await?;
+                .await;
+            if let Err(e) = set
+                && !conditional_failed(&e)
+            {
+                return Err(e.into());
+            }
         }
         Ok(lock)
     }

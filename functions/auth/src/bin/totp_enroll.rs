@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     auth::serve(
         "totp_enroll",
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::sensitive(c, Role::Attendee, "auth:totp_enroll"),
         |auth, req| async move { auth::api::totp_enroll(&auth, req).await },
     )
     .await
