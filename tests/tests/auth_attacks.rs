@@ -370,3 +370,22 @@ async fn a_token_of_a_freshly_rotated_key_is_accepted_by_warm_functions_at_once(
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Someone registers `ALICE@…` beside `alice@…`: a look-alike account that support, admins and
+/// mail would confuse with the real one. Emails are one account whatever the case.
+#[tokio::test]
+async fn an_email_that_differs_only_in_case_is_the_same_account() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 7]);
+    let local = format!("alice-{}", uuid::Uuid::new_v4().simple());
+    let typed = format!("{local}@example.com");
+    let shouted = format!("{}@EXAMPLE.com", local.to_uppercase());
+    assert_eq!(api.register(&typed).await.status, StatusCode::CREATED);
+    let twin = api.register(&shouted).await;
+    assert_eq!(twin.status, StatusCode::CONFLICT, "{}", twin.body);
+    assert_eq!(twin.body["type"], "/problems/email-taken");
+    let login = api.login(&shouted, PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let me = api.me(&s(&login.body, "access_token")).await;
+    assert_eq!(me.body["email"], typed.as_str(), "shown as it was typed");
+}

@@ -1,6 +1,8 @@
-//! Email addresses, normalised once: trimmed, NFKC, domain lower-cased. The local part keeps
-//! its case (RFC 5321 lets servers treat it as case-sensitive) — so `Ann@Example.COM` and
-//! `Ann@example.com` are one account, `ann@example.com` another only if the user typed it so.
+//! Email addresses, normalised once: trimmed, NFKC, domain lower-cased. The address keeps the
+//! local part as typed, for display and for mail; uniqueness and login go by [`Email::key`], the
+//! whole address lower-cased, so `Ann@example.com` and `ann@example.com` are one account (RFC
+//! 5321 lets a server treat the local part as case-sensitive, but no provider people use does,
+//! and two accounts that differ only in case are a takeover and confusion risk).
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -36,8 +38,14 @@ impl Email {
         Ok(Email(format!("{local}@{}", domain.to_lowercase())))
     }
 
+    /// The address as typed (domain lower-cased): what is shown and mailed.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What identifies the account: the whole address lower-cased.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
     }
 }
 
@@ -59,6 +67,14 @@ mod tests {
         let b = Email::parse("Ann@ｅｘａｍｐｌｅ.com").unwrap();
         assert_eq!(a.as_str(), "Ann@example.com");
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_key_ignores_the_case_of_the_local_part_and_the_address_keeps_it() {
+        let upper = Email::parse("ALICE@Example.com").unwrap();
+        let lower = Email::parse("alice@example.com").unwrap();
+        assert_eq!(upper.as_str(), "ALICE@example.com");
+        assert_eq!(upper.key(), lower.key());
     }
 
     #[test]

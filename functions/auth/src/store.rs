@@ -4,7 +4,7 @@
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
 //! | user | `USER#<id>` | `PROFILE` | email, display name, argon2id hash, roles, MFA state |
-//! | email claim | `EMAIL#<email>` | `EMAIL` | makes emails unique (written with the user, conditionally) |
+//! | email claim | `EMAIL#<email, lower-cased>` | `EMAIL` | makes emails unique regardless of case (written with the user, conditionally) |
 //! | session | `USER#<id>` | `SESSION#<family>` | one refresh-token family; `revoked` |
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used; TTL |
 //! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; 5 attempts, each reserved before the code is checked |
@@ -276,7 +276,7 @@ impl Store {
             .build()?;
         let claim = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(format!("EMAIL#{}", email.as_str())))
+            .item("pk", s(format!("EMAIL#{}", email.key())))
             .item("sk", s("EMAIL"))
             .item("user_id", s(id))
             .condition_expression("attribute_not_exists(pk)")
@@ -324,14 +324,19 @@ impl Store {
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("EMAIL#{}", email.as_str())))
+            .key("pk", s(format!("EMAIL#{}", email.key())))
             .key("sk", s("EMAIL"))
             .consistent_read(true)
             .send()
             .await?;
         match out.item.as_ref().and_then(|i| get_s(i, "user_id")) {
             Some(id) => self.user(&id).await,
-            None => Ok(None),
+            None => {
+                // The same second read as a known email makes, so that the answer's timing does
+                // not tell which emails have accounts (with the dummy password hash in login).
+                self.user("usr_00000000000000000000000000").await?;
+                Ok(None)
+            }
         }
     }
 
@@ -854,7 +859,7 @@ impl Store {
     // ------------------------------------------------------------------ lockout
 
     fn lockout_key(email: &Email) -> String {
-        format!("LOCKOUT#{}", digest(email.as_str()))
+        format!("LOCKOUT#{}", digest(&email.key()))
     }
 
     /// Seconds the account is still locked for (0 when it is not).
