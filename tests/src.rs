@@ -105,6 +105,24 @@ impl Stack {
             .collect()
     }
 
+    /// A function's log lines once `done` holds for them (read again every 100 ms, for at
+    /// most [`PATIENCE`]): a function's lines reach its log file after its response, through
+    /// the local stack's pump thread, later still on a busy machine. Returns the last read.
+    pub async fn log_lines_until(
+        &self,
+        function: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let until = std::time::Instant::now() + PATIENCE;
+        loop {
+            let lines = self.log_lines(function);
+            if done(&lines) || std::time::Instant::now() > until {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Everything every function has logged so far, as text.
     pub fn all_logs(&self) -> String {
         let mut out = String::new();

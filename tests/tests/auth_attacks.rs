@@ -162,8 +162,20 @@ async fn mfa_codes_cannot_be_brute_forced_even_in_parallel_and_the_owner_still_g
     }
     // Each attempt is reserved on the challenge before its code is checked: of 20 at once,
     // at most 5 were checked.
-    let checked = stack
-        .log_lines("MfaVerifyFunction")
+    // (Read once all 20 access lines are in: each request's audit line precedes its own.)
+    let ids: Vec<String> = answers
+        .iter()
+        .map(|r| r.headers["x-request-id"].to_str().unwrap().to_owned())
+        .collect();
+    let lines = stack
+        .log_lines_until("MfaVerifyFunction", |ls| {
+            ids.iter().all(|id| {
+                ls.iter()
+                    .any(|l| l["request_id"] == id.as_str() && l["message"] == "request completed")
+            })
+        })
+        .await;
+    let checked = lines
         .iter()
         .filter(|l| l["audit_event"] == "mfa.failure" && l["user_id"] == user_id.as_str())
         .count();

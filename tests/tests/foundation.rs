@@ -193,11 +193,16 @@ async fn one_request_leaves_one_access_line_and_one_emf_document_and_no_secret()
     let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(resp.status(), 404);
 
-    let lines = stack.log_lines("NotFoundFunction");
-    let mine: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["request_id"] == request_id.as_str() || l["requestId"] == request_id.as_str())
-        .collect();
+    let of_mine =
+        |l: &Value| l["request_id"] == request_id.as_str() || l["requestId"] == request_id.as_str();
+    let lines = stack
+        .log_lines_until("NotFoundFunction", |ls| {
+            let mine: Vec<&Value> = ls.iter().filter(|l| of_mine(l)).collect();
+            mine.iter().any(|l| l["message"] == "request completed")
+                && mine.iter().any(|l| l.get("_aws").is_some())
+        })
+        .await;
+    let mine: Vec<&Value> = lines.iter().filter(|l| of_mine(l)).collect();
     let access: Vec<&&Value> = mine
         .iter()
         .filter(|l| l["message"] == "request completed")
