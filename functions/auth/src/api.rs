@@ -435,29 +435,13 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
         .ok_or_else(invalid_code)?;
     // Wrong codes count per account across challenges (a new password login buys no new
     // guesses while the lock holds), with the password failures' backoff.
-    let lock = auth
-        .store
-        .user_locked_for(UserLock::Mfa, &user_id, now)
-        .await?;
-    if lock > 0 {
-        metrics::counter!("MfaLocked").increment(1);
-        return Err(locked(lock));
-    }
+    unlocked(auth, UserLock::Mfa, &user_id, now)
+        .await
+        .inspect_err(|_| metrics::counter!("MfaLocked").increment(1))?;
     let user = auth.store.user(&user_id).await?.ok_or_else(invalid_code)?;
-    let accepted = check_second_factor(auth, &user, &input.code, now).await?;
-    if !accepted {
-        let lock = auth
-            .store
-            .record_user_failure(UserLock::Mfa, &user.id, now)
-            .await?;
-        metrics::counter!("MfaFailures").increment(1);
-        tracing::info!(target: "audit", audit_event = "mfa.failure", user_id = %user.id, "security event");
-        if lock > 0 {
-            metrics::counter!("Lockouts").increment(1);
-            tracing::warn!(target: "audit", audit_event = "mfa.locked", user_id = %user.id, lock_seconds = lock, "security event");
-            return Err(locked(lock));
-        }
-        return Err(invalid_code());
+    if !check_second_factor(auth, &user, &input.code, now).await? {
+        let refused = Refusal::new(UserLock::Mfa, "mfa.failure", invalid_code());
+        return Err(refused.count(auth, &user.id, now).await);
     }
     if !auth.store.consume_challenge(&input.challenge).await? {
         // Another request with this challenge won: one challenge, one session.
@@ -478,13 +462,7 @@ async fn step_up(
     password: LoginPassword,
     now: u64,
 ) -> Result<(), ApiError> {
-    let lock = auth
-        .store
-        .user_locked_for(UserLock::StepUp, &user.id, now)
-        .await?;
-    if lock > 0 {
-        return Err(locked(lock));
-    }
+    unlocked(auth, UserLock::StepUp, &user.id, now).await?;
     if password::verify(
         SecretString::from(password.0),
         Some(user.password_hash.clone()),
@@ -493,22 +471,71 @@ async fn step_up(
     {
         return Ok(());
     }
-    let lock = auth
-        .store
-        .record_user_failure(UserLock::StepUp, &user.id, now)
-        .await?;
-    metrics::counter!("StepUpFailures").increment(1);
-    tracing::info!(target: "audit", audit_event = "mfa.step_up_refused", user_id = %user.id, "security event");
-    if lock > 0 {
-        metrics::counter!("Lockouts").increment(1);
-        return Err(locked(lock));
+    let refused = Refusal::new(
+        UserLock::StepUp,
+        "mfa.step_up_refused",
+        wrong_credentials("the password is wrong"),
+    );
+    Err(refused.count(auth, &user.id, now).await)
+}
+
+/// 429 while the user's `lock` holds.
+async fn unlocked(auth: &Auth, lock: UserLock, user_id: &str, now: u64) -> Result<(), ApiError> {
+    match auth.store.user_locked_for(lock, user_id, now).await? {
+        0 => Ok(()),
+        seconds => Err(locked(seconds)),
     }
-    Err(ApiError::new(
+}
+
+fn wrong_credentials(detail: &'static str) -> ApiError {
+    ApiError::new(
         StatusCode::UNAUTHORIZED,
         "/problems/invalid-credentials",
         "Invalid credentials",
     )
-    .detail("the password is wrong"))
+    .detail(detail)
+}
+
+/// A wrong code or password, counted toward one of the user's locks.
+struct Refusal {
+    lock: UserLock,
+    audit_event: &'static str,
+    answer: ApiError,
+}
+
+impl Refusal {
+    fn new(lock: UserLock, audit_event: &'static str, answer: ApiError) -> Self {
+        Refusal {
+            lock,
+            audit_event,
+            answer,
+        }
+    }
+
+    /// Counts it (metric `MfaFailures` or `StepUpFailures`, an audit line); the answer is 429
+    /// when this failure locked the user, the refusal otherwise. A store error is the answer
+    /// too (500), never a silent pass.
+    async fn count(self, auth: &Auth, user_id: &str, now: u64) -> ApiError {
+        let lock = match auth
+            .store
+            .record_user_failure(self.lock, user_id, now)
+            .await
+        {
+            Ok(lock) => lock,
+            Err(e) => return ApiError::internal(e),
+        };
+        match self.lock {
+            UserLock::Mfa => metrics::counter!("MfaFailures").increment(1),
+            UserLock::StepUp => metrics::counter!("StepUpFailures").increment(1),
+        }
+        tracing::info!(target: "audit", audit_event = self.audit_event, user_id, "security event");
+        if lock == 0 {
+            return self.answer;
+        }
+        metrics::counter!("Lockouts").increment(1);
+        tracing::warn!(target: "audit", audit_event = "user.locked", lock = ?self.lock, user_id, lock_seconds = lock, "security event");
+        locked(lock)
+    }
 }
 
 /// A TOTP code (current or previous step, later than the last used) or a recovery code.
@@ -721,30 +748,14 @@ pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiErro
         )
         .detail("there is no second factor to turn off"));
     }
-    let lock = auth
-        .store
-        .user_locked_for(UserLock::Mfa, &user.id, now)
-        .await?;
-    if lock > 0 {
-        return Err(locked(lock));
-    }
+    unlocked(auth, UserLock::Mfa, &user.id, now).await?;
     if !check_second_factor(auth, &user, &input.code, now).await? {
-        let lock = auth
-            .store
-            .record_user_failure(UserLock::Mfa, &user.id, now)
-            .await?;
-        metrics::counter!("MfaFailures").increment(1);
-        tracing::info!(target: "audit", audit_event = "mfa.disable_refused", user_id = %user.id, "security event");
-        if lock > 0 {
-            metrics::counter!("Lockouts").increment(1);
-            return Err(locked(lock));
-        }
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "/problems/invalid-credentials",
-            "Invalid credentials",
-        )
-        .detail("the code is wrong"));
+        let refused = Refusal::new(
+            UserLock::Mfa,
+            "mfa.disable_refused",
+            wrong_credentials("the code is wrong"),
+        );
+        return Err(refused.count(auth, &user.id, now).await);
     }
     auth.store
         .clear_user_failures(UserLock::Mfa, &user.id)
