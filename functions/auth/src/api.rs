@@ -447,15 +447,20 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
         // Another request with this challenge won: one challenge, one session.
         return Err(invalid_code());
     }
-    auth.store
+    // The code is spent and the challenge consumed: a failed reset must not cost the session.
+    if let Err(e) = auth
+        .store
         .clear_user_failures(UserLock::Mfa, &user.id)
-        .await?;
+        .await
+    {
+        tracing::warn!(error.cause_chain = ?e, "clearing the MFA failures failed");
+    }
     audit("login.success", &user.id);
     json(StatusCode::OK, &auth.new_session(&user).await?)
 }
 
 /// The password again, for a change to how the account is protected (step-up): under the
-/// account's second-factor lock, and a wrong one counts toward it.
+/// user's step-up lock, and a wrong one counts toward it.
 async fn step_up(
     auth: &Auth,
     user: &User,
@@ -629,8 +634,9 @@ pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = StepUp,
     responses(
         (status = 200, description = "A new TOTP secret to confirm with /activate", body = TotpEnrollment),
-        (status = 401, description = "Wrong password (it counts toward the account's second-factor lock)", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong password (it counts toward the account's step-up lock)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 409, description = "MFA is already on: an active factor is replaced only by turning it off (password and a code) first", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "No JSON body", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The password is missing", body = shared::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Locked after wrong passwords, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The rate limiter's store is unavailable: this route fails closed", body = shared::Problem, content_type = "application/problem+json"),

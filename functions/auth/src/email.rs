@@ -45,7 +45,9 @@ impl Email {
 
     /// What identifies the account: the whole address lower-cased.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        // `to_lowercase` picks σ or ς for Σ by position: fold the final sigma too, so that no two
+        // spellings of one address differing only in case get two keys.
+        self.0.to_lowercase().replace('ς', "σ")
     }
 }
 
@@ -75,6 +77,8 @@ mod tests {
         let lower = Email::parse("alice@example.com").unwrap();
         assert_eq!(upper.as_str(), "ALICE@example.com");
         assert_eq!(upper.key(), lower.key());
+        let greek = |a: &str| Email::parse(a).unwrap().key();
+        assert_eq!(greek("ΑΣ@example.gr"), greek("Ασ@example.gr"));
     }
 
     #[test]
