@@ -149,20 +149,6 @@ def aws_client(service, endpoint):
     )
 
 
-def generate_signing_keys():
-    """A fresh RS256 key set in the shape the auth functions and the rotation function use."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    now = int(time.time())
-    return json.dumps({"keys": [{"kid": "k%d-%s" % (now, secrets.token_hex(4)), "alg": "RS256",
-                                 "created_at": now, "private_key_pem": pem}]})
-
-
 def create_resources(template, resolver, endpoint, visibility_timeout=None):
     """Creates exactly what template.yaml declares (the kinds moto serves) and fills `resolver`.
     `visibility_timeout` (seconds) replaces the queues' own, so that tests of redelivery and of
@@ -230,11 +216,14 @@ def create_resources(template, resolver, endpoint, visibility_timeout=None):
     for lid, res in resources.items():
         if res["Type"] == "AWS::SecretsManager::Secret":
             name = "%s-%s" % (STACK, lid)
-            if "GenerateSecretString" in res.get("Properties", {}):
-                value, what = secrets.token_hex(32), "fresh random value"
+            props = res.get("Properties", {})
+            if "GenerateSecretString" in props:
+                arn, what = sm.create_secret(Name=name, SecretString=secrets.token_hex(32))["ARN"], "fresh random value"
+            elif "SecretString" in props:
+                arn, what = sm.create_secret(Name=name, SecretString=resolver(props["SecretString"]))["ARN"], "the template's value"
             else:
-                value, what = generate_signing_keys(), "fresh RS256 signing key"
-            arn = sm.create_secret(Name=name, SecretString=value)["ARN"]
+                # As in AWS: no value until its rotation schedule's first rotation writes one.
+                arn, what = sm.create_secret(Name=name)["ARN"], "no value until rotated"
             resolver.refs[lid] = arn
             created.append("secret %s (%s)" % (name, what))
     for lid, res in resources.items():
@@ -902,8 +891,16 @@ def main():
         port = args.port if args.port else free_port()
         rotation = next((fns[lid] for lid, r in functions.items()
                          if r["Metadata"]["BuildProperties"]["Binary"] == "rotate_keys"), None)
-        secret_arn = next((v for k, v in resolver.refs.items()
-                           if template["Resources"][k]["Type"] == "AWS::SecretsManager::Secret"), None)
+        # The secret a rotation schedule rotates with that function. A schedule with
+        # RotateImmediatelyOnUpdate rotates at deployment: here, when the stack starts.
+        schedule = next((r["Properties"] for r in template["Resources"].values()
+                         if r["Type"] == "AWS::SecretsManager::RotationSchedule"), None)
+        secret_arn = schedule and resolver(schedule["SecretId"])
+        if rotation and secret_arn and not attached and schedule.get("RotateImmediatelyOnUpdate"):
+            status, out = rotate_keys(rotation, secret_arn)
+            if status != 200:
+                raise SystemExit("the first key rotation failed: %s" % out)
+            log("rotated %s (as at deployment): version %s" % (secret_arn, out["version"]))
         controls = {"/_local/rotate-keys": lambda: rotate_keys(rotation, secret_arn)} if rotation else {}
         server = ThreadingHTTPServer(("127.0.0.1", port), make_gateway(routes, default_route, controls))
         server.daemon_threads = True
@@ -916,8 +913,10 @@ def main():
         log("%d event sources polling (stream relay, queue consumers)" % len(sources))
         info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir, "admin": admin_info,
                 "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
-                "env": {k: v for k, v in next(iter(fns.values())).env.items()
-                        if k.isupper() and k not in ("PATH",)} if fns else {}}
+                # Every function's variables (the signers' SIGNING_KEYS_SECRET_ID too): tests
+                # and `cargo lambda watch` run any function with it.
+                "env": {k: v for fn in fns.values() for k, v in fn.env.items()
+                        if k.isupper() and k not in ("PATH", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_STREAM_NAME")}}
         # The same environment, for running one function on its own with `cargo lambda watch`.
         with open(os.path.join(args.state_dir, "function.env"), "w") as f:
             for k, v in sorted(info["env"].items()):

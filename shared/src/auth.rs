@@ -165,10 +165,38 @@ impl KeyDocument {
     }
 }
 
+/// One public key as the verifiers' secret holds it: a JWK plus the key's age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub kid: String,
+    pub alg: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// The RSA modulus and exponent, base64url without padding (RFC 7518 §6.3.1).
+    pub n: String,
+    pub e: String,
+}
+
+/// The verifiers' secret: the public halves of the signing keys, written by rotation before
+/// a new key signs anything. Functions that only verify tokens read this and never the
+/// private keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublicKeyDocument {
+    pub keys: Vec<PublicKey>,
+}
+
+/// Which secret a [`Keys`] reads: the private keys (functions that sign) or the public ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Signing,
+    Public,
+}
+
 struct Key {
     kid: String,
     created_at: u64,
-    encoding: EncodingKey,
+    /// None for a key set parsed from the public document: it verifies and never signs.
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     n: String,
     e: String,
@@ -203,6 +231,52 @@ impl KeySet {
         Self::from_document(&doc)
     }
 
+    /// A verify-only key set from the public-key secret.
+    pub fn parse_public(secret: &str) -> anyhow::Result<KeySet> {
+        let doc: PublicKeyDocument = serde_json::from_str(secret)
+            .map_err(|e| anyhow::anyhow!("the public-key secret is not a key document: {e}"))?;
+        Self::from_public(&doc)
+    }
+
+    pub fn from_public(doc: &PublicKeyDocument) -> anyhow::Result<KeySet> {
+        let mut keys = Vec::new();
+        for k in &doc.keys {
+            if k.alg != "RS256" {
+                anyhow::bail!("key {} has algorithm {}, only RS256 is used", k.kid, k.alg);
+            }
+            keys.push(Key {
+                kid: k.kid.clone(),
+                created_at: k.created_at,
+                encoding: None,
+                decoding: DecodingKey::from_rsa_components(&k.n, &k.e)?,
+                n: k.n.clone(),
+                e: k.e.clone(),
+            });
+        }
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        if keys.is_empty() {
+            anyhow::bail!("the public-key secret holds no key");
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The public halves, as the verifiers' secret holds them.
+    pub fn public_document(&self) -> PublicKeyDocument {
+        PublicKeyDocument {
+            keys: self
+                .keys
+                .iter()
+                .map(|k| PublicKey {
+                    kid: k.kid.clone(),
+                    alg: "RS256".to_owned(),
+                    created_at: k.created_at,
+                    n: k.n.clone(),
+                    e: k.e.clone(),
+                })
+                .collect(),
+        }
+    }
+
     pub fn from_document(doc: &KeyDocument) -> anyhow::Result<KeySet> {
         let mut keys = Vec::new();
         for k in &doc.keys {
@@ -219,7 +293,7 @@ impl KeySet {
             keys.push(Key {
                 kid: k.kid.clone(),
                 created_at: k.created_at,
-                encoding: EncodingKey::from_rsa_pem(k.private_key_pem.as_bytes())?,
+                encoding: Some(EncodingKey::from_rsa_pem(k.private_key_pem.as_bytes())?),
                 decoding: DecodingKey::from_rsa_components(&n, &e)?,
                 n,
                 e,
@@ -247,7 +321,11 @@ impl KeySet {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+        let encoding = key
+            .encoding
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("these are the public keys: they cannot sign"))?;
+        Ok(jsonwebtoken::encode(&header, claims, encoding)?)
     }
 
     /// The public keys as a JWKS document.
@@ -346,6 +424,7 @@ struct Cached {
 pub struct Keys {
     secrets: crate::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
     secret_id: String,
+    kind: KeyKind,
     ttl: Duration,
     parsed: Mutex<Option<Cached>>,
     /// When an unknown kid last forced a reload; held while one runs (single flight).
@@ -353,10 +432,27 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The public keys, for verifying tokens: what every function but the signers reads.
     pub fn new(app: &crate::App) -> Self {
+        Self::of(
+            app,
+            app.config.public_keys_secret_id.clone(),
+            KeyKind::Public,
+        )
+    }
+
+    /// The private keys, for signing: only in the functions whose role allows reading them
+    /// (`SIGNING_KEYS_SECRET_ID` is set only there); None elsewhere.
+    pub fn signing(app: &crate::App) -> Option<Self> {
+        let id = app.config.signing_keys_secret_id.clone()?;
+        Some(Self::of(app, id, KeyKind::Signing))
+    }
+
+    fn of(app: &crate::App, secret_id: String, kind: KeyKind) -> Self {
         Self {
             secrets: app.secrets.clone(),
-            secret_id: app.config.signing_keys_secret_id.clone(),
+            secret_id,
+            kind,
             ttl: app.config.secrets_ttl,
             parsed: Mutex::new(None),
             forced: tokio::sync::Mutex::new(None),
@@ -373,7 +469,10 @@ impl Keys {
 
     async fn fetch(&self) -> anyhow::Result<Arc<KeySet>> {
         let secret: SecretString = self.secrets.get(&self.secret_id).await?;
-        let set = Arc::new(KeySet::parse(secret.expose_secret())?);
+        let set = Arc::new(match self.kind {
+            KeyKind::Signing => KeySet::parse(secret.expose_secret())?,
+            KeyKind::Public => KeySet::parse_public(secret.expose_secret())?,
+        });
         *self.parsed.lock().expect("keys lock") = Some(Cached {
             set: set.clone(),
             fetched_at: Instant::now(),

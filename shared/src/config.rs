@@ -50,8 +50,11 @@ pub struct Config {
     /// `OUTBOX_QUEUE_URL` and `OUTBOX_DLQ_URL`.
     pub outbox_queue_url: String,
     pub outbox_dlq_url: String,
-    /// `SIGNING_KEYS_SECRET_ID`: the Secrets Manager secret holding the JWT signing keys.
-    pub signing_keys_secret_id: String,
+    /// `SIGNING_KEYS_SECRET_ID`: the Secrets Manager secret holding the private JWT signing
+    /// keys. Set only for the functions that sign tokens (login, MFA verify, refresh, rotation).
+    pub signing_keys_secret_id: Option<String>,
+    /// `PUBLIC_KEYS_SECRET_ID`: the secret holding their public halves, which verifiers read.
+    pub public_keys_secret_id: String,
     /// `SECRETS_CACHE_TTL_SECONDS`: how long a fetched secret is served from memory.
     pub secrets_ttl: Duration,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated exact origins; empty means no CORS.
@@ -95,7 +98,8 @@ impl Config {
             table_name: r.required("TABLE_NAME"),
             outbox_queue_url: r.required("OUTBOX_QUEUE_URL"),
             outbox_dlq_url: r.required("OUTBOX_DLQ_URL"),
-            signing_keys_secret_id: r.required("SIGNING_KEYS_SECRET_ID"),
+            signing_keys_secret_id: r.optional("SIGNING_KEYS_SECRET_ID"),
+            public_keys_secret_id: r.required("PUBLIC_KEYS_SECRET_ID"),
             secrets_ttl: Duration::from_secs(r.number("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86_400)),
             cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS"),
             max_body_bytes: r.number("MAX_BODY_BYTES", 64 * 1024, 1, 6 * 1024 * 1024) as usize,
@@ -132,6 +136,18 @@ impl<S: Source> Reader<'_, S> {
                 self.problems.push(format!("{name} is not set"));
                 String::new()
             }
+        }
+    }
+
+    /// A variable that may be absent; set but empty is a mistake.
+    fn optional(&mut self, name: &str) -> Option<String> {
+        match self.env.get(name) {
+            Some(v) if v.trim().is_empty() => {
+                self.problems.push(format!("{name} is set but empty"));
+                None
+            }
+            Some(v) => Some(v.trim().to_owned()),
+            None => None,
         }
     }
 
@@ -194,7 +210,7 @@ mod tests {
             ("TABLE_NAME", "t"),
             ("OUTBOX_QUEUE_URL", "http://q"),
             ("OUTBOX_DLQ_URL", "http://dlq"),
-            ("SIGNING_KEYS_SECRET_ID", "keys"),
+            ("PUBLIC_KEYS_SECRET_ID", "public-keys"),
             ("JWT_ISSUER", "https://city-events.test"),
             ("JWT_AUDIENCE", "city-events-api"),
         ])
@@ -217,7 +233,7 @@ mod tests {
             "TABLE_NAME",
             "OUTBOX_QUEUE_URL",
             "OUTBOX_DLQ_URL",
-            "SIGNING_KEYS_SECRET_ID",
+            "PUBLIC_KEYS_SECRET_ID",
         ] {
             assert!(text.contains(name), "{text} should name {name}");
         }

@@ -26,6 +26,7 @@ pub fn config(function: &str, overrides: &[(&'static str, &'static str)]) -> cra
         ("OUTBOX_QUEUE_URL", "http://127.0.0.1:1/queue/outbox"),
         ("OUTBOX_DLQ_URL", "http://127.0.0.1:1/queue/dlq"),
         ("SIGNING_KEYS_SECRET_ID", "test-keys"),
+        ("PUBLIC_KEYS_SECRET_ID", "test-public-keys"),
         ("CORS_ALLOWED_ORIGINS", "https://app.city-events.example"),
         ("JWT_ISSUER", "https://city-events.test"),
         ("JWT_AUDIENCE", "city-events-api"),

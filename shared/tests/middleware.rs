@@ -274,8 +274,12 @@ async fn one_request_logs_one_access_line_and_one_emf_document_without_secrets()
     );
     assert_eq!(emf[0]["status_class"], "2xx");
 
+    // The whole log of this test binary: the secrets this request carried (its body's email,
+    // its bearer token) may not be anywhere in it. ("hunter2" is not one of them: the panic
+    // test in this binary logs its own panic message, and whether that line is written before
+    // this read depends on scheduling — RUST_BACKTRACE=0 made it fail every time.)
     let all = String::from_utf8(LOG.get().unwrap().0.lock().unwrap().clone()).unwrap();
-    for secret in ["hunter2", "ann@example.com", "eyJhbGciOiJSUzI1NiJ9", "c2ln"] {
+    for secret in ["ann@example.com", "eyJhbGciOiJSUzI1NiJ9", "c2ln"] {
         assert!(!all.contains(secret), "{secret} reached the log");
     }
 }

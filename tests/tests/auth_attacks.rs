@@ -401,3 +401,69 @@ async fn an_email_that_differs_only_in_case_is_the_same_account() {
     let me = api.me(&s(&login.body, "access_token")).await;
     assert_eq!(me.body["email"], typed.as_str(), "shown as it was typed");
 }
+
+/// Item 5: a function that only verifies tokens can read the public-key secret and nothing
+/// more (template test in template.rs); that secret must hold no private key, and after a
+/// rotation it already lists the key the signers now use, so verifiers never need the
+/// private document.
+#[tokio::test]
+async fn the_verifiers_secret_holds_only_public_keys_and_follows_rotation() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 5]);
+    let rotated = api.post("/_local/rotate-keys", json!({})).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk().await);
+    let read = |id: String| {
+        let sm = sm.clone();
+        async move {
+            let text = sm
+                .get_secret_value()
+                .secret_id(id)
+                .version_stage("AWSCURRENT")
+                .send()
+                .await
+                .unwrap()
+                .secret_string
+                .unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let public = read(stack.env("PUBLIC_KEYS_SECRET_ID")).await;
+    let private = read(stack.env("SIGNING_KEYS_SECRET_ID")).await;
+    let text = public.to_string();
+    assert!(
+        !text.contains("PRIVATE KEY")
+            && !text.contains("private_key_pem")
+            && !text.contains("\"d\""),
+        "no private material in the verifiers' secret: {text}"
+    );
+    let kids = |doc: &Value| {
+        let mut k: Vec<String> = doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kids(&public), kids(&private), "published before it signs");
+    let jwks = api
+        .send(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(
+        kids(&jwks.body),
+        kids(&public),
+        "JWKS serves the public secret"
+    );
+    // A token the signers make now verifies at a function that reads only the public keys.
+    let token = s(
+        &api.login(&admin_credentials().0, &admin_credentials().1)
+            .await
+            .body,
+        "access_token",
+    );
+    let me = api.me(&token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+}

@@ -77,7 +77,7 @@ async fn readyz_is_200_with_each_dependency_and_its_latency() {
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["table", "outbox_queue", "outbox_dlq", "signing_keys"]
+        ["table", "outbox_queue", "outbox_dlq", "public_keys"]
     );
     for c in checks {
         assert_eq!(c["status"], "ok", "{c}");

@@ -18,7 +18,10 @@ use crate::{password, totp};
 pub struct Auth {
     pub store: Store,
     pub idempotency: shared::idempotency::Idempotency,
-    pub keys: Keys,
+    /// The private keys: present only in the functions that sign (login, MFA verify, refresh).
+    pub signer: Option<Keys>,
+    /// The public keys, for the JWKS document.
+    pub public_keys: Keys,
     pub issuer: String,
     pub audience: String,
 }
@@ -28,7 +31,8 @@ impl Auth {
         Arc::new(Auth {
             idempotency: shared::idempotency::Idempotency::new(app),
             store: Store::new(app),
-            keys: Keys::new(app),
+            signer: Keys::signing(app),
+            public_keys: Keys::new(app),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
         })
@@ -40,7 +44,10 @@ impl Auth {
         family: &str,
         refresh_token: String,
     ) -> Result<Tokens, ApiError> {
-        let keys = self.keys.get().await?;
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this function has no SIGNING_KEYS_SECRET_ID: it cannot sign tokens")
+        })?;
+        let keys = signer.get().await?;
         let claims = new_claims(&self.issuer, &self.audience, &user.id, &user.roles, family);
         Ok(Tokens {
             access_token: keys.sign(&claims)?,
@@ -777,7 +784,7 @@ pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiErro
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The public signing keys (current and previous) as a JWKS", content_type = "application/json")))]
 pub async fn jwks(auth: &Auth) -> Result<Response, ApiError> {
-    let keys = auth.keys.get().await?;
+    let keys = auth.public_keys.get().await?;
     let mut r = json(StatusCode::OK, &keys.jwks())?;
     r.headers_mut().insert(
         http::header::CACHE_CONTROL,

@@ -1,8 +1,10 @@
 //! Signing-key rotation, as a Secrets Manager rotation function: `createSecret` stages a key
 //! document with a new key added (and keys older than twice the token lifetime dropped) as
-//! AWSPENDING; `setSecret` has nothing to do (no external system holds the keys); `testSecret`
-//! signs and verifies a token with the pending document; `finishSecret` makes it AWSCURRENT.
-//! The previous key stays in the document, so tokens it signed verify until they expire.
+//! AWSPENDING; `setSecret` publishes the pending document's public keys to the verifiers'
+//! secret (`PUBLIC_KEYS_SECRET_ID`), so every verifier knows the new key before anything is
+//! signed with it; `testSecret` signs and verifies a token with the pending document;
+//! `finishSecret` makes it AWSCURRENT, and the signers start using the new key.
+//! The previous key stays in both documents, so tokens it signed verify until they expire.
 
 use aws_sdk_secretsmanager::Client;
 use serde::Deserialize;
@@ -51,12 +53,16 @@ async fn document(
     }
 }
 
-/// Runs one rotation step.
-pub async fn rotate(sm: &Client, event: &RotationEvent) -> anyhow::Result<()> {
+/// Runs one rotation step. `public_secret_id` is the verifiers' secret.
+pub async fn rotate(
+    sm: &Client,
+    public_secret_id: &str,
+    event: &RotationEvent,
+) -> anyhow::Result<()> {
     tracing::info!(step = %event.step, "key rotation step");
     match event.step.as_str() {
         "createSecret" => create(sm, event).await,
-        "setSecret" => Ok(()),
+        "setSecret" => publish(sm, public_secret_id, event).await,
         "testSecret" => test(sm, event).await,
         "finishSecret" => finish(sm, event).await,
         other => anyhow::bail!("unknown rotation step {other}"),
@@ -82,6 +88,24 @@ async fn create(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
         .send()
         .await?;
     tracing::info!(target: "audit", audit_event = "keys.rotation_staged", kids = ?next.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), "security event");
+    Ok(())
+}
+
+/// The pending keys' public halves become the verifiers' current document. Idempotent: a
+/// retried step writes the same value under the same request token.
+async fn publish(sm: &Client, public_secret_id: &str, e: &RotationEvent) -> anyhow::Result<()> {
+    let pending = document(sm, &e.secret_id, PENDING, Some(&e.token))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no pending version {}", e.token))?;
+    let public = KeySet::from_document(&pending)?.public_document();
+    sm.put_secret_value()
+        .secret_id(public_secret_id)
+        .client_request_token(&e.token)
+        .secret_string(serde_json::to_string(&public)?)
+        .version_stages(CURRENT)
+        .send()
+        .await?;
+    tracing::info!(target: "audit", audit_event = "keys.public_published", kids = ?public.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), "security event");
     Ok(())
 }
 

@@ -17,7 +17,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(1_800);
 /// One dependency's result.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Check {
-    /// `table`, `outbox_queue`, `outbox_dlq` or `signing_keys`.
+    /// `table`, `outbox_queue`, `outbox_dlq` or `public_keys`.
     pub name: &'static str,
     /// `ok` or `fail`.
     pub status: &'static str,
@@ -135,8 +135,8 @@ pub async fn check_all(app: &App) -> Vec<Check> {
         check("outbox_queue", queue(&app.config.outbox_queue_url)),
         check("outbox_dlq", queue(&app.config.outbox_dlq_url)),
         check(
-            "signing_keys",
-            app.secrets.get(&app.config.signing_keys_secret_id)
+            "public_keys",
+            app.secrets.get(&app.config.public_keys_secret_id)
         ),
     );
     vec![table, outbox, dlq, keys]

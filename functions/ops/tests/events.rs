@@ -73,7 +73,7 @@ async fn the_readyz_sample_event_is_503_naming_every_dependency_when_aws_is_unre
     assert_eq!(resp["statusCode"], 503);
     assert_eq!(resp["headers"]["content-type"], "application/problem+json");
     let detail = body(&resp)["detail"].as_str().unwrap().to_owned();
-    for name in ["table", "outbox_queue", "outbox_dlq", "signing_keys"] {
+    for name in ["table", "outbox_queue", "outbox_dlq", "public_keys"] {
         assert!(detail.contains(name), "{detail}");
     }
 }

@@ -125,7 +125,7 @@ async fn provision(sdk: &aws_config::SdkConfig, table: &'static str) -> shared::
             ("TABLE_NAME", table),
             ("OUTBOX_QUEUE_URL", q),
             ("OUTBOX_DLQ_URL", dlq),
-            ("SIGNING_KEYS_SECRET_ID", "keys"),
+            ("PUBLIC_KEYS_SECRET_ID", "keys"),
         ],
     )
 }
@@ -163,7 +163,7 @@ async fn readyz_is_200_with_latencies_then_503_naming_the_table_then_503_naming_
     );
     let (status, body) = readyz(&app).await;
     assert_eq!(status, 200, "{body}");
-    for name in ["table", "outbox_queue", "outbox_dlq", "signing_keys"] {
+    for name in ["table", "outbox_queue", "outbox_dlq", "public_keys"] {
         assert_eq!(check(&body, name)["status"], "ok", "{body}");
         assert!(check(&body, name)["latency_ms"].as_f64().unwrap() >= 0.0);
     }
@@ -174,7 +174,7 @@ async fn readyz_is_200_with_latencies_then_503_naming_the_table_then_503_naming_
             ("TABLE_NAME", "no-such-table"),
             ("OUTBOX_QUEUE_URL", leak(&app.config.outbox_queue_url)),
             ("OUTBOX_DLQ_URL", leak(&app.config.outbox_dlq_url)),
-            ("SIGNING_KEYS_SECRET_ID", "keys"),
+            ("PUBLIC_KEYS_SECRET_ID", "keys"),
         ],
     );
     let app_missing = App::with_sdk_config(missing, Sink::Buffer(Default::default()), &sdk);
@@ -205,7 +205,7 @@ async fn readyz_is_200_with_latencies_then_503_naming_the_table_then_503_naming_
         detail.contains("moto server") && detail.contains(&moto.url),
         "{body}"
     );
-    for name in ["table", "outbox_queue", "outbox_dlq", "signing_keys"] {
+    for name in ["table", "outbox_queue", "outbox_dlq", "public_keys"] {
         assert_eq!(check(&body, name)["status"], "fail", "{body}");
     }
 }
