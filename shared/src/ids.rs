@@ -13,3 +13,10 @@ pub fn new_id(prefix: &str) -> anyhow::Result<String> {
         u64::from_be_bytes(buf)
     ))
 }
+
+/// A uniform random number in [0, 1), for retry jitter.
+pub fn unit_random() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
+}

@@ -467,3 +467,71 @@ async fn the_verifiers_secret_holds_only_public_keys_and_follows_rotation() {
     let me = api.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
 }
+
+/// Item 9: a refresh retried after a lost answer, or sent by two tabs at once, is not a theft.
+/// Within 30 s of its rotation the same token gets the same successor (sequentially and in
+/// parallel), the session stays live and the successor rotates on as usual.
+#[tokio::test]
+async fn a_refresh_retried_or_raced_gets_the_same_successor_and_the_session_survives() {
+    let stack = Stack::get();
+    let (a, b, c) = (
+        Api::new(&stack, [127, 0, 8, 6]),
+        Api::new(&stack, [127, 0, 8, 7]),
+        Api::new(&stack, [127, 0, 8, 8]),
+    );
+    let email = email();
+    a.register(&email).await;
+    let first = s(&a.login(&email, PASSWORD).await.body, "refresh_token");
+
+    // A retry after a lost answer: the same successor, a fresh access token.
+    let once = a.refresh(&first).await;
+    let again = a.refresh(&first).await;
+    assert_eq!(once.status, StatusCode::OK, "{}", once.body);
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let successor = s(&once.body, "refresh_token");
+    assert_eq!(s(&again.body, "refresh_token"), successor);
+    assert_eq!(
+        a.me(&s(&again.body, "access_token")).await.status,
+        StatusCode::OK
+    );
+
+    // Three tabs refresh the successor at the same moment: all get the same next token.
+    let tabs = futures_util::future::join_all((0..3).map(|_| b.refresh(&successor))).await;
+    for t in &tabs {
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    }
+    let next = s(&tabs[0].body, "refresh_token");
+    assert!(tabs.iter().all(|t| s(&t.body, "refresh_token") == next));
+    assert_ne!(next, successor);
+
+    // The family is live: the next token rotates, and its access token works.
+    let later = c.refresh(&next).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert_eq!(
+        c.me(&s(&later.body, "access_token")).await.status,
+        StatusCode::OK
+    );
+}
+
+/// Item 9, the other side: the grace is short. A rotated token presented after it (here 31 s
+/// later, with its successor never used) is a reuse and revokes the family.
+#[tokio::test]
+async fn a_refresh_token_presented_after_its_grace_revokes_the_family() {
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 9]);
+    let email = email();
+    api.register(&email).await;
+    let first = s(&api.login(&email, PASSWORD).await.body, "refresh_token");
+    let second = api.refresh(&first).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    let late = api.refresh(&first).await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", late.body);
+    let successor = api.refresh(&s(&second.body, "refresh_token")).await;
+    assert_eq!(
+        successor.status,
+        StatusCode::UNAUTHORIZED,
+        "the family is revoked: {}",
+        successor.body
+    );
+}

@@ -83,38 +83,73 @@ fn grants(t: &Value) -> Vec<Grant> {
     out
 }
 
-#[test]
-fn only_the_signing_functions_can_read_the_private_keys() {
-    let t = template();
-    let grants = grants(&t);
-    let mut readers: Vec<&str> = grants
+/// The binaries of the functions whose policy statements name `secret` (any action).
+fn who_can_touch(grants: &[Grant], secret: &str) -> Vec<String> {
+    let mut who: Vec<String> = grants
         .iter()
         .filter(|g| {
             g.actions
                 .iter()
                 .any(|a| a.starts_with("secretsmanager:") || a == "*")
-                && g.resources
-                    .iter()
-                    .any(|r| reference(r) == Some("SigningKeysSecret"))
+                && g.resources.iter().any(|r| reference(r) == Some(secret))
         })
-        .map(|g| g.binary.as_str())
+        .map(|g| g.binary.clone())
         .collect();
-    readers.sort();
-    readers.dedup();
-    let mut expected = SIGNERS.to_vec();
-    expected.sort();
-    assert_eq!(readers, expected, "who may touch the private signing keys");
+    who.sort();
+    who.dedup();
+    who
+}
+
+/// The binaries whose own environment names `variable`.
+fn who_is_told(t: &Value, variable: &str) -> Vec<String> {
+    let mut who: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| {
+            r["Properties"]["Environment"]["Variables"]
+                .get(variable)
+                .is_some()
+        })
+        .map(|r| {
+            r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    who.sort();
+    who
+}
+
+#[test]
+fn only_the_signing_functions_can_read_the_private_keys() {
+    let t = template();
+    let grants = grants(&t);
+    // (secret, the variable that names it, the only functions that may read it)
+    let restricted: [(&str, &str, &[&str]); 2] = [
+        ("SigningKeysSecret", "SIGNING_KEYS_SECRET_ID", &SIGNERS),
+        ("RefreshKeySecret", "REFRESH_KEY_SECRET_ID", &["refresh"]),
+    ];
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for (secret, variable, allowed) in restricted {
+        let mut expected: Vec<String> = allowed.iter().map(|b| b.to_string()).collect();
+        expected.sort();
+        assert_eq!(
+            who_can_touch(&grants, secret),
+            expected,
+            "who may read {secret}"
+        );
+        assert!(globals.get(variable).is_none(), "{variable} is not global");
+        assert_eq!(
+            who_is_told(&t, variable),
+            expected,
+            "who is told {variable}"
+        );
+    }
 
     // Everyone else who verifies tokens reads the public keys.
-    let public: Vec<&str> = grants
-        .iter()
-        .filter(|g| {
-            g.resources
-                .iter()
-                .any(|r| reference(r) == Some("PublicKeysSecret"))
-        })
-        .map(|g| g.binary.as_str())
-        .collect();
+    let public = who_can_touch(&grants, "PublicKeysSecret");
     for verifier in [
         "readyz",
         "me",
@@ -124,27 +159,14 @@ fn only_the_signing_functions_can_read_the_private_keys() {
         "jwks",
     ] {
         assert!(
-            public.contains(&verifier),
+            public.iter().any(|b| b == verifier),
             "{verifier} reads the public keys"
         );
     }
-
-    // The private secret's id is handed only to the signers; every function gets the public one.
-    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
-    assert!(globals.get("SIGNING_KEYS_SECRET_ID").is_none());
     assert_eq!(
         reference(&globals["PUBLIC_KEYS_SECRET_ID"]),
         Some("PublicKeysSecret")
     );
-    for (id, res) in t["Resources"].as_mapping().unwrap() {
-        let binary = res["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap_or_default();
-        let has = res["Properties"]["Environment"]["Variables"]
-            .get("SIGNING_KEYS_SECRET_ID")
-            .is_some();
-        assert_eq!(has, SIGNERS.contains(&binary), "{id:?} ({binary})");
-    }
 
     // Nothing else in the template grants access to it (no roles or policies of their own).
     for (id, res) in t["Resources"].as_mapping().unwrap() {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::{Keys, Role, User as Caller, new_claims, now_unix};
@@ -24,6 +24,9 @@ pub struct Auth {
     pub public_keys: Keys,
     pub issuer: String,
     pub audience: String,
+    secrets: shared::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    /// The successor-deriving key's secret: only in the refresh function.
+    refresh_key_secret_id: Option<String>,
 }
 
 impl Auth {
@@ -35,7 +38,19 @@ impl Auth {
             public_keys: Keys::new(app),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
+            secrets: app.secrets.clone(),
+            refresh_key_secret_id: app.config.refresh_key_secret_id.clone(),
         })
+    }
+
+    /// The key that derives refresh tokens' successors.
+    async fn refresh_key(&self) -> Result<SecretString, ApiError> {
+        let id = self.refresh_key_secret_id.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "this function has no REFRESH_KEY_SECRET_ID: it cannot rotate refresh tokens"
+            )
+        })?;
+        Ok(self.secrets.get(id).await?)
     }
 
     async fn tokens(
@@ -576,23 +591,38 @@ async fn check_second_factor(
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
     responses(
-        (status = 200, description = "New tokens; the presented refresh token is retired", body = Tokens),
-        (status = 401, description = "Unknown, expired, used (the whole family is then revoked) or revoked", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "New tokens; the presented refresh token is retired. Presented again within 30 s of that (a retry, a second tab), while its successor is unused, it answers the same successor refresh token (and a new access token)", body = Tokens),
+        (status = 401, description = "Unknown, expired, revoked, or used — more than 30 s ago or after its successor was used; the whole family is then revoked", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session store kept conflicting; nothing changed: send the same refresh token again after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Refresh = req.json_body()?;
+    let key = auth.refresh_key().await?;
     match auth
         .store
-        .rotate_refresh(&input.refresh_token, now_unix())
+        .rotate_refresh(
+            &input.refresh_token,
+            key.expose_secret().as_bytes(),
+            now_unix(),
+        )
         .await?
     {
         Rotation::Rotated {
             user,
             family,
             token,
+            again,
         } => {
-            metrics::counter!("RefreshOutcomes", "outcome" => "rotated").increment(1);
+            let outcome = if again { "grace" } else { "rotated" };
+            metrics::counter!("RefreshOutcomes", "outcome" => outcome).increment(1);
             json(StatusCode::OK, &auth.tokens(&user, &family, token).await?)
+        }
+        Rotation::Busy => {
+            metrics::counter!("RefreshOutcomes", "outcome" => "busy").increment(1);
+            Err(ApiError::service_unavailable(
+                "the session store is busy; send the same refresh token again",
+            )
+            .header(http::header::RETRY_AFTER, HeaderValue::from_static("1")))
         }
         Rotation::Reused { user_id, family } => {
             metrics::counter!("RefreshOutcomes", "outcome" => "reused").increment(1);

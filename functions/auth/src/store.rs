@@ -6,7 +6,7 @@
 //! | user | `USER#<id>` | `PROFILE` | email, display name, argon2id hash, roles, MFA state |
 //! | email claim | `EMAIL#<email, lower-cased>` | `EMAIL` | makes emails unique regardless of case (written with the user, conditionally) |
 //! | session | `USER#<id>` | `SESSION#<family>` | one refresh-token family; `revoked` |
-//! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used; TTL |
+//! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used, `used_at`; TTL |
 //! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; 5 attempts, each reserved before the code is checked |
 //! | lockout | `LOCKOUT#<sha256(email)>` | `LOCKOUT` | failures, lock level, locked until; TTL |
 //! | MFA lockout | `MFALOCK#<user id>` | `LOCKOUT` | the same, for wrong second-factor codes |
@@ -29,6 +29,11 @@ pub type Item = HashMap<String, AttributeValue>;
 /// Refresh tokens (and so sessions) live 30 days.
 pub const REFRESH_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const CHALLENGE_TTL_SECONDS: u64 = 5 * 60;
+/// A just-rotated refresh token presented again within this many seconds (a retry after a lost
+/// answer, a second tab) gets the same successor instead of revoking its family.
+pub const REFRESH_GRACE_SECONDS: u64 = 30;
+/// Tries of the rotation transaction when DynamoDB cancels it for a TransactionConflict.
+const REFRESH_ATTEMPTS: u32 = 4;
 /// Codes one MFA challenge takes (each reserved before it is checked): five wrong ones burn it.
 pub const CHALLENGE_MAX_ATTEMPTS: u64 = 5;
 
@@ -196,7 +201,22 @@ pub struct RefreshRecord {
     pub user_id: String,
     pub family: String,
     pub used: bool,
+    pub used_at: Option<u64>,
     pub expires_at: u64,
+}
+
+/// Whether a token used at `used_at` is still in its grace at `now`.
+pub fn in_refresh_grace(used_at: Option<u64>, now: u64) -> bool {
+    used_at.is_some_and(|t| now.saturating_sub(t) <= REFRESH_GRACE_SECONDS)
+}
+
+/// The successor of a refresh token: derived with a key only the refresh function holds, not
+/// stored, so a retry in the grace gets the same successor while the table keeps only digests.
+/// Whoever lacks the key cannot compute it from an old token.
+pub fn successor_token(key: &[u8], family: &str, token: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, token.as_bytes());
+    format!("{family}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 /// What presenting a refresh token led to.
@@ -206,6 +226,8 @@ pub enum Rotation {
         user: Box<User>,
         family: String,
         token: String,
+        /// The token had just been rotated: this is the same successor again (grace).
+        again: bool,
     },
     /// A retired token came back: the family is revoked.
     Reused {
@@ -213,6 +235,15 @@ pub enum Rotation {
         family: String,
     },
     Invalid,
+    /// DynamoDB kept cancelling the rotation for conflicts: nothing changed, try again.
+    Busy,
+}
+
+/// What one try of the rotation transaction found.
+enum Outcome {
+    Rotated,
+    SessionRevoked,
+    UsedMeanwhile,
 }
 
 /// Lockout state of one account (keyed by email, known or not).
@@ -518,6 +549,7 @@ impl Store {
             user_id: get_s(&i, "user_id").unwrap_or_default(),
             family: get_s(&i, "family").unwrap_or_default(),
             used: get_s(&i, "status").as_deref() == Some("used"),
+            used_at: get_n(&i, "used_at"),
             expires_at: get_n(&i, "expires_at").unwrap_or(0),
         }))
     }
@@ -538,21 +570,94 @@ impl Store {
 
     /// Presents a refresh token: rotates it (one transaction: retire the old, write the new,
     /// on condition the old is still active and its session not revoked), or detects reuse.
-    pub async fn rotate_refresh(&self, token: &str, now: u64) -> anyhow::Result<Rotation> {
-        let Some(record) = self.refresh_record(token).await? else {
-            return Ok(Rotation::Invalid);
-        };
-        if record.expires_at <= now {
-            return Ok(Rotation::Invalid);
+    /// The successor is derived from the token with `key` ([`successor_token`]): the same token
+    /// presented again within [`REFRESH_GRACE_SECONDS`] of its rotation gets the same successor
+    /// as long as that one is unused; later, or once the successor was used, it is a reuse
+    /// and revokes the family. A concurrent rotation of the same token (its transaction wins)
+    /// is read again and lands in the grace; a TransactionConflict is retried with backoff.
+    pub async fn rotate_refresh(
+        &self,
+        token: &str,
+        key: &[u8],
+        now: u64,
+    ) -> anyhow::Result<Rotation> {
+        for attempt in 0..REFRESH_ATTEMPTS {
+            let Some(record) = self.refresh_record(token).await? else {
+                return Ok(Rotation::Invalid);
+            };
+            if record.expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            let next = successor_token(key, &record.family, token);
+            if record.used {
+                return self.present_again(record, next, now).await;
+            }
+            match self.try_rotate(token, &record, &next, now).await? {
+                Some(Outcome::Rotated) => {
+                    return Ok(match self.user(&record.user_id).await? {
+                        Some(user) => Rotation::Rotated {
+                            user: Box::new(user),
+                            family: record.family,
+                            token: next,
+                            again: false,
+                        },
+                        None => Rotation::Invalid,
+                    });
+                }
+                Some(Outcome::SessionRevoked) => return Ok(Rotation::Invalid),
+                // Another request retired the token first: read it again (the grace decides).
+                Some(Outcome::UsedMeanwhile) => continue,
+                None => {
+                    let base = 25.0 * f64::from(1u32 << attempt);
+                    let wait = base * (0.5 + shared::ids::unit_random());
+                    tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+                }
+            }
         }
-        if record.used {
-            self.revoke_session(&record.user_id, &record.family).await?;
-            return Ok(Rotation::Reused {
-                user_id: record.user_id,
-                family: record.family,
-            });
+        metrics::counter!("RefreshConflicts").increment(1);
+        Ok(Rotation::Busy)
+    }
+
+    /// A used token came back: within the grace, and while its successor is unused and the
+    /// session live, the same successor again; otherwise a reuse, which revokes the family.
+    async fn present_again(
+        &self,
+        record: RefreshRecord,
+        next: String,
+        now: u64,
+    ) -> anyhow::Result<Rotation> {
+        if in_refresh_grace(record.used_at, now) {
+            let successor = self.refresh_record(&next).await?;
+            if successor.as_ref().is_some_and(|r| !r.used) {
+                if !self.session_active(&record.user_id, &record.family).await? {
+                    return Ok(Rotation::Invalid);
+                }
+                return Ok(match self.user(&record.user_id).await? {
+                    Some(user) => Rotation::Rotated {
+                        user: Box::new(user),
+                        family: record.family,
+                        token: next,
+                        again: true,
+                    },
+                    None => Rotation::Invalid,
+                });
+            }
         }
-        let new_token = format!("{}.{}", record.family, random_token(32)?);
+        self.revoke_session(&record.user_id, &record.family).await?;
+        Ok(Rotation::Reused {
+            user_id: record.user_id,
+            family: record.family,
+        })
+    }
+
+    /// One try of the rotation transaction; None when DynamoDB cancelled it for a conflict.
+    async fn try_rotate(
+        &self,
+        token: &str,
+        record: &RefreshRecord,
+        next: &str,
+        now: u64,
+    ) -> anyhow::Result<Option<Outcome>> {
         let retire = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("REFRESH#{}", digest(token))))
@@ -571,7 +676,7 @@ impl Store {
             .condition_expression("revoked = :no")
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .build()?;
-        let put = self.refresh_put(&new_token, &record.user_id, &record.family, now)?;
+        let put = self.refresh_put(next, &record.user_id, &record.family, now)?;
         let result = self
             .ddb
             .transact_write_items()
@@ -584,31 +689,36 @@ impl Store {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
-                    let reasons: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
-                    if reasons.first() == Some(&Some("ConditionalCheckFailed")) {
-                        // Another request used this token first: a reuse.
-                        self.revoke_session(&record.user_id, &record.family).await?;
-                        return Ok(Rotation::Reused { user_id: record.user_id, family: record.family });
-                    }
-                    if reasons.get(1) == Some(&Some("ConditionalCheckFailed")) {
-                        return Ok(Rotation::Invalid); // the session was revoked
-                    }
-                }
-                return Err(e.into());
+        let Err(e) = result else {
+            return Ok(Some(Outcome::Rotated));
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+        if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
+            let code = |i: usize| c.cancellation_reasons().get(i).and_then(|r| r.code());
+            if code(1) == Some("ConditionalCheckFailed") {
+                return Ok(Some(Outcome::SessionRevoked));
+            }
+            // The successor exists only if this token was rotated: read it again too.
+            if code(0) == Some("ConditionalCheckFailed")
+                || code(2) == Some("ConditionalCheckFailed")
+            {
+                return Ok(Some(Outcome::UsedMeanwhile));
+            }
+            if c.cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                return Ok(None);
             }
         }
-        match self.user(&record.user_id).await? {
-            Some(user) => Ok(Rotation::Rotated {
-                user: Box::new(user),
-                family: record.family,
-                token: new_token,
-            }),
-            None => Ok(Rotation::Invalid),
+        if e.as_service_error().is_some_and(|x| {
+            x.is_provisioned_throughput_exceeded_exception()
+                || x.is_request_limit_exceeded()
+                || x.is_internal_server_error()
+        }) {
+            return Ok(None);
         }
+        Err(e.into())
     }
 
     pub async fn revoke_session(&self, user_id: &str, family: &str) -> anyhow::Result<()> {
@@ -1037,5 +1147,27 @@ mod tests {
         let (a, b) = (new_id("usr").unwrap(), new_id("usr").unwrap());
         assert!(a.starts_with("usr_") && a != b);
         assert_eq!(random_token(32).unwrap().len(), 43);
+    }
+
+    #[test]
+    fn a_successor_is_the_same_for_the_same_token_and_key_and_unguessable_without_the_key() {
+        let t = "ses_1.abc";
+        let next = successor_token(b"key one", "ses_1", t);
+        assert_eq!(next, successor_token(b"key one", "ses_1", t));
+        assert_ne!(next, successor_token(b"key two", "ses_1", t));
+        assert_ne!(next, successor_token(b"key one", "ses_1", "ses_1.abd"));
+        assert!(next.starts_with("ses_1.") && next.len() == "ses_1.".len() + 43);
+    }
+
+    #[test]
+    fn the_grace_is_thirty_seconds_from_the_rotation() {
+        assert!(in_refresh_grace(Some(100), 100));
+        assert!(in_refresh_grace(Some(100), 130));
+        assert!(!in_refresh_grace(Some(100), 131));
+        assert!(!in_refresh_grace(None, 100));
+        assert!(
+            in_refresh_grace(Some(100), 90),
+            "a clock behind the writer's"
+        );
     }
 }

@@ -483,7 +483,5 @@ impl Store {
 
 /// A number in [0, 1) from the system's randomness.
 pub fn jitter() -> f64 {
-    let mut b = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
+    shared::ids::unit_random()
 }
