@@ -57,6 +57,8 @@ pub struct TokenMinter {
 }
 
 struct MinterInner {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
     secrets: aws_sdk_secretsmanager::Client,
     secret_id: String,
     issuer: String,
@@ -66,6 +68,7 @@ struct MinterInner {
 
 impl TokenMinter {
     pub(crate) async fn new(
+        (ddb, table): (aws_sdk_dynamodb::Client, String),
         secrets: aws_sdk_secretsmanager::Client,
         secret_id: String,
         issuer: String,
@@ -74,6 +77,8 @@ impl TokenMinter {
         let keys = read_keys(&secrets, &secret_id).await;
         TokenMinter {
             inner: Arc::new(MinterInner {
+                ddb,
+                table,
                 secrets,
                 secret_id,
                 issuer,
@@ -95,7 +100,7 @@ impl TokenMinter {
             &self.inner.audience,
             id,
             roles,
-            "e2e-session",
+            &minted_session(id),
         );
         if let Some(secs) = expires_in {
             claims.exp = now_unix().saturating_add_signed(secs);
@@ -106,17 +111,74 @@ impl TokenMinter {
         keys.sign(&claims).unwrap()
     }
 
-    /// A caller with a fresh user id and `roles`.
-    pub fn user(&self, roles: &[Role]) -> Caller {
-        let id = format!("usr_{}", uuid::Uuid::new_v4().simple());
-        let access = self.sign(&id, roles);
-        Caller::new(
-            id,
-            access,
-            None,
-            Renewal::Mint(self.clone(), roles.to_vec()),
-        )
+    /// A caller with a fresh user id and `roles`, and a live session (written to the table as
+    /// login writes it: state-changing routes check it).
+    pub async fn user(&self, roles: &[Role]) -> Caller {
+        self.users(1, roles).await.pop().unwrap()
     }
+
+    /// `n` callers as [`TokenMinter::user`], their sessions written 25 to a request.
+    pub async fn users(&self, n: usize, roles: &[Role]) -> Vec<Caller> {
+        let ids: Vec<String> = (0..n)
+            .map(|_| format!("usr_{}", uuid::Uuid::new_v4().simple()))
+            .collect();
+        self.start_sessions(&ids).await;
+        ids.into_iter()
+            .map(|id| {
+                let access = self.sign(&id, roles);
+                Caller::new(
+                    id,
+                    access,
+                    None,
+                    Renewal::Mint(self.clone(), roles.to_vec()),
+                )
+            })
+            .collect()
+    }
+
+    async fn start_sessions(&self, ids: &[String]) {
+        use aws_sdk_dynamodb::types::{AttributeValue as V, PutRequest, WriteRequest};
+        for chunk in ids.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|id| {
+                    let put = PutRequest::builder()
+                        .item("pk", V::S(format!("USER#{id}")))
+                        .item("sk", V::S(format!("SESSION#{}", minted_session(id))))
+                        .item("revoked", V::Bool(false))
+                        .item("created_at", V::N(now_unix().to_string()))
+                        .item("expires_at", V::N((now_unix() + 86_400).to_string()))
+                        .build()
+                        .unwrap();
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            // BatchWriteItem may hand items back unprocessed (throttling): send them again.
+            for _ in 0..MAX_SENDS {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .inner
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&self.inner.table, pending)
+                    .send()
+                    .await
+                    .expect("the session items are written");
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.inner.table))
+                    .unwrap_or_default();
+            }
+            assert!(pending.is_empty(), "sessions left unwritten");
+        }
+    }
+}
+
+/// The session id of a minted user.
+fn minted_session(user_id: &str) -> String {
+    format!("ses_e2e_{}", user_id.trim_start_matches("usr_"))
 }
 
 impl TokenMinter {
@@ -137,8 +199,14 @@ impl TokenMinter {
     /// A caller whose token expires `expires_in` seconds from now (negative: already expired),
     /// while the client believes it expires at `believed_expiry` (unix seconds), as a client
     /// with a skewed clock would: tests of renewal before expiry and after a 401.
-    pub fn user_expiring(&self, roles: &[Role], expires_in: i64, believed_expiry: u64) -> Caller {
+    pub async fn user_expiring(
+        &self,
+        roles: &[Role],
+        expires_in: i64,
+        believed_expiry: u64,
+    ) -> Caller {
         let id = format!("usr_{}", uuid::Uuid::new_v4().simple());
+        self.start_sessions(std::slice::from_ref(&id)).await;
         let access = self.sign_expiring(&id, roles, Some(expires_in));
         let caller = Caller::new(
             id,

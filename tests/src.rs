@@ -71,6 +71,26 @@ impl Stack {
         aws_sdk_dynamodb::Client::new(&self.sdk().await)
     }
 
+    /// One item of the stack's table, read consistently (tests of what is stored).
+    pub async fn item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        use aws_sdk_dynamodb::types::AttributeValue as V;
+        self.dynamodb()
+            .await
+            .get_item()
+            .table_name(self.env("TABLE_NAME"))
+            .key("pk", V::S(pk.to_owned()))
+            .key("sk", V::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the table answers")
+            .item
+    }
+
     /// An SQS client of the stack's moto server.
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk().await)
@@ -82,6 +102,7 @@ impl Stack {
     /// the functions like any other, and renewed like any other (see [`client`]).
     pub async fn token_minter(&self) -> TokenMinter {
         TokenMinter::new(
+            (self.dynamodb().await, self.env("TABLE_NAME")),
             aws_sdk_secretsmanager::Client::new(&self.sdk().await),
             self.env("SIGNING_KEYS_SECRET_ID"),
             self.env("JWT_ISSUER"),

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::ApiError;
 
 /// Access tokens live at most this long.
-pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The JOSE `typ` of access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Keys older than this are dropped by rotation: by then every token they signed has expired.
-pub const KEY_RETENTION: Duration = Duration::from_secs(2 * 15 * 60);
+pub const KEY_RETENTION: Duration = Duration::from_secs(2 * 5 * 60);
 
 /// What a user may do. A route declares the least role it needs; admin includes organizer.
 #[derive(

@@ -105,37 +105,12 @@ pub fn decode(key: &[u8], query: &str, cursor: &str, now: u64) -> Result<Positio
 }
 
 /// The cursor key, read from Secrets Manager (`CURSOR_KEY_SECRET_ID`) through the secrets cache.
-#[derive(Clone)]
-pub struct CursorKey {
-    secrets: crate::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
-    secret_id: String,
-}
+pub type CursorKey = crate::secrets::SecretKey;
 
-impl CursorKey {
-    /// Fails at start, naming `CURSOR_KEY_SECRET_ID`, when it is not set.
-    pub fn from_env(app: &crate::App) -> anyhow::Result<Self> {
-        let secret_id = std::env::var("CURSOR_KEY_SECRET_ID")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| anyhow::anyhow!("missing configuration: CURSOR_KEY_SECRET_ID (the Secrets Manager id of the pagination cursor key)"))?;
-        Ok(Self {
-            secrets: app.secrets.clone(),
-            secret_id,
-        })
-    }
-
-    /// The key bytes; a key shorter than 32 bytes is a configuration error (500).
-    pub async fn get(&self) -> Result<Vec<u8>, crate::ApiError> {
-        use secrecy::ExposeSecret;
-        let secret = self.secrets.get(&self.secret_id).await?;
-        let key = secret.expose_secret().as_bytes().to_vec();
-        if key.len() < 32 {
-            return Err(crate::ApiError::internal(anyhow::anyhow!(
-                "the cursor key secret is shorter than 32 bytes"
-            )));
-        }
-        Ok(key)
-    }
+/// The cursor key of this function. Fails at start, naming `CURSOR_KEY_SECRET_ID`, when it is
+/// not set.
+pub fn cursor_key(app: &crate::App) -> anyhow::Result<CursorKey> {
+    CursorKey::from_env(app, "CURSOR_KEY_SECRET_ID", "pagination cursor key")
 }
 
 /// The `cursor` query parameter decoded, or a 400 naming it.

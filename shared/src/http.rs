@@ -73,6 +73,20 @@ pub fn take_cold_start() -> bool {
     COLD_START.swap(false, Ordering::SeqCst)
 }
 
+/// The caller's address as limits key it ([`crate::ratelimit::address_key`]: an IPv6 client by
+/// its /64), from API Gateway's `sourceIp`; empty when unknown.
+pub fn client_address(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .http
+            .source_ip
+            .as_deref()
+            .map(crate::ratelimit::address_key)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// What the middleware tells a handler about the invocation (a request extension).
 #[derive(Clone, Debug)]
 pub struct Invocation {
@@ -243,7 +257,7 @@ impl Guard {
         }
         let subject = match user {
             Some(u) => format!("user:{}", u.id),
-            None => format!("ip:{client_ip}"),
+            None => format!("ip:{}", crate::ratelimit::address_key(client_ip)),
         };
         let decision = match self.limiter.check(rule, &subject).await {
             Ok(d) => d,

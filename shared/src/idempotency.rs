@@ -5,12 +5,18 @@
 //! One record per (caller, route, key): `pk = IDEM#<sha256(caller, route, key)>`, `sk = IDEM`.
 //!
 //! - The first request claims the key with a conditional put: status `in_progress`, the request
-//!   fingerprint (method, path, body), and an expiry equal to the function's deadline, so a
-//!   crashed attempt frees the key when its invocation could no longer be running.
+//!   fingerprint, and an expiry equal to the function's deadline, so a crashed attempt frees the
+//!   key when its invocation could no longer be running. The fingerprint is HMAC-SHA256 of
+//!   (method, path, body) under a key from Secrets Manager (`IDEMPOTENCY_KEY_SECRET_ID`): a
+//!   register body holds a password, and a plain hash of it, kept 24 h and sent down the table's
+//!   stream, could be guessed offline. The record holds no request field at all, and of the
+//!   response only its status, the kept headers and the body (no endpoint using this answers
+//!   a secret).
 //! - The handler puts the completed record (status, headers, body; 24 h expiry) inside the same
 //!   TransactWriteItems as its state change ([`Claim::completion`]): the effect and the record
-//!   of it commit together. A 4xx outcome is stored after the handler; a 5xx outcome deletes the
-//!   claim so that the client's retry runs again.
+//!   of it commit together. A 4xx outcome is stored after the handler; a 5xx, 401 or 429
+//!   outcome deletes the claim so that the client's retry (after signing in again, or waiting)
+//!   runs again.
 //! - A repeat after completion replays the stored response with `Idempotent-Replayed: true`; a
 //!   repeat while the first is in flight gets 409 with Retry-After; the same key with another
 //!   fingerprint gets 422; a missing key where it is required gets 400.
@@ -24,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
+use hmac::{Hmac, Mac};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
@@ -66,6 +73,8 @@ fn now() -> i64 {
 pub struct Idempotency {
     pub ddb: aws_sdk_dynamodb::Client,
     pub table: String,
+    /// The fingerprints' HMAC key; only the functions with an idempotent route have one.
+    pub key: Option<crate::secrets::SecretKey>,
 }
 
 /// This attempt's hold on a key. Put [`Claim::completion`] in the transaction of the change.
@@ -186,6 +195,16 @@ fn digest(parts: &[&[u8]]) -> String {
     hex(&h.finalize())
 }
 
+/// The request fingerprint: HMAC-SHA256 under `key` of the length-prefixed parts.
+fn fingerprint(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        m.update(&(p.len() as u64).to_be_bytes());
+        m.update(p);
+    }
+    hex(&m.finalize().into_bytes())
+}
+
 fn missing_key() -> ApiError {
     ApiError::bad_request("this endpoint requires an Idempotency-Key header (a UUID is a good key)")
         .field("Idempotency-Key", "is required")
@@ -231,6 +250,11 @@ impl Idempotency {
         Self {
             ddb: app.clients.dynamodb.clone(),
             table: app.config.table_name.clone(),
+            key: crate::secrets::SecretKey::from_env_optional(
+                app,
+                "IDEMPOTENCY_KEY_SECRET_ID",
+                "idempotency fingerprint key",
+            ),
         }
     }
 
@@ -262,11 +286,19 @@ impl Idempotency {
             "IDEM#{}",
             digest(&[caller.as_bytes(), route.as_bytes(), key.as_bytes()])
         );
-        let fingerprint = digest(&[
-            req.method().as_str().as_bytes(),
-            req.uri().path().as_bytes(),
-            req.body().as_ref(),
-        ]);
+        let secret = self.key.as_ref().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "missing configuration: IDEMPOTENCY_KEY_SECRET_ID (this function has an idempotent route)"
+            ))
+        })?;
+        let fingerprint = fingerprint(
+            &secret.get().await?,
+            &[
+                req.method().as_str().as_bytes(),
+                req.uri().path().as_bytes(),
+                req.body().as_ref(),
+            ],
+        );
         let now = now();
         let in_flight_until = req
             .lambda_context_ref()
@@ -321,7 +353,15 @@ impl Idempotency {
                 }
                 Ok(response)
             }
-            Err(e) if e.status.is_client_error() => {
+            // A 401 or 429 says nothing about the request itself: a client that signs in again
+            // or waits resends the same key, and must get a real answer, not this one replayed.
+            Err(e)
+                if e.status.is_client_error()
+                    && !matches!(
+                        e.status,
+                        StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+                    ) =>
+            {
                 let response = e.into_response(Some(&path), request_id.as_deref());
                 self.store(&claim, &response).await;
                 Ok(response)
@@ -472,12 +512,25 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_differ_by_body_and_path() {
-        let a = digest(&[b"POST", b"/v1/a", b"{}"]);
-        assert_eq!(a, digest(&[b"POST", b"/v1/a", b"{}"]));
-        assert_ne!(a, digest(&[b"POST", b"/v1/a", b"{ }"]));
-        assert_ne!(a, digest(&[b"POST", b"/v1/b", b"{}"]));
+    fn fingerprints_differ_by_body_path_and_key_and_are_not_a_plain_hash() {
+        let k = b"0123456789abcdef0123456789abcdef";
+        let a = fingerprint(k, &[b"POST", b"/v1/a", b"{}"]);
+        assert_eq!(a, fingerprint(k, &[b"POST", b"/v1/a", b"{}"]));
+        assert_ne!(a, fingerprint(k, &[b"POST", b"/v1/a", b"{ }"]));
+        assert_ne!(a, fingerprint(k, &[b"POST", b"/v1/b", b"{}"]));
+        assert_ne!(
+            a,
+            fingerprint(
+                b"another key, also 32 bytes long!",
+                &[b"POST", b"/v1/a", b"{}"]
+            )
+        );
+        // Without the key, the stored value is not the hash anyone could compute from a guess.
+        assert_ne!(a, digest(&[b"POST", b"/v1/a", b"{}"]));
         // Length prefixes keep the parts apart.
-        assert_ne!(digest(&[b"ab", b"c"]), digest(&[b"a", b"bc"]));
+        assert_ne!(
+            fingerprint(k, &[b"ab", b"c"]),
+            fingerprint(k, &[b"a", b"bc"])
+        );
     }
 }

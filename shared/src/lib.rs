@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod runtime;
 pub mod secrets;
+pub mod session;
 pub mod telemetry;
 pub mod testing;
 

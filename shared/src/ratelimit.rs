@@ -32,6 +32,24 @@ pub struct Rule {
     pub fail_open: bool,
 }
 
+/// The subject a client address is limited as: an IPv4 address as it is, an IPv6 address by
+/// its /64 (one customer's network: a single host holds a whole /64 and picks any address in
+/// it at will), an IPv4-mapped IPv6 address as the IPv4 one. Anything else is kept verbatim.
+pub fn address_key(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Err(_) => ip.trim().to_owned(),
+    }
+}
+
 /// The limiter over the table.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -158,5 +176,27 @@ impl RateLimiter {
             }
         }
         anyhow::bail!("rate limit window for {pk} kept changing under contention")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_key;
+
+    #[test]
+    fn ipv6_clients_are_one_subject_per_64_and_ipv4_stays_whole() {
+        assert_eq!(address_key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(address_key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:fffe"),
+            address_key("2001:db8:1:2::1"),
+            "every address of one /64 is one subject"
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(address_key("not an address"), "not an address");
     }
 }

@@ -101,6 +101,53 @@ impl<S: SecretSource> SecretsCache<S> {
     }
 }
 
+/// A symmetric key (HMAC) kept in Secrets Manager and read through the secrets cache: the
+/// pagination cursors' key, the idempotency fingerprints' key.
+#[derive(Clone)]
+pub struct SecretKey {
+    secrets: SecretsCache<aws_sdk_secretsmanager::Client>,
+    secret_id: String,
+    what: &'static str,
+}
+
+impl SecretKey {
+    /// The key whose secret id is in the environment variable `var`; None when it is not set.
+    pub fn from_env_optional(app: &crate::App, var: &str, what: &'static str) -> Option<Self> {
+        let secret_id = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+        Some(Self {
+            secrets: app.secrets.clone(),
+            secret_id,
+            what,
+        })
+    }
+
+    /// As [`SecretKey::from_env_optional`], failing at start, naming `var`, when it is not set.
+    pub fn from_env(app: &crate::App, var: &str, what: &'static str) -> anyhow::Result<Self> {
+        Self::from_env_optional(app, var, what).ok_or_else(|| {
+            anyhow::anyhow!("missing configuration: {var} (the Secrets Manager id of the {what})")
+        })
+    }
+
+    /// The key bytes. Secrets Manager failing is a 503 (try again); a key shorter than 32 bytes
+    /// is a configuration error (500).
+    pub async fn get(&self) -> Result<Vec<u8>, crate::ApiError> {
+        use secrecy::ExposeSecret;
+        let secret = self.secrets.get(&self.secret_id).await.map_err(|e| {
+            tracing::error!(error.cause_chain = ?e, key = self.what, "reading a key from Secrets Manager failed");
+            crate::ApiError::service_unavailable("a dependency is unavailable; try again shortly")
+                .header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+        })?;
+        let key = secret.expose_secret().as_bytes().to_vec();
+        if key.len() < 32 {
+            return Err(crate::ApiError::internal(anyhow::anyhow!(
+                "the {} secret is shorter than 32 bytes",
+                self.what
+            )));
+        }
+        Ok(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

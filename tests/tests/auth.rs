@@ -86,7 +86,9 @@ async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 1, 2]);
     let email = email();
-    assert_eq!(api.register(&email).await.status, 201);
+    let registered = api.register(&email).await;
+    assert_eq!(registered.status, 201);
+    let user_id = s(&registered.body, "id");
     let t = api.login(&email, PASSWORD).await;
     let access = s(&t.body, "access_token");
 
@@ -118,6 +120,24 @@ async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
     assert_eq!(act.status, 200, "{}", act.body);
     let codes: Vec<String> = serde_json::from_value(act.body["recovery_codes"].clone()).unwrap();
     assert_eq!(codes.len(), 10);
+    // At rest (issue 11, item 10): the table holds the secret sealed (AES-GCM under the MFA
+    // key) and the codes keyed-hashed, so a copy of the table gives neither.
+    let profile = stack
+        .item(&format!("USER#{user_id}"), "PROFILE")
+        .await
+        .unwrap();
+    let sealed = profile["totp_secret"].as_s().unwrap();
+    assert!(
+        sealed.starts_with("v1.") && !sealed.contains(&secret),
+        "{sealed}"
+    );
+    let stored = profile["recovery_codes"].as_ss().unwrap();
+    assert_eq!(stored.len(), 10);
+    for code in &codes {
+        let plain = auth::store::digest(&code.replace('-', ""));
+        assert!(!stored.contains(&plain), "not a plain hash of {code}");
+    }
+    assert!(stored.iter().all(|h| h.starts_with("v1.")), "{stored:?}");
     assert_eq!(
         api.me(&access).await.status,
         401,
@@ -212,29 +232,19 @@ async fn presenting_a_used_refresh_token_revokes_the_whole_family() {
 }
 
 #[tokio::test]
-async fn five_failures_lock_the_account_and_unknown_emails_get_the_same_answers() {
+async fn wrong_passwords_get_one_answer_and_unknown_emails_get_the_same_answers() {
     let stack = Stack::get();
     let email = email();
     let a = Api::new(&stack, [127, 0, 1, 4]);
     assert_eq!(a.register(&email).await.status, 201);
     let mut answers = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..4 {
         let r = a.login(&email, "wrong password entirely").await;
         assert_eq!(r.status, 401);
         answers.push(without_request_specifics(r.body));
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]));
-
-    let b = Api::new(&stack, [127, 0, 1, 5]);
-    let locked = b.login(&email, PASSWORD).await;
-    assert_eq!(locked.status, 429, "{}", locked.body);
-    assert_eq!(locked.body["type"], "/problems/account-locked");
-    let retry: u64 = locked.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
+    // Where the lock falls (the address, not the account): auth_attacks.rs.
 
     let c = Api::new(&stack, [127, 0, 1, 6]);
     let other = self::email();

@@ -334,7 +334,7 @@ async fn a_stolen_access_token_cannot_enrol_an_authenticator_or_replace_one() {
 async fn a_token_of_a_freshly_rotated_key_is_accepted_by_warm_functions_at_once() {
     let stack = Stack::get();
     let warm = Api::new(&Stack::second_gateway(), [127, 0, 8, 3]);
-    let before = stack.token_minter().await.user(&[Role::Attendee]);
+    let before = stack.token_minter().await.user(&[Role::Attendee]).await;
     let r = warm
         .send_as(&before, Method::GET, "/v1/me/notifications", None)
         .await;
@@ -344,7 +344,7 @@ async fn a_token_of_a_freshly_rotated_key_is_accepted_by_warm_functions_at_once(
         .post("/_local/rotate-keys", json!({}))
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
-    let after = stack.token_minter().await.user(&[Role::Attendee]);
+    let after = stack.token_minter().await.user(&[Role::Attendee]).await;
     let (old_token, new_token) = (before.current_token().await, after.current_token().await);
     let kid = |t: &str| {
         let header = t.split('.').next().unwrap();
@@ -534,4 +534,285 @@ async fn a_refresh_token_presented_after_its_grace_revokes_the_family() {
         "the family is revoked: {}",
         successor.body
     );
+}
+
+/// Item 8: an idempotent register keeps a record for 24 h (and sends it down the table's
+/// stream). It must hold nothing from which the password could be guessed offline: no request
+/// field, and a fingerprint that is not a plain hash of the body. The fingerprint still tells
+/// a retry (replayed) from another request under the same key (422).
+#[tokio::test]
+async fn an_idempotency_record_of_a_register_holds_no_guessable_password_hash() {
+    use sha2::{Digest, Sha256};
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 10]);
+    let key = uuid::Uuid::new_v4().to_string();
+    let email = email();
+    let body = json!({"email": email, "password": PASSWORD, "display_name": "E2E"}).to_string();
+    let register = |body: String| {
+        let api = api.clone();
+        let key = key.clone();
+        async move {
+            api.exec(
+                api.request(Method::POST, "/v1/auth/register")
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", key)
+                    .body(body),
+            )
+            .await
+        }
+    };
+    let first = register(body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = register(body.clone()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let other = body.replace(PASSWORD, "another long passphrase 42");
+    assert_eq!(
+        register(other).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // The record, found as the function keys it: sha256 of (caller, route, key), each part
+    // length-prefixed.
+    let digest = |parts: &[&[u8]]| {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let pk = format!(
+        "IDEM#{}",
+        digest(&[b"anonymous", b"POST /v1/auth/register", key.as_bytes()])
+    );
+    let item = stack
+        .item(&pk, "IDEM")
+        .await
+        .unwrap_or_else(|| panic!("no idempotency record {pk}"));
+    let text = format!("{item:?}");
+    assert!(
+        !text.contains(PASSWORD),
+        "the password is not stored: {text}"
+    );
+    let plain = digest(&[b"POST", b"/v1/auth/register", body.as_bytes()]);
+    let stored = item["fingerprint"].as_s().unwrap();
+    assert_eq!(stored.len(), 64, "an HMAC-SHA256 in hex");
+    assert_ne!(
+        stored, &plain,
+        "the fingerprint is keyed, not a plain hash of the body"
+    );
+}
+
+/// Item 4: an access token outlives its session only for reading. After logout (as after a
+/// refresh reuse, a role change or an MFA change) every state-changing route refuses the
+/// token at once, without any partial write; reads go on until the token's 5 minutes end.
+#[tokio::test]
+async fn a_logged_out_token_can_no_longer_change_anything() {
+    use e2e::joining::{create_event, event_body, join, key};
+    let stack = Stack::get();
+    let api = Api::new(&stack, [127, 0, 8, 11]);
+    let minter = stack.token_minter().await;
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let attendee = minter.user(&[Role::Attendee]).await;
+    let event = create_event(&api, &organizer, 10).await;
+    let other = create_event(&api, &organizer, 10).await;
+    assert_eq!(
+        join(&api, &attendee, &event, &key()).await.status,
+        StatusCode::CREATED
+    );
+
+    let (o, a) = (
+        organizer.current_token().await,
+        attendee.current_token().await,
+    );
+    // An access token lives at most 5 minutes.
+    let claims = jwt_claims(&o);
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 300);
+    for token in [&o, &a] {
+        let out = api
+            .send(Method::POST, "/v1/auth/logout", None, Some(token))
+            .await;
+        assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    }
+
+    // Each request is sent once, as it is: no client renewal may hide the refusal.
+    let send = |method: Method, path: String, body: Option<Value>, token: String| {
+        let api = api.clone();
+        async move {
+            let mut r = api
+                .request(method, &path)
+                .bearer_auth(token)
+                .header("idempotency-key", key())
+                .header("if-match", "\"v1\"");
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            api.exec(r).await
+        }
+    };
+    let up_to = format!("{}#{}", "2026-01-01T00:00:00.000000Z", "0".repeat(32));
+    let writes = [
+        (
+            Method::POST,
+            "/v1/events".to_owned(),
+            Some(event_body("After logout", 5)),
+            &o,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/events/{event}"),
+            Some(json!({"title": "Renamed"})),
+            &o,
+        ),
+        (Method::DELETE, format!("/v1/events/{event}"), None, &o),
+        (Method::POST, format!("/v1/events/{other}/join"), None, &a),
+        (Method::DELETE, format!("/v1/events/{event}/join"), None, &a),
+        (
+            Method::POST,
+            "/v1/me/notifications/read".to_owned(),
+            Some(json!({"up_to": up_to})),
+            &a,
+        ),
+    ];
+    for (method, path, body, token) in writes {
+        let r = send(method.clone(), path.clone(), body, token.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            r.body
+        );
+        assert_eq!(r.body["type"], "/problems/unauthorized", "{}", r.body);
+    }
+
+    // Nothing changed, and reads still answer.
+    let read = api
+        .send(Method::GET, &format!("/v1/events/{event}"), None, Some(&a))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["status"], "active");
+    assert_eq!(read.body["title"], "Joins", "no PATCH landed");
+    assert_eq!(read.body["version"], 1, "no PATCH landed");
+    assert_eq!(read.body["joined"], 1, "the attendee is still in");
+    let listed = api
+        .send(Method::GET, "/v1/events?city=Joinville", None, Some(&a))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+
+    // A client refused so signs in again and resends the same Idempotency-Key: it gets the
+    // join, not the 401 replayed.
+    let acct = Api::new(&stack, [127, 0, 8, 12]);
+    let email = email();
+    acct.register(&email).await;
+    let stale = s(&acct.login(&email, PASSWORD).await.body, "access_token");
+    let out = acct
+        .send(Method::POST, "/v1/auth/logout", None, Some(&stale))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let k = key();
+    let join_with = |token: String| {
+        let (acct, k, path) = (acct.clone(), k.clone(), format!("/v1/events/{other}/join"));
+        async move {
+            acct.exec(
+                acct.request(Method::POST, &path)
+                    .bearer_auth(token)
+                    .header("idempotency-key", k),
+            )
+            .await
+        }
+    };
+    assert_eq!(join_with(stale).await.status, StatusCode::UNAUTHORIZED);
+    let fresh = s(&acct.login(&email, PASSWORD).await.body, "access_token");
+    let joined = join_with(fresh).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    assert!(joined.headers.get("idempotent-replayed").is_none());
+}
+
+/// Item 6: wrong passwords lock the account for the address they come from, not for its owner.
+/// An attacker's address is locked after five; the owner, from a clean address, still gets in
+/// (before, during and after the lock).
+#[tokio::test]
+async fn an_attacker_locks_only_their_own_address_out_of_an_account() {
+    let stack = Stack::get();
+    let attacker = Api::new(&stack, [127, 0, 8, 13]);
+    let owner = Api::new(&stack, [127, 0, 8, 14]);
+    let victim = email();
+    assert_eq!(owner.register(&victim).await.status, StatusCode::CREATED);
+    for _ in 0..4 {
+        let r = attacker.login(&victim, "not the password at all").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    assert_eq!(owner.login(&victim, PASSWORD).await.status, StatusCode::OK);
+    // The attacker's address has spent its five logins of this minute (the per-address rate
+    // limit); the fifth failure comes in the next window.
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    let fifth = attacker.login(&victim, "not the password at all").await;
+    assert_eq!(fifth.status, StatusCode::UNAUTHORIZED, "{}", fifth.body);
+    let locked = attacker.login(&victim, PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    assert_eq!(locked.body["type"], "/problems/account-locked");
+    let retry: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let again = owner.login(&victim, PASSWORD).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the owner is not locked out: {}",
+        again.body
+    );
+}
+
+/// Item 6, the brake: guesses spread over many addresses (20 failures from four) brake the
+/// account — every further address is locked after a single failure — while the owner's
+/// correct password from a clean address still gets in.
+#[tokio::test]
+async fn guesses_from_many_addresses_brake_the_account_but_not_its_owner() {
+    let stack = Stack::get();
+    let owner = Api::new(&stack, [127, 0, 8, 15]);
+    let victim = email();
+    assert_eq!(owner.register(&victim).await.status, StatusCode::CREATED);
+    let guesses = futures_util::future::join_all((0..4u8).map(|i| {
+        let api = Api::new(&stack, [127, 0, 8, 16 + i]);
+        let victim = victim.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..5 {
+                statuses.push(api.login(&victim, "guess guess guess guess").await.status);
+            }
+            statuses
+        }
+    }))
+    .await;
+    assert!(
+        guesses
+            .iter()
+            .flatten()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{guesses:?}"
+    );
+    let late = Api::new(&stack, [127, 0, 8, 20]);
+    let one = late.login(&victim, "yet another guess here").await;
+    assert_eq!(one.status, StatusCode::UNAUTHORIZED, "{}", one.body);
+    let braked = late.login(&victim, PASSWORD).await;
+    assert_eq!(
+        braked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one failure locks a new address while the account is braked: {}",
+        braked.body
+    );
+    let mine = owner.login(&victim, PASSWORD).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
 }

@@ -15,7 +15,9 @@ async fn a_caller_renews_a_token_that_is_about_to_expire_before_sending() {
     let minter = stack.token_minter().await;
     // The client believes 30 s are left, under the two minutes it keeps in hand (the token
     // itself lives ten minutes, so the check of the old token below cannot race its expiry).
-    let caller = minter.user_expiring(&[Role::Attendee], 600, now_unix() + 30);
+    let caller = minter
+        .user_expiring(&[Role::Attendee], 600, now_unix() + 30)
+        .await;
     let before = caller.current_token().await;
     let me = api
         .send_as(&caller, Method::GET, "/v1/me/joins", None)
@@ -37,11 +39,13 @@ async fn a_caller_refused_with_401_renews_once_and_resends_the_same_join() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 7, 2]);
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
     let event = create_event(&api, &organizer, 5).await;
     // Expired a minute ago (past the verifier's leeway), while the client's clock says it has
     // an hour left: the only way it can learn is the 401.
-    let caller = minter.user_expiring(&[Role::Attendee], -60, now_unix() + 3600);
+    let caller = minter
+        .user_expiring(&[Role::Attendee], -60, now_unix() + 3600)
+        .await;
     let stale = caller.current_token().await;
     let refused = api
         .exec(

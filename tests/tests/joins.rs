@@ -21,8 +21,8 @@ async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 2]);
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
-    let me = minter.user(&[Role::Attendee]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let me = minter.user(&[Role::Attendee]).await;
     let user = me.id.clone();
     let event = create_event(&api, &organizer, 5).await;
     let other_event = create_event(&api, &organizer, 5).await;
@@ -150,12 +150,12 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 3]);
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
-    let a_user = minter.user(&[Role::Attendee]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let a_user = minter.user(&[Role::Attendee]).await;
     let a = a_user.id.clone();
-    let b_user = minter.user(&[Role::Attendee]);
+    let b_user = minter.user(&[Role::Attendee]).await;
     let b = b_user.id.clone();
-    let c_user = minter.user(&[Role::Attendee]);
+    let c_user = minter.user(&[Role::Attendee]).await;
     let c = c_user.id.clone();
     let event = create_event(&api, &organizer, 1).await;
 
@@ -426,7 +426,7 @@ async fn joining_is_refused_clearly() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 4]);
     let minter = stack.token_minter().await;
-    let me = minter.user(&[Role::Attendee]);
+    let me = minter.user(&[Role::Attendee]).await;
     let unknown = join(&api, &me, "evt_0123456789abcdef0123456789ab", &key()).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
     let malformed = join(&api, &me, "nope", &key()).await;
@@ -444,7 +444,7 @@ async fn joining_is_refused_clearly() {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let not_joined = leave(&api, &me, "evt_0123456789abcdef0123456789ab", None).await;
     assert_eq!(not_joined.status, StatusCode::NOT_FOUND);
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
     let event = create_event(&api, &organizer, 2).await;
     let forbidden = api
         .send_as(

@@ -127,9 +127,19 @@ fn only_the_signing_functions_can_read_the_private_keys() {
     let t = template();
     let grants = grants(&t);
     // (secret, the variable that names it, the only functions that may read it)
-    let restricted: [(&str, &str, &[&str]); 2] = [
+    let restricted: [(&str, &str, &[&str]); 4] = [
         ("SigningKeysSecret", "SIGNING_KEYS_SECRET_ID", &SIGNERS),
         ("RefreshKeySecret", "REFRESH_KEY_SECRET_ID", &["refresh"]),
+        (
+            "IdempotencyKeySecret",
+            "IDEMPOTENCY_KEY_SECRET_ID",
+            &["create_event", "join_event", "leave_event", "register"],
+        ),
+        (
+            "MfaKeySecret",
+            "MFA_KEY_SECRET_ID",
+            &["mfa_verify", "totp_activate", "totp_disable", "totp_enroll"],
+        ),
     ];
     let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
     for (secret, variable, allowed) in restricted {
@@ -174,6 +184,28 @@ fn only_the_signing_functions_can_read_the_private_keys() {
         assert!(
             !kind.starts_with("AWS::IAM::"),
             "{id:?} is an IAM resource: the test above would not see what it grants"
+        );
+    }
+}
+
+/// The routes that change state check the caller's session inside their transaction: a
+/// ConditionCheck needs its own action (AWS refuses it without; moto does not check).
+#[test]
+fn the_transactional_routes_may_check_the_session_in_their_transaction() {
+    let t = template();
+    let grants = grants(&t);
+    for binary in [
+        "create_event",
+        "update_event",
+        "cancel_event",
+        "join_event",
+        "leave_event",
+        "set_roles",
+    ] {
+        assert!(
+            grants.iter().any(|g| g.binary == binary
+                && g.actions.iter().any(|a| a == "dynamodb:ConditionCheckItem")),
+            "{binary} may ConditionCheckItem"
         );
     }
 }

@@ -21,17 +21,13 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 4, 1]);
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
-    let users: Vec<Caller> = (0..500).map(|_| minter.user(&[Role::Attendee])).collect();
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let users: Vec<Caller> = minter.users(500, &[Role::Attendee]).await;
     // One pool of readers for every round, so that no address goes over its budget of reads.
     let readers = Readers::new(
         (0..40u8)
-            .map(|i| {
-                (
-                    Api::new(&stack, [127, 0, 5, 10 + i]),
-                    minter.user(&[Role::Attendee]),
-                )
-            })
+            .map(|i| Api::new(&stack, [127, 0, 5, 10 + i]))
+            .zip(minter.users(40, &[Role::Attendee]).await)
             .collect(),
     );
     let rounds: usize = std::env::var("JOIN_ROUNDS")
@@ -179,13 +175,13 @@ async fn contention_grows_with_concurrent_writers() {
     let stack = Stack::get();
     let api = Api::new(&stack, [127, 0, 6, 1]);
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
     println!("| writers | joins | seconds | joins/s | attempts per join: mean | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|---|");
     for writers in [1usize, 2, 4, 8, 16, 32] {
         // A full event (capacity 1, taken), so every join is a waitlist append.
         let event = create_event(&api, &organizer, 1).await;
-        let first = minter.user(&[Role::Attendee]);
+        let first = minter.user(&[Role::Attendee]).await;
         assert_eq!(
             join(&api, &first, &event, &key()).await.status,
             StatusCode::CREATED
@@ -193,11 +189,12 @@ async fn contention_grows_with_concurrent_writers() {
         let per_writer = 240 / writers.max(1) + 10;
         let started = Instant::now();
         let lines_before = stack.log_lines("JoinEventFunction").len();
-        join_all((0..writers).map(|_| {
+        let mut writer_users = Vec::new();
+        for _ in 0..writers {
+            writer_users.push(minter.users(per_writer, &[Role::Attendee]).await);
+        }
+        join_all(writer_users.into_iter().map(|users| {
             let (api, event) = (api.clone(), event.clone());
-            let users: Vec<Caller> = (0..per_writer)
-                .map(|_| minter.user(&[Role::Attendee]))
-                .collect();
             async move {
                 for caller in users {
                     let r = join(&api, &caller, &event, &key()).await;

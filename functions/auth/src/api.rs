@@ -27,6 +27,8 @@ pub struct Auth {
     secrets: shared::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
     /// The successor-deriving key's secret: only in the refresh function.
     refresh_key_secret_id: Option<String>,
+    /// The key of second-factor data at rest: only in the functions that handle it.
+    mfa_key: Option<shared::secrets::SecretKey>,
 }
 
 impl Auth {
@@ -40,7 +42,22 @@ impl Auth {
             audience: app.config.jwt_audience.clone(),
             secrets: app.secrets.clone(),
             refresh_key_secret_id: app.config.refresh_key_secret_id.clone(),
+            mfa_key: shared::secrets::SecretKey::from_env_optional(
+                app,
+                "MFA_KEY_SECRET_ID",
+                "MFA data key",
+            ),
         })
+    }
+
+    /// The keys that seal TOTP secrets and hash recovery codes.
+    async fn mfa_keys(&self) -> Result<crate::mfa_keys::MfaKeys, ApiError> {
+        let key = self.mfa_key.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this function has no MFA_KEY_SECRET_ID: it cannot read second factors")
+        })?;
+        let bytes = key.get().await?;
+        let text = std::str::from_utf8(&bytes).map_err(ApiError::internal)?;
+        Ok(crate::mfa_keys::MfaKeys::parse(text)?)
     }
 
     /// The key that derives refresh tokens' successors.
@@ -191,7 +208,7 @@ impl TryFrom<String> for LoginPassword {
 /// Access and refresh tokens.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Tokens {
-    /// RS256 JWT (`typ` at+jwt), at most 15 minutes.
+    /// RS256 JWT (`typ` at+jwt), at most 5 minutes.
     pub access_token: String,
     pub token_type: &'static str,
     /// Seconds until the access token expires.
@@ -394,12 +411,17 @@ async fn register_once(
     responses(
         (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = Tokens),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after failures, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked for this address after failures (5 on the account from this address — 1 while the account has 20 or more failures in 15 min from everywhere — or 20 from this address across accounts; an IPv6 client is its /64), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Login = req.json_body()?;
     let now = now_unix();
-    let lock = auth.store.locked_for(&input.email, now).await?;
+    // Failures lock the account for the address they come from (an IPv6 client: its /64), and
+    // an address failing across accounts for every account: anyone cannot lock anyone out.
+    let address = Some(shared::http::client_address(&req))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let lock = auth.store.locked_for(&input.email, &address, now).await?;
     if lock > 0 {
         metrics::counter!("LoginAttempts", "outcome" => "locked").increment(1);
         return Err(locked(lock));
@@ -412,7 +434,10 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     .await?;
     let Some(user) = user.filter(|_| ok) else {
         metrics::counter!("LoginAttempts", "outcome" => "failure").increment(1);
-        let lock = auth.store.record_failure(&input.email, now).await?;
+        let lock = auth
+            .store
+            .record_failure(&input.email, &address, now)
+            .await?;
         tracing::info!(target: "audit", audit_event = "login.failure", "security event");
         if lock > 0 {
             metrics::counter!("Lockouts").increment(1);
@@ -420,7 +445,7 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         }
         return Err(invalid_credentials());
     };
-    auth.store.clear_failures(&input.email).await?;
+    auth.store.clear_failures(&input.email, &address).await?;
     if user.mfa_enabled {
         let challenge = auth.store.create_challenge(&user.id, now).await?;
         metrics::counter!("LoginAttempts", "outcome" => "mfa_challenge").increment(1);
@@ -573,16 +598,21 @@ async fn check_second_factor(
     now: u64,
 ) -> Result<bool, ApiError> {
     let code = code.trim();
+    let keys = auth.mfa_keys().await?;
     if code.len() == totp::DIGITS as usize {
-        let Some(secret) = &user.totp_secret else {
+        let Some(stored) = &user.totp_secret else {
             return Ok(false);
         };
-        return match totp::verify(secret, code, now, user.last_totp_step) {
+        let secret = keys.open(&user.id, stored)?;
+        return match totp::verify(&secret, code, now, user.last_totp_step) {
             Some(step) => Ok(auth.store.accept_totp_step(&user.id, step).await?),
             None => Ok(false),
         };
     }
-    let used = auth.store.use_recovery_code(&user.id, code).await?;
+    let used = auth
+        .store
+        .use_recovery_code(&user.id, &keys.recovery_candidates(&user.id, code))
+        .await?;
     if used {
         audit("mfa.recovery_code_used", &user.id);
     }
@@ -698,7 +728,8 @@ pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError
         .detail("disable it first to enroll a new authenticator"));
     }
     let secret = totp::new_secret()?;
-    auth.store.set_pending_totp(&user.id, &secret).await?;
+    let sealed = auth.mfa_keys().await?.seal(&user.id, &secret)?;
+    auth.store.set_pending_totp(&user.id, &sealed).await?;
     let uri = totp::otpauth_uri("City Events", &user.email, &secret);
     let qr_png = totp::qr_png_data_url(&uri)?;
     json(
@@ -724,7 +755,7 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
         .user(&caller.id)
         .await?
         .ok_or_else(shared::auth::unauthorized)?;
-    let secret = user.pending_totp_secret.clone().ok_or_else(|| {
+    let stored = user.pending_totp_secret.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "/problems/no-pending-enrollment",
@@ -732,6 +763,8 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
         )
         .detail("enroll first with POST /v1/me/mfa/totp")
     })?;
+    let keys = auth.mfa_keys().await?;
+    let secret = keys.open(&user.id, &stored)?;
     let step = totp::verify(&secret, input.code.trim(), now_unix(), user.last_totp_step)
         .ok_or_else(invalid_code)?;
     let mut codes = Vec::new();
@@ -743,11 +776,12 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
     }
     let hashes = codes
         .iter()
-        .map(|c| crate::store::digest(&c.replace('-', "")))
+        .map(|c| keys.recovery_hash(&user.id, c))
         .collect();
+    // The sealed value moves from pending to active as it is (its condition compares it).
     if !auth
         .store
-        .activate_totp(&user.id, &secret, step, hashes)
+        .activate_totp(&user.id, &stored, step, hashes)
         .await?
     {
         return Err(invalid_code());

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod email;
+pub mod mfa_keys;
 pub mod openapi;
 pub mod password;
 pub mod rotation;

@@ -8,7 +8,9 @@
 //! | session | `USER#<id>` | `SESSION#<family>` | one refresh-token family; `revoked` |
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | `status` active → used, `used_at`; TTL |
 //! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; 5 attempts, each reserved before the code is checked |
-//! | lockout | `LOCKOUT#<sha256(email)>` | `LOCKOUT` | failures, lock level, locked until; TTL |
+//! | lockout | `LOCKOUT#<sha256(email, address)>` | `LOCKOUT` | failures of one account from one address (IPv6: its /64), locked until; TTL |
+//! | account failures | `LOCKOUT#ACCOUNT#<sha256(email)>` | `LOCKOUT` | failures of the account from every address (the brake); TTL |
+//! | address lockout | `LOCKOUT#ADDRESS#<sha256(address)>` | `LOCKOUT` | failures from one address across accounts, locked until; TTL |
 //! | MFA lockout | `MFALOCK#<user id>` | `LOCKOUT` | the same, for wrong second-factor codes |
 //! | step-up lockout | `STEPUPLOCK#<user id>` | `LOCKOUT` | the same, for wrong passwords on MFA changes |
 //! | admins | `ADMINS` | `ADMINS` | `ids`: the set of admin ids (never empty once there is one) |
@@ -258,13 +260,26 @@ pub const LOCKOUT_WINDOW_SECONDS: u64 = 15 * 60;
 pub const LOCKOUT_FIRST_SECONDS: u64 = 60;
 pub const LOCKOUT_MAX_SECONDS: u64 = 3600;
 
+/// Failed logins on one account, from every address, in the window beyond which the account is
+/// braked: each address then gets one failure (not five) before its lock on that account. The
+/// owner's correct password from an address without failures still gets in.
+pub const ACCOUNT_BRAKE_FAILURES: u64 = 20;
+/// Failed logins from one address (an IPv6 /64), across accounts, in the window that lock the
+/// address out of every account (credential stuffing from one place), backing off as above.
+pub const ADDRESS_LOCK_FAILURES: u64 = 20;
+
 /// The lock for the `failures`-th failure in a window: none below the threshold, then one
 /// minute doubling per further failure, at most an hour.
 pub fn lock_seconds(failures: u64) -> u64 {
-    if failures < LOCKOUT_THRESHOLD {
+    lock_seconds_after(failures, LOCKOUT_THRESHOLD)
+}
+
+/// As [`lock_seconds`], with the lock starting at the `threshold`-th failure.
+pub fn lock_seconds_after(failures: u64, threshold: u64) -> u64 {
+    if failures < threshold.max(1) {
         return 0;
     }
-    let doublings = (failures - LOCKOUT_THRESHOLD).min(10);
+    let doublings = (failures - threshold.max(1)).min(10);
     (LOCKOUT_FIRST_SECONDS << doublings).min(LOCKOUT_MAX_SECONDS)
 }
 
@@ -877,9 +892,22 @@ impl Store {
         }
     }
 
-    /// Uses a recovery code (its hash leaves the set; a second use finds it gone).
-    pub async fn use_recovery_code(&self, user_id: &str, code: &str) -> anyhow::Result<bool> {
-        let h = digest(&code.trim().to_ascii_uppercase().replace('-', ""));
+    /// Uses a recovery code, given every form it may be stored in (its stored form leaves the
+    /// set; a second use finds it gone).
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        candidates: &[String],
+    ) -> anyhow::Result<bool> {
+        for h in candidates {
+            if self.use_recovery_hash(user_id, h).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn use_recovery_hash(&self, user_id: &str, h: &str) -> anyhow::Result<bool> {
         let result = self
             .ddb
             .update_item()
@@ -888,7 +916,7 @@ impl Store {
             .key("sk", s("PROFILE"))
             .update_expression("DELETE recovery_codes :h")
             .condition_expression("contains(recovery_codes, :one)")
-            .expression_attribute_values(":h", AttributeValue::Ss(vec![h.clone()]))
+            .expression_attribute_values(":h", AttributeValue::Ss(vec![h.to_owned()]))
             .expression_attribute_values(":one", s(h))
             .send()
             .await;
@@ -969,23 +997,59 @@ impl Store {
 
     // ------------------------------------------------------------------ lockout
 
-    fn lockout_key(email: &Email) -> String {
-        format!("LOCKOUT#{}", digest(&email.key()))
+    /// The lock of one account from one address (an IPv6 /64): what wrong passwords lock.
+    fn lockout_key(email: &Email, address: &str) -> String {
+        format!("LOCKOUT#{}", digest(&format!("{}\n{address}", email.key())))
     }
 
-    /// Seconds the account is still locked for (0 when it is not).
-    pub async fn locked_for(&self, email: &Email, now: u64) -> anyhow::Result<u64> {
-        self.locked_at(Self::lockout_key(email), now).await
+    /// The account's failures from every address (a count, never a lock by itself).
+    fn account_failures_key(email: &Email) -> String {
+        format!("LOCKOUT#ACCOUNT#{}", digest(&email.key()))
     }
 
-    /// Counts a failed login; returns the lock it caused (0: none yet).
-    pub async fn record_failure(&self, email: &Email, now: u64) -> anyhow::Result<u64> {
-        self.record_failure_at(Self::lockout_key(email), now).await
+    /// The address's failures across accounts.
+    fn address_lock_key(address: &str) -> String {
+        format!("LOCKOUT#ADDRESS#{}", digest(address))
     }
 
-    /// A successful login resets the account's failures.
-    pub async fn clear_failures(&self, email: &Email) -> anyhow::Result<()> {
-        self.clear_at(Self::lockout_key(email)).await
+    /// Seconds logins to the account from `address` are still locked for (0 when they are
+    /// not): the (account, address) lock, or the address's own lock.
+    pub async fn locked_for(&self, email: &Email, address: &str, now: u64) -> anyhow::Result<u64> {
+        let (pair, place) = tokio::try_join!(
+            self.locked_at(Self::lockout_key(email, address), now),
+            self.locked_at(Self::address_lock_key(address), now),
+        )?;
+        Ok(pair.max(place))
+    }
+
+    /// Counts a failed login from `address`: toward the (account, address) lock — after one
+    /// failure instead of five while the account is braked ([`ACCOUNT_BRAKE_FAILURES`]) — and
+    /// toward the address's own lock. Returns the lock it caused (0: none yet).
+    pub async fn record_failure(
+        &self,
+        email: &Email,
+        address: &str,
+        now: u64,
+    ) -> anyhow::Result<u64> {
+        let account = self
+            .count_failure(Self::account_failures_key(email), now)
+            .await?;
+        let threshold = if account >= ACCOUNT_BRAKE_FAILURES {
+            1
+        } else {
+            LOCKOUT_THRESHOLD
+        };
+        let (pair, place) = tokio::try_join!(
+            self.record_failure_at(Self::lockout_key(email, address), now, threshold),
+            self.record_failure_at(Self::address_lock_key(address), now, ADDRESS_LOCK_FAILURES),
+        )?;
+        Ok(pair.max(place))
+    }
+
+    /// A successful login resets the failures of the account from that address (not the
+    /// account's count across addresses, nor the address's across accounts).
+    pub async fn clear_failures(&self, email: &Email, address: &str) -> anyhow::Result<()> {
+        self.clear_at(Self::lockout_key(email, address)).await
     }
 
     /// Seconds `lock` of the user still holds for after failures (0: not locked).
@@ -1006,7 +1070,8 @@ impl Store {
         user_id: &str,
         now: u64,
     ) -> anyhow::Result<u64> {
-        self.record_failure_at(lock.key(user_id), now).await
+        self.record_failure_at(lock.key(user_id), now, LOCKOUT_THRESHOLD)
+            .await
     }
 
     pub async fn clear_user_failures(&self, lock: UserLock, user_id: &str) -> anyhow::Result<()> {
@@ -1030,7 +1095,42 @@ impl Store {
             .unwrap_or(0))
     }
 
-    async fn record_failure_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
+    /// Counts a failure toward the lock at `key` (locked from the `threshold`-th failure in the
+    /// window on, with backoff); returns the lock it caused (0: none).
+    async fn record_failure_at(
+        &self,
+        key: String,
+        now: u64,
+        threshold: u64,
+    ) -> anyhow::Result<u64> {
+        let failures = self.count_failure(key.clone(), now).await?;
+        let lock = lock_seconds_after(failures, threshold);
+        if lock > 0 {
+            // Never shortened by a concurrent failure that counted lower.
+            let set = self
+                .ddb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(key))
+                .key("sk", s("LOCKOUT"))
+                .update_expression("SET locked_until = :until")
+                .condition_expression("attribute_not_exists(locked_until) OR locked_until < :until")
+                .expression_attribute_values(":until", n(now + lock))
+                .send()
+                .await;
+            if let Err(e) = set
+                && !e
+                    .as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception())
+            {
+                return Err(e.into());
+            }
+        }
+        Ok(lock)
+    }
+
+    /// Counts one failure in the current window at `key`; returns the window's count.
+    async fn count_failure(&self, key: String, now: u64) -> anyhow::Result<u64> {
         let cutoff = n(now.saturating_sub(LOCKOUT_WINDOW_SECONDS));
         let expires = n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS);
         let conditional_failed = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
@@ -1091,28 +1191,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        let failures = failures.unwrap_or(LOCKOUT_THRESHOLD);
-        let lock = lock_seconds(failures);
-        if lock > 0 {
-            // Never shortened by a concurrent failure that counted lower.
-            let set = self
-                .ddb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(key))
-                .key("sk", s("LOCKOUT"))
-                .update_expression("SET locked_until = :until")
-                .condition_expression("attribute_not_exists(locked_until) OR locked_until < :until")
-                .expression_attribute_values(":until", n(now + lock))
-                .send()
-                .await;
-            if let Err(e) = set
-                && !conditional_failed(&e)
-            {
-                return Err(e.into());
-            }
-        }
-        Ok(lock)
+        // Three lost races in a row: count it as reaching the threshold rather than not at all.
+        Ok(failures.unwrap_or(LOCKOUT_THRESHOLD))
     }
 
     async fn clear_at(&self, key: String) -> anyhow::Result<()> {

@@ -48,7 +48,7 @@ impl Events {
                 table: app.config.table_name.clone(),
             },
             idempotency: shared::idempotency::Idempotency::new(app),
-            cursor_key: shared::cursor::CursorKey::from_env(app)?,
+            cursor_key: shared::cursor::cursor_key(app)?,
         }))
     }
 }
@@ -106,7 +106,7 @@ fn precondition_failed(current: &Event) -> ApiError {
     responses(
         (status = 201, description = "Created", body = EventView,
             headers(("Location" = String, description = "/v1/events/{id}"), ("ETag" = String, description = "\"v1\""))),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an organizer or admin", body = shared::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = shared::Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is in flight (Retry-After)", body = shared::Problem, content_type = "application/problem+json"),
@@ -147,10 +147,13 @@ async fn create_once(
         header::LOCATION,
         HeaderValue::from_str(&format!("/v1/events/{}", e.id)).map_err(ApiError::internal)?,
     );
-    let extra = claim.as_ref().map(|c| c.completion(&r)).transpose()?;
-    match events.store.create(&e, extra.into_iter().collect()).await {
+    // The session guard, then the idempotency completion (always last).
+    let mut extra = vec![shared::session::guard(&events.store.table, &caller)?];
+    extra.extend(claim.as_ref().map(|c| c.completion(&r)).transpose()?);
+    match events.store.create(&e, extra).await {
         Ok(()) => {}
         Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
+        Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
         Err(WriteError::Other(err)) => return Err(err.into()),
     }
     if let Some(c) = &claim {
@@ -210,7 +213,7 @@ async fn editable(events: &Events, req: &Request, id: &str) -> Result<Event, Api
     responses(
         (status = 200, description = "Updated", body = EventView, headers(("ETag" = String))),
         (status = 400, description = "Malformed id or If-Match", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Cancelled, or capacity below the seats taken", body = shared::Problem, content_type = "application/problem+json"),
@@ -264,20 +267,20 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
         ..current.clone()
     };
     let message = changed_message(&current, &next);
-    let extra = message
-        .as_ref()
-        .map(|m| m.transact_put(&events.store.table))
-        .transpose()?;
-    match events
-        .store
-        .replace(&current, &next, extra.into_iter().collect())
-        .await
-    {
+    let mut extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
+    extra.extend(
+        message
+            .as_ref()
+            .map(|m| m.transact_put(&events.store.table))
+            .transpose()?,
+    );
+    match events.store.replace(&current, &next, extra).await {
         Ok(()) => {}
         Err(WriteError::Conflict) => {
             let latest = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
             return Err(precondition_failed(&latest));
         }
+        Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
         Err(WriteError::Other(err)) => return Err(err.into()),
     }
     metrics::counter!("EventsUpdated").increment(1);
@@ -298,7 +301,7 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     responses(
         (status = 200, description = "Cancelled (also when it already was); kept for history", body = EventView, headers(("ETag" = String))),
         (status = 400, description = "Malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
     ))]
@@ -327,7 +330,10 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
             format!("\"{}\" was cancelled", next.data.title),
             serde_json::json!({ "event_id": next.id, "fanout": "attendees" }),
         );
-        let extra = vec![message.transact_put(&events.store.table)?];
+        let extra = vec![
+            shared::session::guard(&events.store.table, req.user()?)?,
+            message.transact_put(&events.store.table)?,
+        ];
         match events.store.replace(&current, &next, extra).await {
             Ok(()) => {
                 metrics::counter!("EventsCancelled").increment(1);
@@ -335,6 +341,7 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
                 return event_response(StatusCode::OK, &next);
             }
             Err(WriteError::Conflict) => continue, // changed meanwhile: read again
+            Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
             Err(WriteError::Other(err)) => return Err(err.into()),
         }
     }
@@ -392,7 +399,7 @@ pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError>
                 tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
             }
             Err(crate::attendance::TxError::Cancelled(_)) => continue,
-            Err(crate::attendance::TxError::Other(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(promoted)

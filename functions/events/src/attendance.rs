@@ -124,12 +124,28 @@ pub enum TxError {
     /// A condition failed: for each item of the transaction, whether its condition failed, and
     /// its current value when it asked for it (the event item and the membership do).
     Cancelled(Vec<(bool, Option<Item>)>),
+    /// The caller's session guard ([`shared::session::guard`]) failed: it was revoked.
+    SessionRevoked,
     Other(anyhow::Error),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for TxError {
     fn from(e: E) -> Self {
         TxError::Other(e.into())
+    }
+}
+
+impl From<TxError> for shared::ApiError {
+    /// What a transition's failure is to the client once the caller has handled the conflicts
+    /// it retries: a revoked session is a 401, anything else a 500.
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::SessionRevoked => shared::auth::unauthorized(),
+            TxError::Other(e) => shared::ApiError::internal(e),
+            TxError::Cancelled(_) => {
+                shared::ApiError::internal(anyhow::anyhow!("a transaction was cancelled"))
+            }
+        }
     }
 }
 
@@ -141,7 +157,7 @@ impl TxError {
                 .first()
                 .and_then(|o| o.1.as_ref())
                 .and_then(|i| event_from_item(i).ok()),
-            TxError::Other(_) => None,
+            TxError::SessionRevoked | TxError::Other(_) => None,
         }
     }
     /// Whether the last item of the transaction (the idempotency record's completion) failed:
@@ -156,7 +172,7 @@ impl TxError {
                 .get(1)
                 .and_then(|o| o.1.as_ref())
                 .and_then(membership_from_item),
-            TxError::Other(_) => None,
+            TxError::SessionRevoked | TxError::Other(_) => None,
         }
     }
 }
@@ -185,6 +201,7 @@ pub async fn transact(
     items: Vec<TransactWriteItem>,
 ) -> Result<(), TxError> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    let guards: Vec<bool> = items.iter().map(shared::session::is_guard).collect();
     match ddb
         .transact_write_items()
         .set_transact_items(Some(items))
@@ -198,6 +215,15 @@ pub async fn transact(
                     .iter()
                     .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
             {
+                let failed_guard = c
+                    .cancellation_reasons()
+                    .iter()
+                    .zip(&guards)
+                    .any(|(r, g)| *g && r.code() == Some("ConditionalCheckFailed"));
+                if failed_guard {
+                    metrics::counter!("RevokedSessionRefused").increment(1);
+                    return Err(TxError::SessionRevoked);
+                }
                 Err(TxError::Cancelled(
                     c.cancellation_reasons()
                         .iter()

@@ -66,6 +66,8 @@ pub struct Posting {
 #[derive(Debug)]
 pub enum WriteError {
     Conflict,
+    /// The caller's session guard failed: the session was revoked.
+    SessionRevoked,
     Other(anyhow::Error),
 }
 
@@ -231,6 +233,7 @@ impl Store {
         match crate::attendance::transact(&self.ddb, items).await {
             Ok(()) => Ok(()),
             Err(crate::attendance::TxError::Cancelled(_)) => Err(WriteError::Conflict),
+            Err(crate::attendance::TxError::SessionRevoked) => Err(WriteError::SessionRevoked),
             Err(crate::attendance::TxError::Other(e)) => Err(WriteError::Other(e)),
         }
     }

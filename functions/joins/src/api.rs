@@ -129,7 +129,7 @@ fn claimed(claim: Option<Arc<Claim>>) -> Result<Arc<Claim>, ApiError> {
         (status = 201, description = "Joined: a seat is yours", body = JoinView),
         (status = 202, description = "The event is full: waitlisted at `position`", body = JoinView),
         (status = 400, description = "Idempotency-Key missing or malformed, or a malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already joined or waitlisted (`state` names which); the event is cancelled or started; or a request with this key is in flight (Retry-After)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = shared::Problem, content_type = "application/problem+json"),
@@ -189,7 +189,11 @@ async fn join_once(
             },
             &view,
         )?;
-        let completion = vec![claim.completion(&response)?];
+        // The session guard, then the idempotency completion (always last).
+        let completion = vec![
+            shared::session::guard(&events.store.table, req.user()?)?,
+            claim.completion(&response)?,
+        ];
         let result = if seat {
             let message = OutboxMessage::new(
                 "join.created",
@@ -240,7 +244,7 @@ async fn join_once(
                     return Err(lost_key());
                 }
                 match err {
-                    TxError::Other(e) => return Err(e.into()),
+                    TxError::Other(_) | TxError::SessionRevoked => return Err(err.into()),
                     TxError::Cancelled(_) => {
                         current = match err.current_event() {
                             Some(fresh) => fresh,
@@ -262,6 +266,7 @@ async fn join_once(
     responses(
         (status = 200, description = "Left; a freed seat went to the head of the waitlist", body = LeaveView),
         (status = 400, description = "Idempotency-Key missing or malformed, or a malformed id", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event, or you had not joined it", body = shared::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The event is cancelled or started, or a request with this key is in flight", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = shared::Problem, content_type = "application/problem+json"),
@@ -307,7 +312,11 @@ async fn leave_once(
                 left: m.state,
             },
         )?;
-        let completion = vec![claim.completion(&response)?];
+        // The session guard, then the idempotency completion (always last).
+        let completion = vec![
+            shared::session::guard(&events.store.table, req.user()?)?,
+            claim.completion(&response)?,
+        ];
         let left = OutboxMessage::new(
             "join.cancelled",
             &id,
@@ -350,8 +359,8 @@ async fn leave_once(
                 return Ok(response);
             }
             Err(err) if err.lost_claim() => return Err(lost_key()),
-            Err(TxError::Other(e)) => return Err(e.into()),
             Err(TxError::Cancelled(_)) => back_off(attempt).await,
+            Err(err) => return Err(err.into()),
         }
     }
     Err(busy())

@@ -34,7 +34,7 @@ impl Notifications {
         Ok(Arc::new(Self {
             ddb: app.clients.dynamodb.clone(),
             table: app.config.table_name.clone(),
-            cursor_key: shared::cursor::CursorKey::from_env(app)?,
+            cursor_key: shared::cursor::cursor_key(app)?,
         }))
     }
 }
@@ -210,7 +210,7 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
     request_body = MarkRead,
     responses(
         (status = 200, description = "Read up to the given id (the mark never moves back)", body = ReadMark),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`up_to` is not a notification id", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiError> {
@@ -221,6 +221,8 @@ pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiE
             "must be a notification id from GET /v1/me/notifications",
         ));
     }
+    // A state change: the caller's session must be live (one consistent read).
+    shared::session::require_live(&n.ddb, &n.table, req.user()?).await?;
     let user = req.user()?.id.clone();
     let result = n
         .ddb
