@@ -778,6 +778,12 @@ def main():
     ap.add_argument("--attach", metavar="READY_FILE",
                     help="a second gateway: use the moto server and resources of the stack that wrote "
                          "READY_FILE (no resources, admin or event sources of its own)")
+    ap.add_argument("--txn-hold-ms", type=float, default=float(os.environ.get("MOTO_TXN_HOLD_MS", "10")),
+                    help="how long a committed DynamoDB transaction holds its items, so that overlapping "
+                         "ones conflict as in DynamoDB (0: never)")
+    ap.add_argument("--faults", metavar="PLAN.json",
+                    help="a fault plan for moto server (throttling, 500s, latency, outages; see "
+                         "infra/moto_server.py); change it at run time with POST <moto>/_faults")
     args = ap.parse_args()
 
     parent = os.getppid()
@@ -814,7 +820,8 @@ def main():
         endpoint = "http://127.0.0.1:%d" % moto_port
         # moto with DynamoDB requests serialised, as DynamoDB applies each atomically.
         moto = subprocess.Popen([sys.executable, os.path.join(ROOT, "infra", "moto_server.py"),
-                                 "-H", "127.0.0.1", "-p", str(moto_port)],
+                                 "-H", "127.0.0.1", "-p", str(moto_port), "--txn-hold-ms", str(args.txn_hold_ms)]
+                                + (["--faults", args.faults] if args.faults else []),
                                 stdout=open(os.path.join(log_dir, "moto.log"), "ab"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
         children.append(moto)
@@ -827,7 +834,10 @@ def main():
         else:
             if not wait_http(endpoint + "/moto-api/", 30):
                 raise SystemExit("moto server did not start on %s (see %s/moto.log)" % (endpoint, log_dir))
-            log("moto server on %s" % endpoint)
+            log("moto server on %s (transactions hold their items %g ms; faults: %s)"
+                % (endpoint, args.txn_hold_ms, args.faults or "none"))
+            log("faults at run time: curl -X POST %s/_faults -d '{\"seed\":1,\"rules\":[{\"service\":\"dynamodb\",\"throttle\":0.05}]}'"
+                "  (off: -d '{}'; counts: curl %s/_faults)" % (endpoint, endpoint))
             for line in create_resources(template, resolver, endpoint, args.queue_visibility_timeout):
                 log("created %s" % line)
 

@@ -8,12 +8,35 @@ request atomically, so this launcher serialises DynamoDB and DynamoDB Streams re
 those: SQS long polls and everything else stay concurrent) and otherwise runs moto as
 `moto_server` does. Transactions are replaced too (see check_then_write_transactions).
 
-Usage: moto_server.py [-H 127.0.0.1] [-p 4566]
+Two ways it is made as unforgiving as AWS on a bad day (issue 12):
+
+- Transaction conflicts. A committed transaction holds its items for a short window
+  (`--txn-hold-ms`, default 10 ms: the order of DynamoDB's own commit time); another transaction
+  touching a held item in that window is cancelled with reason `TransactionConflict` (per-item
+  reasons, DynamoDB's wire format), and a single-item write to it fails with
+  `TransactionConflictException`. Requests are serialised here, so without this two
+  transactions could never overlap and the code that must handle a conflict would never run.
+- A fault plan (`--faults FILE` or `MOTO_FAULTS` as JSON, replaced at run time by
+  `POST /_faults`, read with `GET /_faults` with the counts so far): per service (`dynamodb`,
+  `dynamodbstreams`, `sqs`, `secretsmanager`, `*`) and operation (`PutItem`, `*`), the share of
+  requests answered with throttling, with a 500, delayed, and an outage switch (`down`: every
+  request answered 503 at once; `hang`: held past the SDK's timeouts). Random draws come from
+  one seeded generator, so a run with the same seed and the same requests fails the same way.
+  Faults hit the system under test: requests of the Rust SDK (the functions). The local stack's
+  own pollers (boto3, standing in for Lambda's event source mappings, which AWS runs) and the
+  tests' bookkeeping (`app/e2e-tests` in the User-Agent) are left alone, unless a rule says
+  `"all_clients": true`.
+
+  {"seed": 7, "rules": [{"service": "*", "operation": "*", "throttle": 0.02,
+    "error": 0.02, "latency": 0.05, "latency_ms": 200, "outage": null}]}
+
+Usage: moto_server.py [-H 127.0.0.1] [-p 4566] [--txn-hold-ms 10] [--faults plan.json]
 """
 import argparse
 import io
 import json
 import os
+import random
 import threading
 import time
 
@@ -37,6 +60,11 @@ def check_then_write_transactions():
         TransactWriteSingleOpException,
     )
     from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import ItemSizeTooLarge, MockValidationException
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def item_size(attrs):
+        return sum(len(name.encode()) + DynamoType(value).size() for name, value in attrs.items())
 
     def transact_write_items(self, transact_items):
         if len(transact_items) > 100:
@@ -62,6 +90,33 @@ def check_then_write_transactions():
                 raise MultipleTransactionsException()
             seen.add(unique)
             ops.append((op_type, op, key))
+        # Phase 0: what DynamoDB refuses before running anything (a ValidationException for the
+        # whole request): keys over 2 048 / 1 024 bytes (table and index keys), an item over
+        # 400 KB, a request over 4 MB. moto checks some of these only as it writes each item,
+        # which left the items before the bad one written.
+        if not ops:
+            raise MockValidationException("1 validation error detected: Value null at 'transactItems' failed to satisfy constraint: Member must not be null")
+        total = 0
+        for op_type, op, key in ops:
+            table = self.get_table(op["TableName"])
+            table._validate_key_sizes(key)
+            if op_type == "Put":
+                table._validate_key_sizes(op["Item"])
+                size = item_size(op["Item"])
+                if size > 400 * 1024:
+                    raise ItemSizeTooLarge()
+                total += size
+        if total > 4 * 1024 * 1024:
+            raise MockValidationException("Transaction request cannot be larger than 4 MB")
+        # Conflicts: an item another transaction committed less than the hold window ago.
+        now = time.monotonic()
+        held = [CONFLICTS.is_held(op["TableName"], key, now) for _, op, key in ops]
+        if any(held):
+            CONFLICTS.count("transaction")
+            raise TransactionCanceledException([
+                ("TransactionConflict", "Transaction is ongoing for the item", None) if h else (None, None, None)
+                for h in held
+            ])
         # Phase 1: every condition against the state before the transaction.
         errors, failed = [], False
         for op_type, op, key in ops:
@@ -79,8 +134,30 @@ def check_then_write_transactions():
                 errors.append((None, None, None))
         if failed:
             raise TransactionCanceledException(errors)
-        # Phase 2: the writes (their conditions held, and nothing ran in between).
+        # Phase 2: the writes (their conditions held, and nothing ran in between). Should one
+        # still fail (an update that grows an item past 400 KB), the items written before it
+        # are put back as they were: all or nothing, as in DynamoDB.
+        undo = []
+        CONFLICTS.inside_transaction = True
+        try:
+            apply_writes(self, ops, undo)
+        except Exception:
+            for table_name, key, before in reversed(undo):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before)
+            raise
+        finally:
+            CONFLICTS.inside_transaction = False
+        CONFLICTS.hold([(op["TableName"], key) for _, op, key in ops], time.monotonic())
+
+    def apply_writes(self, ops, undo):
         for op_type, op, key in ops:
+            if op_type == "ConditionCheck":
+                continue
+            current = self.get_item(op["TableName"], key)
+            undo.append((op["TableName"], key, current.to_json()["Attributes"] if current else None))
             names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
             if op_type == "Put":
                 self.put_item(op["TableName"], op["Item"], expression_attribute_names=names,
@@ -93,6 +170,189 @@ def check_then_write_transactions():
                                  expression_attribute_names=names, expression_attribute_values=values)
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
+
+    # Single-item writes to an item a transaction holds fail as in DynamoDB.
+    from moto.dynamodb.exceptions import DynamodbException
+
+    class TransactionConflictException(DynamodbException):
+        def __init__(self):
+            super().__init__("com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                             "Transaction is ongoing for the item")
+
+    def guarded(name):
+        original = getattr(models.DynamoDBBackend, name)
+
+        def write(self, table_name, key_or_item, *args, **kwargs):
+            if not CONFLICTS.inside_transaction and CONFLICTS.window_s > 0:
+                table = self.get_table(table_name)
+                key = {a: key_or_item[a] for a in (table.hash_key_attr, table.range_key_attr)
+                       if a and a in key_or_item}
+                if CONFLICTS.is_held(table_name, key, time.monotonic()):
+                    CONFLICTS.count("write")
+                    raise TransactionConflictException()
+            return original(self, table_name, key_or_item, *args, **kwargs)
+
+        setattr(models.DynamoDBBackend, name, write)
+
+    for name in ("put_item", "update_item", "delete_item"):
+        guarded(name)
+
+
+class Conflicts:
+    """The items recent transactions hold, for the conflict window. Requests are serialised, so
+    plain attributes suffice."""
+
+    def __init__(self):
+        self.window_s = 0.010
+        self.held = {}  # (table, key) -> held until (monotonic seconds)
+        self.inside_transaction = False
+        self.counts = {"transaction": 0, "write": 0}
+
+    @staticmethod
+    def _id(table, key):
+        return (table, json.dumps(key, sort_keys=True))
+
+    def hold(self, keys, now):
+        if self.window_s <= 0:
+            return
+        until = now + self.window_s
+        for table, key in keys:
+            self.held[self._id(table, key)] = until
+        if len(self.held) > 10000:
+            self.held = {k: v for k, v in self.held.items() if v > now}
+
+    def is_held(self, table, key, now):
+        return self.window_s > 0 and self.held.get(self._id(table, key), 0) > now
+
+    def count(self, kind):
+        self.counts[kind] += 1
+
+
+CONFLICTS = Conflicts()
+
+
+class FaultPlan:
+    """Seeded fault injection per service and operation (see the module's docstring)."""
+
+    ERRORS = {
+        # service: (throttling __type, internal-error __type)
+        "dynamodb": ("com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                     "com.amazonaws.dynamodb.v20120810#InternalServerError"),
+        "dynamodbstreams": ("com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                            "com.amazonaws.dynamodb.v20120810#InternalServerError"),
+        "sqs": ("com.amazonaws.sqs#ThrottlingException", "com.amazonaws.sqs#InternalError"),
+        "secretsmanager": ("ThrottlingException", "InternalServiceError"),
+    }
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.set({})
+
+    def set(self, plan):
+        with self.lock:
+            self.plan = plan
+            self.random = random.Random(plan.get("seed", 0))
+            self.counts = {}
+
+    def snapshot(self):
+        with self.lock:
+            return {"plan": self.plan, "counts": dict(self.counts)}
+
+    def decide(self, service, operation, under_test=True):
+        """What to do with this request: None, ("throttle"|"error"|"down"|"hang", ...) or
+        ("latency", seconds)."""
+        rules = [r for r in self.plan.get("rules", [])
+                 if r.get("service", "*") in ("*", service) and r.get("operation", "*") in ("*", operation)
+                 and (under_test or r.get("all_clients"))]
+        if not rules:
+            return None
+        rule = rules[-1]
+        with self.lock:
+            if rule.get("outage") in ("down", "hang"):
+                outcome = (rule["outage"],)
+            else:
+                draw = self.random.random()
+                throttle, error = rule.get("throttle", 0), rule.get("error", 0)
+                if draw < throttle:
+                    outcome = ("throttle",)
+                elif draw < throttle + error:
+                    outcome = ("error",)
+                elif self.random.random() < rule.get("latency", 0):
+                    outcome = ("latency", rule.get("latency_ms", 100) / 1000.0)
+                else:
+                    outcome = None
+            if outcome:
+                key = "%s.%s %s" % (service, operation, outcome[0])
+                self.counts[key] = self.counts.get(key, 0) + 1
+        return outcome
+
+    def respond(self, service, outcome, start_response):
+        kind = outcome[0]
+        if kind == "latency":
+            time.sleep(outcome[1])
+            return None
+        if kind == "hang":
+            time.sleep(float(self.plan.get("hang_s", 8)))
+        throttling, internal = self.ERRORS.get(service, ("ThrottlingException", "InternalFailure"))
+        status, kind_type, message = {
+            "throttle": ("400 Bad Request", throttling, "Rate of requests exceeds the allowed throughput."),
+            "error": ("500 Internal Server Error", internal, "Internal server error (injected)"),
+            "down": ("503 Service Unavailable", "ServiceUnavailable", "Service unavailable (injected outage)"),
+            "hang": ("503 Service Unavailable", "ServiceUnavailable", "Service unavailable (injected outage)"),
+        }[kind]
+        body = json.dumps({"__type": kind_type, "message": message}).encode()
+        start_response(status, [("Content-Type", "application/x-amz-json-1.0"),
+                                ("x-amzn-ErrorType", kind_type.split("#")[-1]),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+
+FAULTS = FaultPlan()
+
+
+def service_of(environ):
+    """(service, operation) of a request, from X-Amz-Target (JSON protocols) or the query
+    protocol's Action, or the Secrets Manager / SQS host part."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        prefix, _, operation = target.partition(".")
+        service = {"DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams",
+                   "AmazonSQS": "sqs", "secretsmanager": "secretsmanager"}.get(prefix, prefix.lower())
+        return service, operation
+    query = environ.get("QUERY_STRING", "")
+    for part in query.split("&"):
+        if part.startswith("Action="):
+            return "sqs", part[len("Action="):]
+    return "other", ""
+
+
+class Faulty:
+    """Applies FAULTS before a request reaches moto, and serves /_faults."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/_faults":
+            if environ.get("REQUEST_METHOD") == "POST":
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                plan = json.loads(body or b"{}")
+                FAULTS.set(plan)
+                if "txn_hold_ms" in plan:
+                    CONFLICTS.window_s = float(plan["txn_hold_ms"]) / 1000.0
+            out = json.dumps(dict(FAULTS.snapshot(), conflicts=dict(CONFLICTS.counts),
+                                  txn_hold_ms=CONFLICTS.window_s * 1000)).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+            return [out]
+        service, operation = service_of(environ)
+        agent = environ.get("HTTP_USER_AGENT", "") + " " + environ.get("HTTP_X_AMZ_USER_AGENT", "")
+        under_test = "aws-sdk-rust" in agent and "app/e2e-tests" not in agent
+        outcome = FAULTS.decide(service, operation, under_test) if FAULTS.plan else None
+        if outcome:
+            answer = FAULTS.respond(service, outcome, start_response)
+            if answer is not None:
+                return answer
+        return self.app(environ, start_response)
 
 
 def partition_queries():
@@ -176,12 +436,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-H", "--host", default="127.0.0.1")
     ap.add_argument("-p", "--port", type=int, default=4566)
+    ap.add_argument("--txn-hold-ms", type=float, default=float(os.environ.get("MOTO_TXN_HOLD_MS", "10")),
+                    help="how long a committed transaction holds its items (0: no conflicts)")
+    ap.add_argument("--faults", help="a JSON fault plan file (or MOTO_FAULTS as JSON)")
     args = ap.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    CONFLICTS.window_s = args.txn_hold_ms / 1000.0
+    if args.faults:
+        with open(args.faults) as f:
+            FAULTS.set(json.load(f))
+    elif os.environ.get("MOTO_FAULTS"):
+        FAULTS.set(json.loads(os.environ["MOTO_FAULTS"]))
     check_then_write_transactions()
     partition_queries()
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, SerialDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, Faulty(SerialDynamoDB(app)), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,11 @@ const MAX_WAIT: Duration = Duration::from_secs(180);
 /// this test process; a long test prints it beside [`RENEWALS`].
 pub static RESENDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Answers that break the contract under faults, so far in this test process: a 5xx other
+/// than a 503 with Retry-After (a 500, a 502 of a crashed function, a 503 that does not say when
+/// to come back). The chaos test asserts there are none.
+pub static SERVER_ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -418,6 +423,13 @@ impl Api {
                     continue;
                 }
             };
+            if reply.status.is_server_error()
+                && !(reply.status == StatusCode::SERVICE_UNAVAILABLE
+                    && reply.headers.contains_key(reqwest::header::RETRY_AFTER))
+            {
+                SERVER_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("server error {}: {}", reply.status, reply.body);
+            }
             if reply.status == StatusCode::UNAUTHORIZED
                 && let (Some(c), Some(t)) = (caller, &token)
                 && !renewed

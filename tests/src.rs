@@ -62,6 +62,9 @@ impl Stack {
             .endpoint_url(&self.aws_endpoint_url)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "e2e"))
+            // The tests' own calls name themselves: a fault plan (infra/moto_server.py) hits
+            // the functions under test, not the test's bookkeeping.
+            .app_name(aws_config::AppName::new("e2e-tests").expect("a valid app name"))
             .load()
             .await
     }

@@ -75,3 +75,40 @@ impl Clients {
         }
     }
 }
+
+/// The error codes (and SDK failures) after which the same request may succeed if sent again:
+/// throttling, a service's internal error, DynamoDB's transaction conflicts, and a request
+/// that never got an answer (connection refused, timeout). The SDK retries these itself
+/// (`MAX_ATTEMPTS`); what is left when it gives up is a dependency that is down or overloaded
+/// for now: a 503 with Retry-After to the client, never a 500.
+const TRANSIENT_CODES: [&str; 10] = [
+    "ThrottlingException",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "TransactionConflict",
+    "TransactionInProgress",
+    "RequestThrottled",
+];
+
+/// Whether `err` (anywhere in its chain) is an AWS failure worth retrying later (see
+/// [`TRANSIENT_CODES`]). Read from the SDK errors' own display (the SdkError kind, and the
+/// operation error, which names its code), so it holds for every operation of every client.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if cause
+            .downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
+            .is_some()
+        {
+            return true;
+        }
+        let text = cause.to_string();
+        matches!(
+            text.as_str(),
+            "dispatch failure" | "request has timed out" | "response error"
+        ) || TRANSIENT_CODES.iter().any(|code| text.contains(code))
+    })
+}

@@ -338,7 +338,14 @@ impl Idempotency {
                 },
                 _ => return Err(ApiError::internal(e)),
             };
-            return self.repeat(&old, &fingerprint, now);
+            // Records written before fingerprints were keyed (up to 24 h old) hold the plain
+            // digest: still recognise the same request by it.
+            let legacy = digest(&[
+                req.method().as_str().as_bytes(),
+                req.uri().path().as_bytes(),
+                req.body().as_ref(),
+            ]);
+            return self.repeat(&old, &[&fingerprint, &legacy], now);
         }
         let path = req.uri().path().to_owned();
         let request_id = req
@@ -374,9 +381,9 @@ impl Idempotency {
     }
 
     /// A repeat of a claimed key.
-    fn repeat(&self, old: &Item, fingerprint: &str, now: i64) -> Result<Response, ApiError> {
+    fn repeat(&self, old: &Item, fingerprints: &[&str], now: i64) -> Result<Response, ApiError> {
         let field = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
-        if field("fingerprint").as_deref() != Some(fingerprint) {
+        if !field("fingerprint").is_some_and(|f| fingerprints.contains(&f.as_str())) {
             metrics::counter!("IdempotencyConflicts", "reason" => "different_request").increment(1);
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -172,15 +172,31 @@ impl ApiError {
         .detail(detail)
     }
 
-    /// An unexpected failure: a 500 whose body says nothing about `cause`.
+    /// An unexpected failure: a 500 whose body says nothing about `cause` — unless `cause` is
+    /// an AWS dependency throttling, failing inside or not answering after the SDK's own
+    /// retries ([`crate::aws::is_transient`]): that is a 503 with Retry-After, which a client
+    /// may send again as it is (with the same Idempotency-Key).
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        if crate::aws::is_transient(&cause) {
+            metrics::counter!("DependencyUnavailable").increment(1);
+            let mut u = Self::service_unavailable(
+                "a dependency is busy or unavailable; retry shortly (with the same Idempotency-Key, if any)",
+            )
+            .header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            u.cause = Some(cause);
+            return u;
+        }
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "about:blank",
             "Internal server error",
         )
         .detail("the request could not be completed; quote the request id when reporting it");
-        e.cause = Some(cause.into());
+        e.cause = Some(cause);
         e
     }
 
@@ -214,6 +230,9 @@ impl ApiError {
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// An unexpected failure is a 500 — unless it is an AWS dependency throttling, failing
+    /// inside or not answering (after the SDK's own retries): that is a 503 with Retry-After,
+    /// which a client may retry (with the same Idempotency-Key) as it is.
     fn from(e: anyhow::Error) -> Self {
         Self::internal(e)
     }

@@ -37,7 +37,16 @@ impl SecretSource for aws_sdk_secretsmanager::Client {
 
 struct Entry {
     value: Option<(SecretString, Instant)>,
+    /// While Secrets Manager fails, the stale value is served without asking again until this.
+    retry_at: Option<Instant>,
 }
+
+/// When Secrets Manager fails, a value fetched before serves this long past its TTL: an outage
+/// of minutes must not turn every request needing a key into an error (keys rotate rarely,
+/// and a rotated key keeps working for longer than this).
+pub const STALE_GRACE: Duration = Duration::from_secs(3600);
+/// While serving a stale value, the next fetch is tried after this.
+const STALE_RETRY_EVERY: Duration = Duration::from_secs(10);
 
 /// The cache. Cheap to clone; clones share entries.
 pub struct SecretsCache<S> {
@@ -72,18 +81,38 @@ impl<S: SecretSource> SecretsCache<S> {
             let mut entries = self.entries.lock().expect("secrets cache lock poisoned");
             entries
                 .entry(id.to_owned())
-                .or_insert_with(|| Arc::new(Mutex::new(Entry { value: None })))
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(Entry {
+                        value: None,
+                        retry_at: None,
+                    }))
+                })
                 .clone()
         };
         let mut entry = entry.lock().await;
         if let Some((value, fetched_at)) = &entry.value
-            && fetched_at.elapsed() < self.ttl
+            && (fetched_at.elapsed() < self.ttl
+                || entry.retry_at.is_some_and(|r| Instant::now() < r))
         {
             return Ok(value.clone());
         }
-        let value = self.source.fetch(id).await?;
-        entry.value = Some((value.clone(), Instant::now()));
-        Ok(value)
+        match self.source.fetch(id).await {
+            Ok(value) => {
+                entry.value = Some((value.clone(), Instant::now()));
+                entry.retry_at = None;
+                Ok(value)
+            }
+            Err(e) => match &entry.value {
+                Some((value, fetched_at)) if fetched_at.elapsed() < self.ttl + STALE_GRACE => {
+                    tracing::warn!(secret = id, age_s = fetched_at.elapsed().as_secs(), error.cause_chain = ?e, "Secrets Manager failed; serving the last good value");
+                    metrics::counter!("SecretsStale").increment(1);
+                    let value = value.clone();
+                    entry.retry_at = Some(Instant::now() + STALE_RETRY_EVERY);
+                    Ok(value)
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     /// Drops a cached value so the next `get` fetches (after a rotation, or a verification
@@ -96,7 +125,9 @@ impl<S: SecretSource> SecretsCache<S> {
             .get(id)
             .cloned();
         if let Some(entry) = entry {
-            entry.lock().await.value = None;
+            let mut entry = entry.lock().await;
+            entry.value = None;
+            entry.retry_at = None;
         }
     }
 }
@@ -114,11 +145,16 @@ impl SecretKey {
     /// The key whose secret id is in the environment variable `var`; None when it is not set.
     pub fn from_env_optional(app: &crate::App, var: &str, what: &'static str) -> Option<Self> {
         let secret_id = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
-        Some(Self {
+        Some(Self::new(app, secret_id, what))
+    }
+
+    /// The key kept in the secret `secret_id`.
+    pub fn new(app: &crate::App, secret_id: impl Into<String>, what: &'static str) -> Self {
+        Self {
             secrets: app.secrets.clone(),
-            secret_id,
+            secret_id: secret_id.into(),
             what,
-        })
+        }
     }
 
     /// As [`SecretKey::from_env_optional`], failing at start, naming `var`, when it is not set.
@@ -179,6 +215,43 @@ mod tests {
             assert_eq!(read.await.unwrap().expose_secret(), "keys-v1");
         }
         assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    }
+
+    struct Flaky {
+        down: std::sync::atomic::AtomicBool,
+        fetches: AtomicUsize,
+    }
+
+    impl SecretSource for Arc<Flaky> {
+        async fn fetch(&self, id: &str) -> anyhow::Result<SecretString> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                anyhow::bail!("Secrets Manager is down");
+            }
+            Ok(SecretString::from(format!("{id}-value")))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_serves_the_last_good_value_and_asks_again_only_every_ten_seconds() {
+        let source = Arc::new(Flaky {
+            down: false.into(),
+            fetches: AtomicUsize::new(0),
+        });
+        let cache = SecretsCache::new(source.clone(), Duration::from_millis(1));
+        assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-value");
+        source.down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for _ in 0..5 {
+            assert_eq!(cache.get("k").await.unwrap().expose_secret(), "k-value");
+        }
+        assert_eq!(
+            source.fetches.load(Ordering::SeqCst),
+            2,
+            "one failed fetch, then the stale value"
+        );
+        // Never fetched: nothing to serve.
+        assert!(cache.get("other").await.is_err());
     }
 
     #[tokio::test]

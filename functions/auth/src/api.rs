@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::{Keys, Role, User as Caller, new_claims, now_unix};
@@ -24,9 +24,8 @@ pub struct Auth {
     pub public_keys: Keys,
     pub issuer: String,
     pub audience: String,
-    secrets: shared::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
-    /// The successor-deriving key's secret: only in the refresh function.
-    refresh_key_secret_id: Option<String>,
+    /// The successor-deriving key: only in the refresh function.
+    refresh_key: Option<shared::secrets::SecretKey>,
     /// The key of second-factor data at rest: only in the functions that handle it.
     mfa_key: Option<shared::secrets::SecretKey>,
 }
@@ -40,8 +39,11 @@ impl Auth {
             public_keys: Keys::new(app),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
-            secrets: app.secrets.clone(),
-            refresh_key_secret_id: app.config.refresh_key_secret_id.clone(),
+            refresh_key: app
+                .config
+                .refresh_key_secret_id
+                .as_ref()
+                .map(|id| shared::secrets::SecretKey::new(app, id, "refresh successor key")),
             mfa_key: shared::secrets::SecretKey::from_env_optional(
                 app,
                 "MFA_KEY_SECRET_ID",
@@ -61,13 +63,13 @@ impl Auth {
     }
 
     /// The key that derives refresh tokens' successors.
-    async fn refresh_key(&self) -> Result<SecretString, ApiError> {
-        let id = self.refresh_key_secret_id.as_deref().ok_or_else(|| {
+    async fn refresh_key(&self) -> Result<Vec<u8>, ApiError> {
+        let key = self.refresh_key.as_ref().ok_or_else(|| {
             anyhow::anyhow!(
                 "this function has no REFRESH_KEY_SECRET_ID: it cannot rotate refresh tokens"
             )
         })?;
-        Ok(self.secrets.get(id).await?)
+        key.get().await
     }
 
     async fn tokens(
@@ -411,7 +413,7 @@ async fn register_once(
     responses(
         (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = Tokens),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked for this address after failures (5 on the account from this address — 1 while the account has 20 or more failures in 15 min from everywhere — or 20 from this address across accounts; an IPv6 client is its /64), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked for this address after failures (5 on the account from this address; 1 while the account has 20 or more failures in 15 min from everywhere, or the address 20 or more across accounts; an IPv6 client is its /64), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Login = req.json_body()?;
@@ -630,11 +632,7 @@ pub async fn refresh(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let key = auth.refresh_key().await?;
     match auth
         .store
-        .rotate_refresh(
-            &input.refresh_token,
-            key.expose_secret().as_bytes(),
-            now_unix(),
-        )
+        .rotate_refresh(&input.refresh_token, &key, now_unix())
         .await?
     {
         Rotation::Rotated {
@@ -883,16 +881,10 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
     }
     roles.sort();
     roles.dedup();
-    // A conflict (the roles changed, or DynamoDB's TransactionConflict) is read again and
-    // retried a few times: the request states the whole set of roles, so the last one wins.
-    let mut change = RolesChange::Conflict;
-    for attempt in 0..4u32 {
-        change = auth.store.set_roles(&id, &roles, Some(&caller.id)).await?;
-        if change != RolesChange::Conflict {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-    }
+    let change = auth
+        .store
+        .set_roles_settled(&id, &roles, Some(&caller.id))
+        .await?;
     match change {
         RolesChange::Changed => {}
         RolesChange::CallerNotAdmin => {

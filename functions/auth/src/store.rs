@@ -10,7 +10,7 @@
 //! | MFA challenge | `CHALLENGE#<sha256(token)>` | `CHALLENGE` | 5 minutes; one use; 5 attempts, each reserved before the code is checked |
 //! | lockout | `LOCKOUT#<sha256(email, address)>` | `LOCKOUT` | failures of one account from one address (IPv6: its /64), locked until; TTL |
 //! | account failures | `LOCKOUT#ACCOUNT#<sha256(email)>` | `LOCKOUT` | failures of the account from every address (the brake); TTL |
-//! | address lockout | `LOCKOUT#ADDRESS#<sha256(address)>` | `LOCKOUT` | failures from one address across accounts, locked until; TTL |
+//! | address failures | `LOCKOUT#ADDRESS#<sha256(address)>` | `LOCKOUT` | failures from one address across accounts (the other brake); TTL |
 //! | MFA lockout | `MFALOCK#<user id>` | `LOCKOUT` | the same, for wrong second-factor codes |
 //! | step-up lockout | `STEPUPLOCK#<user id>` | `LOCKOUT` | the same, for wrong passwords on MFA changes |
 //! | admins | `ADMINS` | `ADMINS` | `ids`: the set of admin ids (never empty once there is one) |
@@ -103,7 +103,7 @@ pub async fn create_admin(
         );
     }
     let change = store
-        .set_roles(&id, &[Role::Attendee, Role::Admin], None)
+        .set_roles_settled(&id, &[Role::Attendee, Role::Admin], None)
         .await?;
     if change != RolesChange::Changed {
         anyhow::bail!("the new account {id} could not be made an admin: {change:?}");
@@ -264,9 +264,10 @@ pub const LOCKOUT_MAX_SECONDS: u64 = 3600;
 /// braked: each address then gets one failure (not five) before its lock on that account. The
 /// owner's correct password from an address without failures still gets in.
 pub const ACCOUNT_BRAKE_FAILURES: u64 = 20;
-/// Failed logins from one address (an IPv6 /64), across accounts, in the window that lock the
-/// address out of every account (credential stuffing from one place), backing off as above.
-pub const ADDRESS_LOCK_FAILURES: u64 = 20;
+/// Failed logins from one address (an IPv6 /64), across accounts, in the window beyond which the
+/// address is braked: on every account, one failure (not five) locks it. Not a lock of its own:
+/// behind a shared NAT, a user who has not failed still gets in with the right password.
+pub const ADDRESS_BRAKE_FAILURES: u64 = 20;
 
 /// The lock for the `failures`-th failure in a window: none below the threshold, then one
 /// minute doubling per further failure, at most an hour.
@@ -385,6 +386,27 @@ impl Store {
                 Ok(None)
             }
         }
+    }
+
+    /// [`Store::set_roles`], read again and retried a few times (with jitter) while it
+    /// conflicts — the roles changed meanwhile, or DynamoDB's TransactionConflict: the request
+    /// states the whole set of roles, so the last one wins.
+    pub async fn set_roles_settled(
+        &self,
+        id: &str,
+        roles: &[Role],
+        by: Option<&str>,
+    ) -> anyhow::Result<RolesChange> {
+        let mut change = RolesChange::Conflict;
+        for attempt in 0..5u32 {
+            change = self.set_roles(id, roles, by).await?;
+            if change != RolesChange::Conflict {
+                break;
+            }
+            let wait = 20.0 * f64::from(1u32 << attempt) * (0.5 + shared::ids::unit_random());
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+        Ok(change)
     }
 
     /// Sets a user's roles on behalf of the admin `by`: one transaction of the profile (on the
@@ -719,21 +741,23 @@ impl Store {
             {
                 return Ok(Some(Outcome::UsedMeanwhile));
             }
-            if c.cancellation_reasons()
-                .iter()
-                .any(|r| r.code() == Some("TransactionConflict"))
-            {
+            if c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some(
+                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                    )
+                )
+            }) {
                 return Ok(None);
             }
         }
-        if e.as_service_error().is_some_and(|x| {
-            x.is_provisioned_throughput_exceeded_exception()
-                || x.is_request_limit_exceeded()
-                || x.is_internal_server_error()
-        }) {
+        // Throttled, failing inside, or no answer (after the SDK's retries): try again.
+        let err = anyhow::Error::from(e);
+        if shared::aws::is_transient(&err) {
             return Ok(None);
         }
-        Err(e.into())
+        Err(err)
     }
 
     pub async fn revoke_session(&self, user_id: &str, family: &str) -> anyhow::Result<()> {
@@ -1007,43 +1031,36 @@ impl Store {
         format!("LOCKOUT#ACCOUNT#{}", digest(&email.key()))
     }
 
-    /// The address's failures across accounts.
-    fn address_lock_key(address: &str) -> String {
+    /// The address's failures across accounts (a count, never a lock by itself).
+    fn address_failures_key(address: &str) -> String {
         format!("LOCKOUT#ADDRESS#{}", digest(address))
     }
 
-    /// Seconds logins to the account from `address` are still locked for (0 when they are
-    /// not): the (account, address) lock, or the address's own lock.
+    /// Seconds logins to the account from `address` are still locked for (0 when they are not).
     pub async fn locked_for(&self, email: &Email, address: &str, now: u64) -> anyhow::Result<u64> {
-        let (pair, place) = tokio::try_join!(
-            self.locked_at(Self::lockout_key(email, address), now),
-            self.locked_at(Self::address_lock_key(address), now),
-        )?;
-        Ok(pair.max(place))
+        self.locked_at(Self::lockout_key(email, address), now).await
     }
 
-    /// Counts a failed login from `address`: toward the (account, address) lock — after one
-    /// failure instead of five while the account is braked ([`ACCOUNT_BRAKE_FAILURES`]) — and
-    /// toward the address's own lock. Returns the lock it caused (0: none yet).
+    /// Counts a failed login from `address` toward the (account, address) lock: after five
+    /// failures, or after one while the account ([`ACCOUNT_BRAKE_FAILURES`]) or the address
+    /// ([`ADDRESS_BRAKE_FAILURES`]) is braked. Returns the lock it caused (0: none yet).
     pub async fn record_failure(
         &self,
         email: &Email,
         address: &str,
         now: u64,
     ) -> anyhow::Result<u64> {
-        let account = self
-            .count_failure(Self::account_failures_key(email), now)
-            .await?;
-        let threshold = if account >= ACCOUNT_BRAKE_FAILURES {
+        let (account, place) = tokio::try_join!(
+            self.count_failure(Self::account_failures_key(email), now),
+            self.count_failure(Self::address_failures_key(address), now),
+        )?;
+        let threshold = if account >= ACCOUNT_BRAKE_FAILURES || place >= ADDRESS_BRAKE_FAILURES {
             1
         } else {
             LOCKOUT_THRESHOLD
         };
-        let (pair, place) = tokio::try_join!(
-            self.record_failure_at(Self::lockout_key(email, address), now, threshold),
-            self.record_failure_at(Self::address_lock_key(address), now, ADDRESS_LOCK_FAILURES),
-        )?;
-        Ok(pair.max(place))
+        self.record_failure_at(Self::lockout_key(email, address), now, threshold)
+            .await
     }
 
     /// A successful login resets the failures of the account from that address (not the

@@ -154,6 +154,7 @@ async fn create_once(
         Ok(()) => {}
         Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
         Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
+        Err(WriteError::Busy) => return Err(crate::attendance::TxError::Conflict.into()),
         Err(WriteError::Other(err)) => return Err(err.into()),
     }
     if let Some(c) = &claim {
@@ -281,6 +282,7 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
             return Err(precondition_failed(&latest));
         }
         Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
+        Err(WriteError::Busy) => return Err(crate::attendance::TxError::Conflict.into()),
         Err(WriteError::Other(err)) => return Err(err.into()),
     }
     metrics::counter!("EventsUpdated").increment(1);
@@ -340,7 +342,8 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
                 audit("event.cancelled", &next, &req.user()?.id);
                 return event_response(StatusCode::OK, &next);
             }
-            Err(WriteError::Conflict) => continue, // changed meanwhile: read again
+            // Changed meanwhile, or DynamoDB conflicted: read again.
+            Err(WriteError::Conflict | WriteError::Busy) => continue,
             Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
             Err(WriteError::Other(err)) => return Err(err.into()),
         }
@@ -399,6 +402,10 @@ pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError>
                 tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
             }
             Err(crate::attendance::TxError::Cancelled(_)) => continue,
+            Err(crate::attendance::TxError::Conflict) => {
+                let ms = 10.0 + 40.0 * crate::store::jitter();
+                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -126,6 +126,10 @@ pub enum TxError {
     Cancelled(Vec<(bool, Option<Item>)>),
     /// The caller's session guard ([`shared::session::guard`]) failed: it was revoked.
     SessionRevoked,
+    /// Nothing was written and trying again may work: DynamoDB cancelled the transaction for
+    /// a TransactionConflict (another transaction or write held one of its items), or
+    /// throttled it, or failed inside (InternalServerError) after the SDK's own retries.
+    Conflict,
     Other(anyhow::Error),
 }
 
@@ -141,6 +145,13 @@ impl From<TxError> for shared::ApiError {
     fn from(e: TxError) -> Self {
         match e {
             TxError::SessionRevoked => shared::auth::unauthorized(),
+            TxError::Conflict => shared::ApiError::service_unavailable(
+                "the data store is busy; retry (with the same Idempotency-Key, if any)",
+            )
+            .header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            ),
             TxError::Other(e) => shared::ApiError::internal(e),
             TxError::Cancelled(_) => {
                 shared::ApiError::internal(anyhow::anyhow!("a transaction was cancelled"))
@@ -157,7 +168,7 @@ impl TxError {
                 .first()
                 .and_then(|o| o.1.as_ref())
                 .and_then(|i| event_from_item(i).ok()),
-            TxError::SessionRevoked | TxError::Other(_) => None,
+            TxError::SessionRevoked | TxError::Conflict | TxError::Other(_) => None,
         }
     }
     /// Whether the last item of the transaction (the idempotency record's completion) failed:
@@ -172,7 +183,7 @@ impl TxError {
                 .get(1)
                 .and_then(|o| o.1.as_ref())
                 .and_then(membership_from_item),
-            TxError::SessionRevoked | TxError::Other(_) => None,
+            TxError::SessionRevoked | TxError::Conflict | TxError::Other(_) => None,
         }
     }
 }
@@ -234,7 +245,30 @@ pub async fn transact(
                         .collect(),
                 ))
             }
-            _ => Err(TxError::Other(err.into())),
+            Some(E::TransactionCanceledException(c))
+                if c.cancellation_reasons().iter().all(|r| {
+                    matches!(
+                        r.code(),
+                        None | Some("None")
+                            | Some("TransactionConflict")
+                            | Some("ThrottlingError")
+                            | Some("ProvisionedThroughputExceeded")
+                    )
+                }) =>
+            {
+                metrics::counter!("TransactionConflicts").increment(1);
+                Err(TxError::Conflict)
+            }
+            _ => {
+                let err = anyhow::Error::from(err);
+                if shared::aws::is_transient(&err) {
+                    tracing::warn!(error.cause_chain = ?err, "a transaction failed for now; retried or answered 503");
+                    metrics::counter!("TransactionConflicts").increment(1);
+                    Err(TxError::Conflict)
+                } else {
+                    Err(TxError::Other(err))
+                }
+            }
         },
     }
 }

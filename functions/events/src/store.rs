@@ -68,6 +68,9 @@ pub enum WriteError {
     Conflict,
     /// The caller's session guard failed: the session was revoked.
     SessionRevoked,
+    /// DynamoDB cancelled or refused it for now (TransactionConflict, throttling): nothing was
+    /// written; the client may retry.
+    Busy,
     Other(anyhow::Error),
 }
 
@@ -234,6 +237,7 @@ impl Store {
             Ok(()) => Ok(()),
             Err(crate::attendance::TxError::Cancelled(_)) => Err(WriteError::Conflict),
             Err(crate::attendance::TxError::SessionRevoked) => Err(WriteError::SessionRevoked),
+            Err(crate::attendance::TxError::Conflict) => Err(WriteError::Busy),
             Err(crate::attendance::TxError::Other(e)) => Err(WriteError::Other(e)),
         }
     }

@@ -14,8 +14,13 @@ pub const TAGS: u8 = 4;
 
 /// Distinct terms indexed per event. Each term is one item in the event's write transaction,
 /// and an update may delete every old term and add every new one in the same transaction
-/// (DynamoDB allows 100 items): 2 × 49 + the event itself = 99.
-pub const MAX_TERMS: usize = 49;
+/// (DynamoDB allows 100 items): 2 × 48 + the event itself + the caller's session check + the
+/// outbox item = 99.
+pub const MAX_TERMS: usize = 48;
+
+/// A term longer than this (in UTF-8 bytes) is indexed as a digest of itself: it becomes part
+/// of a partition key, which DynamoDB bounds at 2 048 bytes (with the city, also bounded).
+pub const MAX_TERM_BYTES: usize = 64;
 
 /// Terms in one search.
 pub const MAX_QUERY_TERMS: usize = 5;
@@ -162,11 +167,24 @@ pub fn terms(text: &str) -> Vec<String> {
         if stem.chars().count() < 2 && !stem.chars().all(|c| c.is_numeric()) {
             continue;
         }
+        let stem = bounded(stem);
         if !out.contains(&stem) {
             out.push(stem);
         }
     }
     out
+}
+
+/// An overlong term as a fixed-size digest of itself ('#' and 32 hex digits: no word has a
+/// '#', so it cannot collide with one). The same word in a search digests the same way, so it
+/// still finds the event.
+fn bounded(term: String) -> String {
+    use sha2::{Digest, Sha256};
+    if term.len() <= MAX_TERM_BYTES {
+        return term;
+    }
+    let digest = Sha256::digest(term.as_bytes());
+    format!("#{}", data_encoding::HEXLOWER.encode(&digest[..16]))
 }
 
 /// The terms an event is indexed under, each with the fields it occurs in. Title terms come
@@ -194,6 +212,22 @@ pub fn index_terms(title: &str, description: &str, tags: &[String]) -> BTreeMap<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_words_become_bounded_terms_in_bytes_and_still_match_themselves() {
+        let ascii = "x".repeat(2100);
+        let two_byte = "é".repeat(1100); // 2 200 bytes, 1 100 characters
+        for word in [&ascii, &two_byte] {
+            let t = terms(&format!("jazz {word} night"));
+            assert_eq!(t.len(), 3, "{t:?}");
+            assert!(t.iter().all(|t| t.len() <= MAX_TERM_BYTES), "{t:?}");
+            assert_eq!(terms(word), vec![t[1].clone()], "a search for it finds it");
+        }
+        assert_ne!(terms(&ascii), terms(&"x".repeat(2101)));
+        let edge = "é".repeat(MAX_TERM_BYTES / 2); // exactly the limit in bytes
+        assert_eq!(terms(&edge), vec![edge.clone()]);
+        assert!(terms(&format!("{edge}é"))[0].starts_with('#'));
+    }
 
     #[test]
     fn inflections_share_a_stem() {

@@ -245,6 +245,8 @@ async fn join_once(
                 }
                 match err {
                     TxError::Other(_) | TxError::SessionRevoked => return Err(err.into()),
+                    // Nothing was written (a TransactionConflict, throttling): try again.
+                    TxError::Conflict => back_off(attempt).await,
                     TxError::Cancelled(_) => {
                         current = match err.current_event() {
                             Some(fresh) => fresh,
@@ -359,7 +361,7 @@ async fn leave_once(
                 return Ok(response);
             }
             Err(err) if err.lost_claim() => return Err(lost_key()),
-            Err(TxError::Cancelled(_)) => back_off(attempt).await,
+            Err(TxError::Cancelled(_) | TxError::Conflict) => back_off(attempt).await,
             Err(err) => return Err(err.into()),
         }
     }

@@ -137,7 +137,10 @@ pub enum Failure {
 
 /// Processes a batch; returns the ids of the messages to redeliver. `max_receives` is the
 /// queue's maxReceiveCount: a message failing on that receive is counted dead (the queue moves
-/// it to the DLQ).
+/// it to the DLQ). The queue is FIFO with one message group per event: once a message of a
+/// group fails, the later messages of that group in the batch are not processed and are
+/// reported failed too, so that the group is redelivered from the failed one, in order
+/// (AWS's rule for FIFO partial batch responses). Other groups go on.
 pub async fn consume(
     inbox: &impl Inbox,
     dead: &impl DeadLetters,
@@ -145,8 +148,17 @@ pub async fn consume(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut stopped_groups: std::collections::HashSet<String> = Default::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
+        let group = record.attributes.get("MessageGroupId").cloned();
+        if group.as_ref().is_some_and(|g| stopped_groups.contains(g)) {
+            metrics::counter!("ConsumerHeldBack").increment(1);
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+            continue;
+        }
         let receives: u32 = record
             .attributes
             .get("ApproximateReceiveCount")
@@ -176,6 +188,9 @@ pub async fn consume(
             }
         };
         if failed {
+            if let Some(g) = group {
+                stopped_groups.insert(g);
+            }
             metrics::counter!("ConsumerFailed").increment(1);
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;

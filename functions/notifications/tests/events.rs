@@ -189,13 +189,43 @@ async fn a_malformed_message_goes_to_the_dlq_at_once_and_the_rest_of_the_batch_i
 }
 
 #[tokio::test]
-async fn only_the_messages_that_failed_are_reported_for_redelivery() {
+async fn a_failed_message_holds_back_the_rest_of_its_group_and_only_its_group() {
     let inbox = MemoryInbox {
         failing_users: HashSet::from(["usr_1".to_owned(), "usr_3".to_owned()]),
         ..Default::default()
     };
     let dlq = MemoryDlq::default();
+    // One event's messages (one message group): m-1 fails, so m-2..m-4 must wait for it.
     let response = consume(&inbox, &dlq, 5, batch(5)).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m-1", "m-2", "m-3", "m-4"],
+        "in order, from the failed one"
+    );
+    {
+        let items = inbox.items.lock().unwrap();
+        assert!(items.contains(&("usr_0".to_owned(), format!("{:032x}", 0))));
+        assert!(
+            !items.iter().any(|i| i.0 == "usr_2" || i.0 == "usr_4"),
+            "nothing after the failure was delivered out of order"
+        );
+    }
+    // Messages of different events (groups) do not wait for each other.
+    let mut event = batch(5);
+    for (i, r) in event.records.iter_mut().enumerate() {
+        r.attributes
+            .insert("MessageGroupId".into(), format!("evt_{i}"));
+    }
+    let inbox = MemoryInbox {
+        failing_users: HashSet::from(["usr_1".to_owned(), "usr_3".to_owned()]),
+        ..Default::default()
+    };
+    let response = consume(&inbox, &dlq, 5, event).await;
     let mut failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
     info(
         title = "City Events API",
         version = "1",
-        description = "The City Events backend. Every error is an RFC 9457 problem+json document."
+        description = "The City Events backend. Every error is an RFC 9457 problem+json document. Any operation may answer 503 `/problems/service-unavailable` with `Retry-After` when a dependency (DynamoDB, SQS, Secrets Manager) throttles, fails or does not answer: nothing was changed, and the same request (with the same Idempotency-Key) may be sent again after that delay."
     ),
     paths(crate::healthz, crate::readiness::readyz, openapi_json),
     components(schemas(Problem, shared::problem::InvalidParam, crate::Health,

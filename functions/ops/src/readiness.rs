@@ -136,7 +136,13 @@ pub async fn check_all(app: &App) -> Vec<Check> {
         check("outbox_dlq", queue(&app.config.outbox_dlq_url)),
         check(
             "public_keys",
-            app.secrets.get(&app.config.public_keys_secret_id)
+            // Readable, and holding at least one key: an empty document (a stack upgraded
+            // without its first rotation) would refuse every token.
+            async {
+                use secrecy::ExposeSecret;
+                let secret = app.secrets.get(&app.config.public_keys_secret_id).await?;
+                shared::auth::KeySet::parse_public(secret.expose_secret()).map(|_| ())
+            }
         ),
     );
     vec![table, outbox, dlq, keys]

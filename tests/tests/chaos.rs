@@ -1,0 +1,276 @@
+//! Issue 12: the system on a bad AWS day. moto server runs with its transaction conflicts (on
+//! in every test) and, for this test binary only, a seeded fault plan on every service the
+//! functions call: throttling, 500s and latency. Clients behave as real ones (resend the same
+//! request after a 503 with its Retry-After, renew tokens). Nothing may answer a 500, no seat
+//! may be overbooked, every Idempotency-Key answers one outcome, every committed change is
+//! notified exactly once and in order, and nothing is stuck outside the DLQ.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+
+use e2e::client::{RENEWALS, RESENDS, SERVER_ERRORS};
+use e2e::joining::{attendees, create_event, get_event, join, key, leave};
+use e2e::{Api, Caller, PATIENCE, Stack};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::auth::Role;
+
+/// A few percent of every DynamoDB, SQS and Secrets Manager request of the functions fails or
+/// is slow; the SDK's own retries hide most, the rest must become 503s the clients retry.
+const PLAN: &str = r#"{"seed": 12, "rules": [
+  {"service": "dynamodb", "throttle": 0.04, "error": 0.03, "latency": 0.05, "latency_ms": 150},
+  {"service": "sqs", "throttle": 0.04, "error": 0.03, "latency": 0.05, "latency_ms": 150},
+  {"service": "secretsmanager", "throttle": 0.04, "error": 0.03, "latency": 0.05, "latency_ms": 150}
+]}"#;
+
+/// Sends one HTTP request to moto's fault endpoint with the standard library only, so that it
+/// also works from a destructor (a failing test must not leave the faults on for the next one).
+fn faults(endpoint: &str, body: &str) -> Value {
+    let hostport = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).expect("moto answers");
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    write!(
+        s,
+        "{method} /_faults HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str(json).unwrap_or(Value::Null)
+}
+
+struct FaultsOn(String);
+
+impl Drop for FaultsOn {
+    fn drop(&mut self) {
+        faults(&self.0, "{}");
+    }
+}
+
+fn status_counts(replies: &[StatusCode]) -> HashMap<u16, usize> {
+    let mut m = HashMap::new();
+    for s in replies {
+        *m.entry(s.as_u16()).or_default() += 1;
+    }
+    m
+}
+
+/// The notifications of `caller` (every page), oldest first.
+async fn inbox(api: &Api, caller: &Caller) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/me/notifications?limit=100".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let r = api.call(Some(caller), |r| r.get(&path)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        all.extend(r.body["items"].as_array().unwrap().iter().cloned());
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    all.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    all
+}
+
+fn types(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|n| n["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and_latency() {
+    let stack = Stack::get();
+    let minter = stack.token_minter().await;
+    let sqs = stack.sqs().await;
+    let dlq_url = stack.env("OUTBOX_DLQ_URL");
+    // Every message in the DLQ, visible or not (another test may be reading one).
+    let dlq_depth = || {
+        let (sqs, url) = (sqs.clone(), dlq_url.clone());
+        async move {
+            use aws_sdk_sqs::types::QueueAttributeName as A;
+            let out = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+                .send()
+                .await
+                .unwrap();
+            out.attributes()
+                .map(|a| {
+                    a.values()
+                        .filter_map(|v| v.parse::<u64>().ok())
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
+        }
+    };
+    let dead_before = dlq_depth().await;
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let users = minter.users(60, &[Role::Attendee]).await;
+    let apis: Vec<Api> = (0..6u8)
+        .map(|i| Api::new(&stack, [127, 0, 9, 1 + i]))
+        .collect();
+    let api = &apis[0];
+
+    let _on = FaultsOn(stack.aws_endpoint_url.clone());
+    let set = faults(&stack.aws_endpoint_url, PLAN);
+    assert_eq!(set["plan"]["seed"], 12, "{set}");
+
+    // 60 people join an event of 15 seats at once; each keeps its Idempotency-Key.
+    let event = create_event(api, &organizer, 15).await;
+    let keys: Vec<String> = users.iter().map(|_| key()).collect();
+    let joined =
+        futures_util::future::join_all(users.iter().zip(&keys).enumerate().map(|(i, (u, k))| {
+            let (api, event) = (apis[i % apis.len()].clone(), event.clone());
+            async move { join(&api, u, &event, k).await }
+        }))
+        .await;
+    let statuses: Vec<StatusCode> = joined.iter().map(|r| r.status).collect();
+    let counts = status_counts(&statuses);
+    assert_eq!(counts.get(&201), Some(&15), "{counts:?}");
+    assert_eq!(counts.get(&202), Some(&45), "{counts:?}");
+    // The same keys again: the same outcomes, replayed, nothing joins twice.
+    for (i, (u, k)) in users.iter().zip(&keys).enumerate().take(20) {
+        let again = join(&apis[i % apis.len()], u, &event, k).await;
+        assert_eq!(again.status, joined[i].status, "{}", again.body);
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+    }
+
+    // Ten seated people leave; ten from the waitlist move up, in order.
+    let seated: Vec<&Caller> = users
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| **s == StatusCode::CREATED)
+        .map(|(u, _)| u)
+        .take(10)
+        .collect();
+    let left = futures_util::future::join_all(seated.iter().enumerate().map(|(i, u)| {
+        let (api, event) = (apis[i % apis.len()].clone(), event.clone());
+        async move { leave(&api, u, &event, None).await.status }
+    }))
+    .await;
+    assert!(left.iter().all(|s| *s == StatusCode::OK), "{left:?}");
+
+    // The organizer edits the description twice (If-Match, the version read): postings move
+    // in the same transaction; a description change notifies nobody.
+    for text in ["Chaos night: bring earplugs", "Chaos night: doors at eight"] {
+        let current = get_event(api, &organizer, &event).await;
+        let version = current["version"].as_u64().unwrap();
+        let r = api
+            .call(Some(&organizer), |r| {
+                r.method(reqwest::Method::PATCH, &format!("/v1/events/{event}"))
+                    .header("if-match", format!("\"v{version}\""))
+                    .json(&json!({ "description": text }))
+            })
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let after = get_event(api, &organizer, &event).await;
+    assert_eq!(
+        after["joined"], 15,
+        "never overbooked, every seat refilled: {after}"
+    );
+    assert_eq!(after["waitlisted"], 35, "{after}");
+
+    // Sign-ins: register, log in, refresh, with the same faults.
+    let acct = &apis[5];
+    for _ in 0..3 {
+        let email = e2e::email();
+        let k = key();
+        let reg = acct
+            .call(None, |r| {
+                r.post("/v1/auth/register")
+                    .header("Idempotency-Key", &k)
+                    .json(&json!({"email": email, "password": e2e::PASSWORD, "display_name": "Chaos"}))
+            })
+            .await;
+        assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.body);
+        let login = acct
+            .call(None, |r| {
+                r.post("/v1/auth/login")
+                    .json(&json!({"email": email, "password": e2e::PASSWORD}))
+            })
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+        let renewed = acct
+            .call(None, |r| {
+                r.post("/v1/auth/refresh")
+                    .json(&json!({"refresh_token": refresh}))
+            })
+            .await;
+        assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    }
+
+    // Every committed change reaches each inbox once, in order: a join's own notification,
+    // then, for the ten promoted, the promotion.
+    let now_joined: std::collections::HashSet<String> = attendees(api, &organizer, &event)
+        .await
+        .into_iter()
+        .filter(|a| a.1 == "joined")
+        .map(|a| a.0)
+        .collect();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut promoted = 0;
+    for (i, u) in users.iter().enumerate() {
+        let api = &apis[i % apis.len()];
+        let expected: &[&str] = if statuses[i] == StatusCode::CREATED {
+            &["join.created"]
+        } else if now_joined.contains(&u.id) {
+            promoted += 1;
+            &["join.waitlisted", "join.promoted"]
+        } else {
+            &["join.waitlisted"]
+        };
+        let got = loop {
+            let t = types(&inbox(api, u).await);
+            if t.len() >= expected.len() || std::time::Instant::now() > deadline {
+                break t;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
+        assert_eq!(got, expected, "user {i}: each change once, in order");
+    }
+    // A duplicate could still be on its way: read every inbox once more.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for (i, u) in users.iter().enumerate() {
+        let n = inbox(&apis[i % apis.len()], u).await.len();
+        assert!(n <= 2, "user {i} has {n} notifications");
+    }
+    assert_eq!(
+        promoted, 10,
+        "the ten at the head of the waitlist were promoted and told"
+    );
+    assert_eq!(dlq_depth().await, dead_before, "nothing went to the DLQ");
+
+    let report = faults(&stack.aws_endpoint_url, "");
+    let injected: u64 = report["counts"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    println!(
+        "chaos: {injected} faults injected ({}), conflicts {}, {} resends, {} token renewals, {} server errors",
+        report["counts"],
+        report["conflicts"],
+        RESENDS.load(Ordering::Relaxed),
+        RENEWALS.load(Ordering::Relaxed),
+        SERVER_ERRORS.load(Ordering::Relaxed)
+    );
+    assert!(injected > 0, "the plan injected faults: {report}");
+    assert_eq!(
+        SERVER_ERRORS.load(Ordering::Relaxed),
+        0,
+        "no 500, no 503 without Retry-After"
+    );
+}
