@@ -35,6 +35,9 @@ pub static RESENDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUs
 /// to come back). The chaos test asserts there are none.
 pub static SERVER_ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Requests sent through [`Api::call`] (first sends and resends) in this test process.
+pub static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -408,6 +411,7 @@ impl Api {
             if send > 0 {
                 RESENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut req = build(&RequestFor { api: self });
             let mut token = None;
             if let Some(c) = caller {

@@ -25,6 +25,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// The endpoint override (moto server locally), if any.
     pub endpoint_url: Option<String>,
+    /// The circuit breakers of the three clients (see [`crate::breaker`]).
+    pub breakers: [crate::breaker::Breaker; 3],
 }
 
 /// Loads the SDK configuration from the environment with this project's timeouts and retries.
@@ -48,11 +50,30 @@ pub fn loader() -> aws_config::ConfigLoader {
 
 impl Clients {
     pub fn new(config: &SdkConfig) -> Self {
+        use crate::breaker::Breaker;
+        let breakers = [
+            Breaker::new("dynamodb"),
+            Breaker::new("sqs"),
+            Breaker::new("secretsmanager"),
+        ];
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config)
+                    .interceptor(breakers[0].clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .interceptor(breakers[1].clone())
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(breakers[2].clone())
+                    .build(),
+            ),
             endpoint_url: config.endpoint_url().map(str::to_owned),
+            breakers,
         }
     }
 
@@ -102,6 +123,9 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         if cause
             .downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
             .is_some()
+            || cause
+                .downcast_ref::<crate::breaker::CircuitOpen>()
+                .is_some()
         {
             return true;
         }
@@ -109,6 +133,7 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         matches!(
             text.as_str(),
             "dispatch failure" | "request has timed out" | "response error"
-        ) || TRANSIENT_CODES.iter().any(|code| text.contains(code))
+        ) || text.starts_with("circuit open")
+            || TRANSIENT_CODES.iter().any(|code| text.contains(code))
     })
 }

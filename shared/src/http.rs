@@ -142,6 +142,17 @@ impl Policy {
         }
     }
 
+    /// An API route that changes state, for callers with `role`, on the same per-user budget
+    /// but failing closed: while the limiter's store is down its writes would fail too, and a
+    /// write let through unlimited is what an attacker waits for.
+    pub fn api_write(config: &crate::Config, role: crate::auth::Role) -> Self {
+        let mut p = Self::api(config, role);
+        if let Some(rule) = p.rate_limit.as_mut() {
+            rule.fail_open = false;
+        }
+        p
+    }
+
     /// A public API route, limited per client IP on the shared API budget.
     pub fn public_api(config: &crate::Config) -> Self {
         Self {
@@ -782,5 +793,40 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::Policy;
+    use crate::auth::Role;
+
+    /// What each route class does while the rate limiter's store is down (docs/runbook.md).
+    #[test]
+    fn reads_fail_open_writes_and_auth_fail_closed() {
+        let c = crate::testing::config("policy", &[]);
+        let open = |p: Policy| p.rate_limit.map(|r| r.fail_open);
+        assert_eq!(open(Policy::api(&c, Role::Attendee)), Some(true), "reads");
+        assert_eq!(open(Policy::public_api(&c)), Some(true), "public reads");
+        assert_eq!(
+            open(Policy::api_write(&c, Role::Attendee)),
+            Some(false),
+            "writes"
+        );
+        assert_eq!(
+            open(Policy::auth_endpoint(&c, "auth:login")),
+            Some(false),
+            "auth"
+        );
+        assert_eq!(
+            open(Policy::sensitive(&c, Role::Attendee, "auth:mfa")),
+            Some(false),
+            "MFA changes"
+        );
+        assert_eq!(
+            open(Policy::open()),
+            None,
+            "health, readiness, the document"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod breaker;
 pub mod config;
 pub mod cursor;
 pub mod http;

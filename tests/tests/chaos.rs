@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 
-use e2e::client::{RENEWALS, RESENDS, SERVER_ERRORS};
+use e2e::client::{RENEWALS, REQUESTS, RESENDS, SERVER_ERRORS};
 use e2e::joining::{attendees, create_event, get_event, join, key, leave};
 use e2e::{Api, Caller, PATIENCE, Stack};
 use reqwest::StatusCode;
@@ -41,6 +41,9 @@ fn faults(endpoint: &str, body: &str) -> Value {
     let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
+
+/// One fault plan at a time: the tests of this binary run one after the other.
+static PLAN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct FaultsOn(String);
 
@@ -123,6 +126,7 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         .collect();
     let api = &apis[0];
 
+    let _serial = PLAN_LOCK.lock().await;
     let _on = FaultsOn(stack.aws_endpoint_url.clone());
     let set = faults(&stack.aws_endpoint_url, PLAN);
     assert_eq!(set["plan"]["seed"], 12, "{set}");
@@ -260,7 +264,8 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         .map(|m| m.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0);
     println!(
-        "chaos: {injected} faults injected ({}), conflicts {}, {} resends, {} token renewals, {} server errors",
+        "chaos: {} requests, {injected} faults injected ({}), conflicts {}, {} resends, {} token renewals, {} server errors",
+        REQUESTS.load(Ordering::Relaxed),
         report["counts"],
         report["conflicts"],
         RESENDS.load(Ordering::Relaxed),
@@ -273,4 +278,160 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         0,
         "no 500, no 503 without Retry-After"
     );
+}
+
+/// Sends one request as it is (no client retry), to see what a dependency outage answers.
+async fn once(
+    api: &Api,
+    caller: &Caller,
+    method: reqwest::Method,
+    path: &str,
+    k: &str,
+) -> e2e::Reply {
+    api.exec(
+        api.request(method, path)
+            .bearer_auth(caller.current_token().await)
+            .header("Idempotency-Key", k),
+    )
+    .await
+}
+
+fn retry_after(r: &e2e::Reply) -> Option<u64> {
+    r.headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// An outage of each dependency, one after the other:
+/// - DynamoDB down: a join answers 503 with Retry-After, fast; /readyz is 503 naming the table
+///   and its breaker opens; after recovery the breaker closes and the client's resend with the
+///   same key joins once.
+/// - SQS down for a few seconds: the relay's stream batch is retried; the notification arrives
+///   once.
+/// - Secrets Manager down: sign-in, refresh and authenticated calls go on with cached keys.
+#[tokio::test]
+async fn each_dependency_going_down_is_a_503_or_nothing_and_everything_recovers() {
+    let stack = Stack::get();
+    let endpoint = stack.aws_endpoint_url.clone();
+    let minter = stack.token_minter().await;
+    let api = Api::new(&stack, [127, 0, 9, 20]);
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let user = minter.user(&[Role::Attendee]).await;
+    let event = create_event(&api, &organizer, 5).await;
+    let _serial = PLAN_LOCK.lock().await;
+    let _on = FaultsOn(endpoint.clone());
+
+    // DynamoDB down.
+    faults(
+        &endpoint,
+        r#"{"seed": 1, "rules": [{"service": "dynamodb", "outage": "down"}]}"#,
+    );
+    let k = key();
+    let path = format!("/v1/events/{event}/join");
+    let started = std::time::Instant::now();
+    let refused = once(&api, &user, reqwest::Method::POST, &path, &k).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert!(retry_after(&refused).is_some(), "{:?}", refused.headers);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "within the time budget"
+    );
+    let mut ready = Value::Null;
+    for _ in 0..8 {
+        let r = api.send(reqwest::Method::GET, "/readyz", None, None).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        ready = r.body;
+    }
+    assert!(
+        ready["detail"].as_str().unwrap().contains("table"),
+        "{ready}"
+    );
+    assert_eq!(ready["circuits"]["dynamodb"], "open", "{ready}");
+
+    faults(&endpoint, "{}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let r = api.send(reqwest::Method::GET, "/readyz", None, None).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.body["circuits"]["dynamodb"], "closed", "{}", r.body);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never recovered: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    // The client resends with the same key: it joins, once.
+    let joined = join(&api, &user, &event, &k).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let replay = join(&api, &user, &event, &k).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(get_event(&api, &organizer, &event).await["joined"], 1);
+
+    // SQS down for three seconds while a join commits: its notification still arrives, once.
+    let second = minter.user(&[Role::Attendee]).await;
+    faults(
+        &endpoint,
+        r#"{"seed": 2, "rules": [{"service": "sqs", "outage": "down"}]}"#,
+    );
+    let r = join(&api, &second, &event, &key()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    faults(&endpoint, "{}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let got = loop {
+        let t = types(&inbox(&api, &second).await);
+        if !t.is_empty() || std::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert_eq!(got, ["join.created"], "delivered after the outage, once");
+
+    // Secrets Manager down (the test stack re-reads secrets every second): sign-in, refresh,
+    // and calls that verify tokens go on with the last good keys.
+    let acct = Api::new(&stack, [127, 0, 9, 21]);
+    let email = e2e::email();
+    assert_eq!(acct.register(&email).await.status, StatusCode::CREATED);
+    // Each function involved has read its keys once (a cold start during an outage has none).
+    let first = acct.login(&email, e2e::PASSWORD).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(
+        acct.me(first.body["access_token"].as_str().unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let warm = acct
+        .refresh(first.body["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(warm.status, StatusCode::OK, "{}", warm.body);
+    faults(
+        &endpoint,
+        r#"{"seed": 3, "rules": [{"service": "secretsmanager", "outage": "down"}]}"#,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let login = acct.login(&email, e2e::PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let access = login.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(acct.me(&access).await.status, StatusCode::OK);
+    let refreshed = acct
+        .refresh(warm.body["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let third = minter.user(&[Role::Attendee]).await;
+    assert_eq!(
+        join(&api, &third, &event, &key()).await.status,
+        StatusCode::CREATED
+    );
+    faults(&endpoint, "{}");
+    assert_eq!(SERVER_ERRORS.load(Ordering::Relaxed), 0);
 }

@@ -32,6 +32,16 @@ pub struct Check {
 pub struct Readiness {
     pub status: &'static str,
     pub checks: Vec<Check>,
+    /// This instance's circuit breaker per dependency: `closed`, `open` or `half-open`.
+    pub circuits: std::collections::BTreeMap<String, String>,
+}
+
+fn circuits(app: &App) -> std::collections::BTreeMap<String, String> {
+    app.clients
+        .breakers
+        .iter()
+        .map(|b| (b.name().to_owned(), b.state().to_owned()))
+        .collect()
 }
 
 /// Runs one check with its latency and time limit.
@@ -168,6 +178,7 @@ pub async fn readyz(app: &App) -> Result<Response, ApiError> {
             &Readiness {
                 status: "ok",
                 checks,
+                circuits: circuits(app),
             },
         );
     }
@@ -187,7 +198,11 @@ pub async fn readyz(app: &App) -> Result<Response, ApiError> {
         tracing::warn!(check = c.name, error = ?c.error, latency_ms = c.latency_ms, "readiness check failed");
     }
     Err(ApiError::service_unavailable(detail)
-        .extension("checks", serde_json::to_value(&checks).unwrap_or_default()))
+        .extension("checks", serde_json::to_value(&checks).unwrap_or_default())
+        .extension(
+            "circuits",
+            serde_json::to_value(circuits(app)).unwrap_or_default(),
+        ))
 }
 
 /// The endpoint override is moto server locally; without one the SDK talks to AWS.

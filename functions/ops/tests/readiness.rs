@@ -111,9 +111,16 @@ async fn provision(sdk: &aws_config::SdkConfig, table: &'static str) -> shared::
         .queue_url
         .unwrap();
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    // A public-key document with one key (an empty one is not ready: nothing would verify).
+    let doc = shared::auth::KeyDocument {
+        keys: vec![shared::auth::KeyDocument::generate_key(1).unwrap()],
+    };
+    let public = shared::auth::KeySet::from_document(&doc)
+        .unwrap()
+        .public_document();
     sm.create_secret()
         .name("keys")
-        .secret_string("{\"keys\":[]}")
+        .secret_string(serde_json::to_string(&public).unwrap())
         .send()
         .await
         .unwrap();

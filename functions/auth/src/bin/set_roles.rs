@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     auth::serve(
         "set_roles",
-        |c| Policy::api(c, Role::Admin),
+        |c| Policy::api_write(c, Role::Admin),
         |auth, req| async move { auth::api::set_roles(&auth, req).await },
     )
     .await

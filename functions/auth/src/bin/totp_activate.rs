@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     auth::serve(
         "totp_activate",
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::api_write(c, Role::Attendee),
         |auth, req| async move { auth::api::totp_activate(&auth, req).await },
     )
     .await

@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     events::serve(
         "create_event",
-        |c| Policy::api(c, Role::Organizer),
+        |c| Policy::api_write(c, Role::Organizer),
         |events, req| async move { events::api::create(&events, req).await },
     )
     .await

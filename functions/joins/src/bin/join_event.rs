@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     events::serve(
         "join_event",
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::api_write(c, Role::Attendee),
         |events, req| async move { joins::api::join(&events, req).await },
     )
     .await

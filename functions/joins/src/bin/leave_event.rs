@@ -5,7 +5,7 @@ use shared::http::Policy;
 async fn main() -> Result<(), lambda_http::Error> {
     events::serve(
         "leave_event",
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::api_write(c, Role::Attendee),
         |events, req| async move { joins::api::leave(&events, req).await },
     )
     .await

@@ -6,7 +6,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::http::serve(
         "read_notifications",
         notifications::api::Notifications::new,
-        |c| Policy::api(c, Role::Attendee),
+        |c| Policy::api_write(c, Role::Attendee),
         |n, req| async move { notifications::api::mark_read(&n, req).await },
     )
     .await
