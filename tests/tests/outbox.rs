@@ -136,3 +136,71 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     ids.dedup();
     assert_eq!(ids.len(), count, "no message delivered twice");
 }
+
+/// Issue 12, 3: a notification that reaches the inbox after the user marked everything read
+/// (its change committed earlier; its delivery was late) is shown unread, and marking again
+/// reads it.
+#[tokio::test]
+async fn a_notification_that_arrives_after_the_read_mark_is_unread() {
+    use reqwest::{Method, StatusCode};
+    use shared::auth::Role;
+    let stack = Stack::get();
+    let api = e2e::Api::new(&stack, [127, 0, 9, 30]);
+    let user = stack.token_minter().await.user(&[Role::Attendee]).await;
+    let mark = format!("2099-01-01T00:00:00.000000Z#{}", "f".repeat(32));
+    let read = |up_to: String| {
+        let (api, user) = (api.clone(), user.clone());
+        async move {
+            api.send_as(
+                &user,
+                Method::POST,
+                "/v1/me/notifications/read",
+                Some(serde_json::json!({ "up_to": up_to })),
+            )
+            .await
+        }
+    };
+    assert_eq!(read(mark.clone()).await.status, StatusCode::OK);
+
+    let ddb = stack.dynamodb().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let message = serde_json::json!({
+        "id": id, "type": "event.changed", "aggregate_id": "evt_late", "occurred_at": "2026-11-23T10:00:00.000000Z",
+        "recipients": [user.id], "summary": "The venue changed", "data": {}
+    })
+    .to_string();
+    ddb.put_item()
+        .table_name(stack.env("TABLE_NAME"))
+        .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
+        .item("sk", AttributeValue::S("OUTBOX".into()))
+        .item("message", AttributeValue::S(message))
+        .send()
+        .await
+        .unwrap();
+    let list = || {
+        let (api, user) = (api.clone(), user.clone());
+        async move {
+            let r = api
+                .send_as(&user, Method::GET, "/v1/me/notifications", None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["items"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let items = loop {
+        let items = list().await;
+        if !items.is_empty() || Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["read"], false,
+        "it arrived after the mark: {}",
+        items[0]
+    );
+    assert_eq!(read(mark).await.status, StatusCode::OK);
+    assert_eq!(list().await[0]["read"], true);
+}

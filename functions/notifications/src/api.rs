@@ -103,7 +103,9 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl Notifications {
-    async fn read_mark(&self, user: &str) -> anyhow::Result<Option<String>> {
+    /// The read mark: up to which id, and when it was last set (None for marks set before
+    /// the time was kept).
+    async fn read_mark(&self, user: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
         let out = self
             .ddb
             .get_item()
@@ -113,7 +115,10 @@ impl Notifications {
             .consistent_read(true)
             .send()
             .await?;
-        Ok(out.item.map(|i| get_s(&i, "read_up_to")))
+        Ok(out.item.map(|i| {
+            let at = Some(get_s(&i, "marked_at")).filter(|a| !a.is_empty());
+            (get_s(&i, "read_up_to"), at)
+        }))
     }
 }
 
@@ -135,7 +140,7 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
     let after = cursor::decode_param(&key, &query, q.first("cursor"), now)?;
     let pk = format!("USER#{user}");
-    let mark = n.read_mark(&user).await?.unwrap_or_default();
+    let (mark, marked_at) = n.read_mark(&user).await?.unwrap_or_default();
     let mut start: Option<Item> = after.map(|p| {
         HashMap::from([
             ("pk".into(), s(&pk)),
@@ -160,8 +165,16 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
             .map_err(ApiError::internal)?;
         for i in page.items() {
             let id = get_s(i, "sk").trim_start_matches(PREFIX).to_owned();
+            // Read: at or before the mark, and already in the inbox when the mark was set — a
+            // notification that arrived late (its change committed earlier, its delivery was
+            // retried) is news even though its id sorts before the mark.
+            let delivered_at = get_s(i, "delivered_at");
+            let arrived_before_mark = match &marked_at {
+                Some(at) if !delivered_at.is_empty() => delivered_at.as_str() <= at.as_str(),
+                _ => true,
+            };
             items.push(Notification {
-                read: !mark.is_empty() && id.as_str() <= mark.as_str(),
+                read: !mark.is_empty() && id.as_str() <= mark.as_str() && arrived_before_mark,
                 id,
                 kind: get_s(i, "type"),
                 summary: get_s(i, "summary"),
@@ -209,7 +222,7 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
 #[utoipa::path(post, path = "/v1/me/notifications/read", tag = "notifications", security(("bearer" = [])),
     request_body = MarkRead,
     responses(
-        (status = 200, description = "Read up to the given id (the mark never moves back)", body = ReadMark),
+        (status = 200, description = "Read up to the given id (the mark never moves back). A notification that reaches the inbox after the mark was set stays unread (its id may sort before the mark when its delivery was late) until the next mark", body = ReadMark),
         (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`up_to` is not a notification id", body = shared::Problem, content_type = "application/problem+json"),
     ))]
@@ -230,9 +243,14 @@ pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiE
         .table_name(&n.table)
         .key("pk", s(format!("USER#{user}")))
         .key("sk", s(READ_MARK))
-        .update_expression("SET read_up_to = :id")
-        .condition_expression("attribute_not_exists(read_up_to) OR read_up_to < :id")
+        // Marking up to the current mark again (or beyond) also marks what arrived since.
+        .update_expression("SET read_up_to = :id, marked_at = :now")
+        .condition_expression("attribute_not_exists(read_up_to) OR read_up_to <= :id")
         .expression_attribute_values(":id", s(&input.up_to))
+        .expression_attribute_values(
+            ":now",
+            s(shared::outbox::timestamp(time::OffsetDateTime::now_utc())),
+        )
         .send()
         .await;
     match result {
@@ -242,7 +260,11 @@ pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiE
                 .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
         Err(e) => return Err(ApiError::internal(e)),
     }
-    let mark = n.read_mark(&user).await?.unwrap_or(input.up_to);
+    let mark = n
+        .read_mark(&user)
+        .await?
+        .map(|(id, _)| id)
+        .unwrap_or(input.up_to);
     json(StatusCode::OK, &ReadMark { read_up_to: mark })
 }
 

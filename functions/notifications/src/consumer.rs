@@ -60,6 +60,12 @@ impl Inbox for DynamoInbox {
             )
             .item("data", AttributeValue::S(message.data.to_string()))
             .item("message_id", AttributeValue::S(message.id.clone()))
+            // When it reached the inbox: a notification arriving after the user marked
+            // everything up to a later one read is still unread (see api::list).
+            .item(
+                "delivered_at",
+                AttributeValue::S(shared::outbox::timestamp(time::OffsetDateTime::now_utc())),
+            )
             .item(
                 "trace_id",
                 AttributeValue::S(shared::telemetry::current_trace_id().unwrap_or_default()),
