@@ -102,7 +102,9 @@ impl Clients {
 /// that never got an answer (connection refused, timeout). The SDK retries these itself
 /// (`MAX_ATTEMPTS`); what is left when it gives up is a dependency that is down or overloaded
 /// for now: a 503 with Retry-After to the client, never a 500.
-const TRANSIENT_CODES: [&str; 10] = [
+const TRANSIENT_CODES: [&str; 12] = [
+    "InternalServiceError",
+    "InternalError",
     "ThrottlingException",
     "ThrottlingError",
     "ProvisionedThroughputExceeded",
@@ -119,6 +121,13 @@ const TRANSIENT_CODES: [&str; 10] = [
 /// [`TRANSIENT_CODES`]). Read from the SDK errors' own display (the SdkError kind, and the
 /// operation error, which names its code), so it holds for every operation of every client.
 pub fn is_transient(err: &anyhow::Error) -> bool {
+    // A request DynamoDB refused as invalid stays invalid, whatever else its cancellation lists.
+    if err.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("ValidationError") || text.contains("ValidationException")
+    }) {
+        return false;
+    }
     err.chain().any(|cause| {
         if cause
             .downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()

@@ -3,7 +3,8 @@
 //!
 //! Closed, it counts operations that failed for the dependency's sake after the SDK's own
 //! retries — no answer (connection refused, timeout), a 5xx — and opens after
-//! [`FAILURES_TO_OPEN`] of them within [`WINDOW`]. Open, every operation on that client fails at
+//! [`FAILURES_TO_OPEN`] of them within [`WINDOW`] when they are at least half of the operations
+//! in that window (a busy instance with a few slow calls among many good ones stays closed). Open, every operation on that client fails at
 //! once with [`CircuitOpen`] (a 503 with Retry-After to the client, `ApiError::internal`) instead
 //! of each request waiting out the SDK's timeouts; requests that do not use the dependency are
 //! unaffected. After [`OPEN_FOR`] one probe goes through (half-open): its success closes the
@@ -40,7 +41,8 @@ enum Phase {
 #[derive(Debug)]
 struct State {
     phase: Phase,
-    failures: VecDeque<Instant>,
+    /// Outcomes in the window: (when, failed).
+    outcomes: VecDeque<(Instant, bool)>,
 }
 
 /// The refusal of an open breaker, in the SDK error's chain.
@@ -61,7 +63,7 @@ impl Breaker {
             name,
             state: Arc::new(Mutex::new(State {
                 phase: Phase::Closed,
-                failures: VecDeque::new(),
+                outcomes: VecDeque::new(),
             })),
         }
     }
@@ -111,7 +113,7 @@ impl Breaker {
         match (s.phase, ok) {
             (Phase::HalfOpen { .. }, true) => {
                 s.phase = Phase::Closed;
-                s.failures.clear();
+                s.outcomes.clear();
                 drop(s);
                 self.transition("closed");
             }
@@ -122,20 +124,21 @@ impl Breaker {
                 drop(s);
                 self.transition("open");
             }
-            (Phase::Closed, false) => {
-                s.failures.push_back(now);
+            (Phase::Closed, ok) => {
+                s.outcomes.push_back((now, !ok));
                 while s
-                    .failures
+                    .outcomes
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) > WINDOW)
+                    .is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
                 {
-                    s.failures.pop_front();
+                    s.outcomes.pop_front();
                 }
-                if s.failures.len() >= FAILURES_TO_OPEN {
+                let failures = s.outcomes.iter().filter(|(_, failed)| *failed).count();
+                if !ok && failures >= FAILURES_TO_OPEN && failures * 2 >= s.outcomes.len() {
                     s.phase = Phase::Open {
                         until: now + OPEN_FOR,
                     };
-                    s.failures.clear();
+                    s.outcomes.clear();
                     drop(s);
                     self.transition("open");
                 }
@@ -218,6 +221,16 @@ mod tests {
         b.record(true, again);
         assert_eq!(b.state(), "closed", "a good probe closes it");
         assert!(b.admit(again));
+    }
+
+    #[test]
+    fn a_few_failures_among_many_successes_do_not_open_it() {
+        let b = Breaker::new("dynamodb");
+        let t0 = Instant::now();
+        for i in 0..40u32 {
+            b.record(i % 5 != 0, t0 + Duration::from_millis(i.into()));
+        }
+        assert_eq!(b.state(), "closed", "8 failures in 40 calls");
     }
 
     #[test]

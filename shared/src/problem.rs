@@ -163,6 +163,8 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden").detail(detail)
     }
 
+    /// A 503: nothing was changed; the same request may be sent again after `Retry-After`
+    /// (1 s unless the caller sets another).
     pub fn service_unavailable(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -170,6 +172,10 @@ impl ApiError {
             "Service unavailable",
         )
         .detail(detail)
+        .header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        )
     }
 
     /// An unexpected failure: a 500 whose body says nothing about `cause` — unless `cause` is

@@ -287,10 +287,18 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     }
     metrics::counter!("EventsUpdated").increment(1);
     audit("event.updated", &next, &req.user()?.id);
-    if next.data.capacity > current.data.capacity
-        && next.waitlisted > 0
-        && fill_free_seats(events, &id).await? > 0
-    {
+    // The change is committed: promotion is best effort from here (a failure is logged, not
+    // answered; the next join or leave promotes anyway), so a retry never sees a 412 for a
+    // change that landed.
+    let promoted = if next.data.capacity > current.data.capacity && next.waitlisted > 0 {
+        fill_free_seats(events, &id).await.unwrap_or_else(|e| {
+            tracing::warn!(event_id = %id, error = %e, "promotion after a capacity increase failed; left to the next change");
+            0
+        })
+    } else {
+        0
+    };
+    if promoted > 0 {
         // The promotions changed the counts: answer with them.
         let latest = events.store.get(&id).await?.unwrap_or(next);
         return event_response(StatusCode::OK, &latest);
@@ -309,7 +317,7 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     ))]
 pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
-    for _ in 0..3 {
+    for _ in 0..8 {
         let current = editable(events, &req, &id).await?;
         if current.status == Status::Cancelled {
             return event_response(StatusCode::OK, &current);
@@ -342,8 +350,11 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
                 audit("event.cancelled", &next, &req.user()?.id);
                 return event_response(StatusCode::OK, &next);
             }
-            // Changed meanwhile, or DynamoDB conflicted: read again.
-            Err(WriteError::Conflict | WriteError::Busy) => continue,
+            // Changed meanwhile, or DynamoDB conflicted: read again after a jittered pause.
+            Err(WriteError::Conflict | WriteError::Busy) => {
+                let ms = 10.0 + 60.0 * crate::store::jitter();
+                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            }
             Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
             Err(WriteError::Other(err)) => return Err(err.into()),
         }
@@ -383,7 +394,12 @@ fn changed_message(old: &Event, new: &Event) -> Option<OutboxMessage> {
 /// promotion is its own transaction, conditional on a free seat and on the head's entry.
 pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError> {
     let mut promoted = 0;
+    // Bounded in count and in time: what is left waits for the next change.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
     for _ in 0..1000 {
+        if std::time::Instant::now() > until {
+            break;
+        }
         let Some(e) = events.store.get(id).await? else {
             break;
         };

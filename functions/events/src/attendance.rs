@@ -127,8 +127,8 @@ pub enum TxError {
     /// The caller's session guard ([`shared::session::guard`]) failed: it was revoked.
     SessionRevoked,
     /// Nothing was written and trying again may work: DynamoDB cancelled the transaction for
-    /// a TransactionConflict (another transaction or write held one of its items), or
-    /// throttled it, or failed inside (InternalServerError) after the SDK's own retries.
+    /// a TransactionConflict (another transaction or write held one of its items) or throttled
+    /// one of its items.
     Conflict,
     Other(anyhow::Error),
 }
@@ -259,16 +259,11 @@ pub async fn transact(
                 metrics::counter!("TransactionConflicts").increment(1);
                 Err(TxError::Conflict)
             }
-            _ => {
-                let err = anyhow::Error::from(err);
-                if shared::aws::is_transient(&err) {
-                    tracing::warn!(error.cause_chain = ?err, "a transaction failed for now; retried or answered 503");
-                    metrics::counter!("TransactionConflicts").increment(1);
-                    Err(TxError::Conflict)
-                } else {
-                    Err(TxError::Other(err))
-                }
-            }
+            // Anything else — including a timeout or a lost answer, after which the transaction
+            // may have committed — is not retried here: it answers 503 when transient
+            // (ApiError::internal), and the client's resend with the same Idempotency-Key
+            // replays a commit that did happen instead of running it twice.
+            _ => Err(TxError::Other(err.into())),
         },
     }
 }
