@@ -33,6 +33,7 @@ Two ways it is made as unforgiving as AWS on a bad day (issue 12):
 Usage: moto_server.py [-H 127.0.0.1] [-p 4566] [--txn-hold-ms 10] [--faults plan.json]
 """
 import argparse
+import copy
 import io
 import json
 import os
@@ -137,10 +138,19 @@ def check_then_write_transactions():
         # Phase 2: the writes (their conditions held, and nothing ran in between). Should one
         # still fail (an update that grows an item past 400 KB), the items written before it
         # are put back as they were: all or nothing, as in DynamoDB.
-        undo = []
+        # The stream sees the transaction only once it committed, and only its final items:
+        # moto would record each write as it happens (and the rollback's writes too), which a
+        # stream consumer (the outbox relay) would act on.
+        undo, changes = [], []
+        shards = {}
+        for _, op, _ in ops:
+            table = self.get_table(op["TableName"])
+            if op["TableName"] not in shards:
+                shards[op["TableName"]] = table.stream_shard
+                table.stream_shard = None
         CONFLICTS.inside_transaction = True
         try:
-            apply_writes(self, ops, undo)
+            apply_writes(self, ops, undo, changes)
         except Exception:
             for table_name, key, before in reversed(undo):
                 if before is None:
@@ -150,14 +160,21 @@ def check_then_write_transactions():
             raise
         finally:
             CONFLICTS.inside_transaction = False
+            for name, shard in shards.items():
+                self.get_table(name).stream_shard = shard
+        for table_name, before, after in changes:
+            shard = shards.get(table_name)
+            if shard is not None:
+                shard.add(before, after)
         CONFLICTS.hold([(op["TableName"], key) for _, op, key in ops], time.monotonic())
 
-    def apply_writes(self, ops, undo):
+    def apply_writes(self, ops, undo, changes):
         for op_type, op, key in ops:
             if op_type == "ConditionCheck":
                 continue
             current = self.get_item(op["TableName"], key)
             undo.append((op["TableName"], key, current.to_json()["Attributes"] if current else None))
+            before = copy.deepcopy(current) if current is not None else None
             names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
             if op_type == "Put":
                 self.put_item(op["TableName"], op["Item"], expression_attribute_names=names,
@@ -168,6 +185,8 @@ def check_then_write_transactions():
             elif op_type == "Update":
                 self.update_item(op["TableName"], key, update_expression=op["UpdateExpression"],
                                  expression_attribute_names=names, expression_attribute_values=values)
+            after = self.get_item(op["TableName"], key)
+            changes.append((op["TableName"], before, copy.deepcopy(after) if after is not None else None))
 
     models.DynamoDBBackend.transact_write_items = transact_write_items
 

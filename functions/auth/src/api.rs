@@ -32,7 +32,7 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(app: &shared::App) -> Arc<Self> {
-        Arc::new(Auth {
+        let auth = Arc::new(Auth {
             idempotency: shared::idempotency::Idempotency::new(app),
             store: Store::new(app),
             signer: Keys::signing(app),
@@ -49,7 +49,39 @@ impl Auth {
                 "MFA_KEY_SECRET_ID",
                 "MFA data key",
             ),
-        })
+        });
+        // Read this function's keys now, beside the first request: an instance that has only
+        // refused requests so far (wrong passwords, reused tokens) would otherwise meet a
+        // Secrets Manager outage with nothing cached to sign with.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let warm = auth.clone();
+            tokio::spawn(async move { warm.warm().await });
+        }
+        auth
+    }
+
+    /// Fetches every key this function holds into the cache (failures are left to the first
+    /// request that needs the key).
+    async fn warm(&self) {
+        let signer = async {
+            if let Some(s) = &self.signer {
+                let _ = s.get().await;
+            }
+        };
+        let refresh = async {
+            if let Some(k) = &self.refresh_key {
+                let _ = k.get().await;
+            }
+        };
+        let mfa = async {
+            if let Some(k) = &self.mfa_key {
+                let _ = k.get().await;
+            }
+        };
+        let public = async {
+            let _ = self.public_keys.get().await;
+        };
+        tokio::join!(signer, refresh, mfa, public);
     }
 
     /// The keys that seal TOTP secrets and hash recovery codes.
