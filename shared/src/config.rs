@@ -55,9 +55,6 @@ pub struct Config {
     pub signing_keys_secret_id: Option<String>,
     /// `PUBLIC_KEYS_SECRET_ID`: the secret holding their public halves, which verifiers read.
     pub public_keys_secret_id: String,
-    /// `REFRESH_KEY_SECRET_ID`: the HMAC key that derives a refresh token's successor. Set only
-    /// for the refresh function.
-    pub refresh_key_secret_id: Option<String>,
     /// `SECRETS_CACHE_TTL_SECONDS`: how long a fetched secret is served from memory.
     pub secrets_ttl: Duration,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated exact origins; empty means no CORS.
@@ -103,7 +100,6 @@ impl Config {
             outbox_dlq_url: r.required("OUTBOX_DLQ_URL"),
             signing_keys_secret_id: r.optional("SIGNING_KEYS_SECRET_ID"),
             public_keys_secret_id: r.required("PUBLIC_KEYS_SECRET_ID"),
-            refresh_key_secret_id: r.optional("REFRESH_KEY_SECRET_ID"),
             secrets_ttl: Duration::from_secs(r.number("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86_400)),
             cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS"),
             max_body_bytes: r.number("MAX_BODY_BYTES", 64 * 1024, 1, 6 * 1024 * 1024) as usize,

@@ -7,6 +7,26 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::{PATIENCE, Stack};
 
+/// Writes an outbox item as a committed change would (the stream relay picks it up).
+async fn commit_outbox_item(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+    message: String,
+    trace: Option<&str>,
+) {
+    let mut put = ddb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
+        .item("sk", AttributeValue::S("OUTBOX".into()))
+        .item("message", AttributeValue::S(message));
+    if let Some(t) = trace {
+        put = put.item("trace", AttributeValue::S(t.into()));
+    }
+    put.send().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trace() {
     let stack = Stack::get();
@@ -20,15 +40,7 @@ async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trac
         "recipients": [user], "summary": "The venue changed", "data": {}
     })
     .to_string();
-    ddb.put_item()
-        .table_name(&table)
-        .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
-        .item("sk", AttributeValue::S("OUTBOX".into()))
-        .item("message", AttributeValue::S(message))
-        .item("trace", AttributeValue::S(trace.into()))
-        .send()
-        .await
-        .unwrap();
+    commit_outbox_item(&ddb, &table, &id, message, Some(trace)).await;
 
     let deadline = Instant::now() + PATIENCE;
     let items = loop {
@@ -71,14 +83,7 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
             "recipients": [user], "summary": format!("change {i}"), "data": {}
         })
         .to_string();
-        ddb.put_item()
-            .table_name(&table)
-            .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
-            .item("sk", AttributeValue::S("OUTBOX".into()))
-            .item("message", AttributeValue::S(message))
-            .send()
-            .await
-            .unwrap();
+        commit_outbox_item(&ddb, &table, &id, message, None).await;
     }
     let inbox = |ddb: aws_sdk_dynamodb::Client, table: String, user: String| async move {
         ddb.query()
@@ -169,14 +174,7 @@ async fn a_notification_that_arrives_after_the_read_mark_is_unread() {
         "recipients": [user.id], "summary": "The venue changed", "data": {}
     })
     .to_string();
-    ddb.put_item()
-        .table_name(stack.env("TABLE_NAME"))
-        .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
-        .item("sk", AttributeValue::S("OUTBOX".into()))
-        .item("message", AttributeValue::S(message))
-        .send()
-        .await
-        .unwrap();
+    commit_outbox_item(&ddb, &stack.env("TABLE_NAME"), &id, message, None).await;
     let list = || {
         let (api, user) = (api.clone(), user.clone());
         async move {

@@ -39,11 +39,11 @@ impl Auth {
             public_keys: Keys::new(app),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
-            refresh_key: app
-                .config
-                .refresh_key_secret_id
-                .as_ref()
-                .map(|id| shared::secrets::SecretKey::new(app, id, "refresh successor key")),
+            refresh_key: shared::secrets::SecretKey::from_env_optional(
+                app,
+                "REFRESH_KEY_SECRET_ID",
+                "refresh successor key",
+            ),
             mfa_key: shared::secrets::SecretKey::from_env_optional(
                 app,
                 "MFA_KEY_SECRET_ID",

@@ -91,12 +91,17 @@ async fn create(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The document this rotation staged (createSecret) as AWSPENDING.
+async fn pending(sm: &Client, e: &RotationEvent) -> anyhow::Result<KeyDocument> {
+    document(sm, &e.secret_id, PENDING, Some(&e.token))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no pending version {}", e.token))
+}
+
 /// The pending keys' public halves become the verifiers' current document. Idempotent: a
 /// retried step writes the same value under the same request token.
 async fn publish(sm: &Client, public_secret_id: &str, e: &RotationEvent) -> anyhow::Result<()> {
-    let pending = document(sm, &e.secret_id, PENDING, Some(&e.token))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no pending version {}", e.token))?;
+    let pending = pending(sm, e).await?;
     let public = KeySet::from_document(&pending)?.public_document();
     sm.put_secret_value()
         .secret_id(public_secret_id)
@@ -110,9 +115,7 @@ async fn publish(sm: &Client, public_secret_id: &str, e: &RotationEvent) -> anyh
 }
 
 async fn test(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
-    let pending = document(sm, &e.secret_id, PENDING, Some(&e.token))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no pending version {}", e.token))?;
+    let pending = pending(sm, e).await?;
     let set = KeySet::from_document(&pending)?;
     let claims = new_claims(
         "rotation-test",

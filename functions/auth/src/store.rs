@@ -403,8 +403,7 @@ impl Store {
             if change != RolesChange::Conflict {
                 break;
             }
-            let wait = 20.0 * f64::from(1u32 << attempt) * (0.5 + shared::ids::unit_random());
-            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+            tokio::time::sleep(shared::ids::backoff(20.0, attempt)).await;
         }
         Ok(change)
     }
@@ -644,11 +643,7 @@ impl Store {
                 Some(Outcome::SessionRevoked) => return Ok(Rotation::Invalid),
                 // Another request retired the token first: read it again (the grace decides).
                 Some(Outcome::UsedMeanwhile) => continue,
-                None => {
-                    let base = 25.0 * f64::from(1u32 << attempt);
-                    let wait = base * (0.5 + shared::ids::unit_random());
-                    tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
-                }
+                None => tokio::time::sleep(shared::ids::backoff(25.0, attempt)).await,
             }
         }
         metrics::counter!("RefreshConflicts").increment(1);
