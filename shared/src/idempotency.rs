@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure};
 use hmac::{Hmac, Mac};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -50,17 +50,12 @@ const DEFAULT_IN_FLIGHT_SECONDS: i64 = 30;
 /// Response headers kept with a completed record.
 const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 
-type Item = HashMap<String, AttributeValue>;
+use crate::ddb::Item;
 
 /// The condition of every write of a claim after it was taken: this attempt still holds it.
 const STILL_MINE: &str = "#token = :token AND #status = :in_progress";
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+use crate::ddb::{n, s};
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }

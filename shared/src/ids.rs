@@ -14,13 +14,6 @@ pub fn new_id(prefix: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// The pause before retry `attempt` (from 0): `base_ms` doubled per attempt, times a jitter
-/// in [0.5, 1.5), so that callers that lost the same race do not retry in lockstep.
-pub fn backoff(base_ms: f64, attempt: u32) -> std::time::Duration {
-    let wait = base_ms * f64::from(1u32 << attempt.min(16)) * (0.5 + unit_random());
-    std::time::Duration::from_millis(wait as u64)
-}
-
 /// A uniform random number in [0, 1), for retry jitter.
 pub fn unit_random() -> f64 {
     let mut b = [0u8; 4];

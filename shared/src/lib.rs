@@ -6,6 +6,7 @@ pub mod aws;
 pub mod breaker;
 pub mod config;
 pub mod cursor;
+pub mod ddb;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

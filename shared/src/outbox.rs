@@ -37,6 +37,35 @@ pub struct OutboxMessage {
     /// Type-specific data.
     #[serde(default)]
     pub data: serde_json::Value,
+    /// The message's number among its aggregate's messages (1, 2, …, in commit order, no
+    /// gaps): consumers apply an aggregate's messages in this order whatever order they arrive
+    /// in (stream shards do not keep order across items). Absent on messages of aggregates
+    /// without a sequence (users) and on messages written before there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The condition, on the aggregate's item, that its message count `msg_seq` is still `read`
+/// (`:msg_seq`): a change that numbers its messages from `read` commits only if no other
+/// change numbered any since, so numbers follow commit order and leave no gaps.
+pub fn seq_condition(read: u64) -> &'static str {
+    if read == 0 {
+        "(attribute_not_exists(msg_seq) OR msg_seq = :msg_seq)"
+    } else {
+        "msg_seq = :msg_seq"
+    }
+}
+
+/// `messages` numbered `read + 1`, `read + 2`, … (see [`OutboxMessage::seq`]).
+pub fn numbered(messages: &[OutboxMessage], read: u64) -> Vec<OutboxMessage> {
+    messages
+        .iter()
+        .zip(read + 1..)
+        .map(|(m, seq)| OutboxMessage {
+            seq: Some(seq),
+            ..m.clone()
+        })
+        .collect()
 }
 
 /// RFC 3339 UTC with a fixed six-digit fraction, so that the text sorts as the time.
@@ -71,6 +100,7 @@ impl OutboxMessage {
             recipients,
             summary: summary.into(),
             data,
+            seq: None,
         }
     }
 

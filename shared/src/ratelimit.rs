@@ -64,13 +64,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
-    item.get(name)?.as_n().ok()?.parse().ok()
-}
+use crate::ddb::{get_n as num, n};
 
 impl RateLimiter {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
@@ -166,10 +160,7 @@ impl RateLimiter {
                         reset_after: window_ms.div_ceil(1000),
                     });
                 }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-                {
+                Err(e) if crate::ddb::condition_failed(&e) => {
                     continue; // someone else opened the window: count against it
                 }
                 Err(e) => return Err(e.into()),

@@ -257,6 +257,7 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         "the ten at the head of the waitlist were promoted and told"
     );
     assert_eq!(dlq_depth().await, dead_before, "nothing went to the DLQ");
+    messages_numbered_in_commit_order(&stack, &event, &users).await;
 
     let report = faults(&stack.aws_endpoint_url, "");
     let injected: u64 = report["counts"]
@@ -278,6 +279,92 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         0,
         "no 500, no 503 without Retry-After"
     );
+}
+
+/// The event's outbox messages are numbered 1..=N in commit order without a gap or a repeat
+/// (N = the event item's `msg_seq`), the relay published up to N, and every inbox holds the
+/// event's notifications in number order of arrival.
+async fn messages_numbered_in_commit_order(stack: &Stack, event: &str, users: &[Caller]) {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    let number = |item: &HashMap<String, V>, k: &str| -> u64 {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let ddb = stack.dynamodb().await;
+    let table = stack.env("TABLE_NAME");
+    let count = number(
+        &stack
+            .item(&format!("EVENT#{event}"), "EVENT")
+            .await
+            .unwrap(),
+        "msg_seq",
+    );
+    let outbox: Vec<HashMap<String, V>> = ddb
+        .scan()
+        .table_name(&table)
+        .filter_expression("begins_with(pk, :outbox) AND contains(message, :event)")
+        .expression_attribute_values(":outbox", V::S("OUTBOX#".into()))
+        .expression_attribute_values(":event", V::S(event.to_owned()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut seqs: Vec<u64> = outbox
+        .iter()
+        .filter_map(|i| serde_json::from_str::<Value>(i["message"].as_s().ok()?).ok())
+        .filter(|m| m["aggregate_id"] == event)
+        .map(|m| {
+            m["seq"]
+                .as_u64()
+                .expect("every message of the event is numbered")
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=count).collect::<Vec<_>>(),
+        "numbers 1..={count}, each once"
+    );
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let published = stack
+            .item(&format!("RELAYSEQ#{event}"), "RELAYSEQ")
+            .await
+            .map(|i| number(&i, "published"))
+            .unwrap_or(0);
+        if published == count {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay published up to {published} of {count}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    for (i, u) in users.iter().enumerate() {
+        let mut items = ddb
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :notif)")
+            .expression_attribute_values(":pk", V::S(format!("USER#{}", u.id)))
+            .expression_attribute_values(":notif", V::S("NOTIF#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        items.sort_by_key(|item| item["delivered_at"].as_s().unwrap().clone());
+        let arrived: Vec<u64> = items.iter().map(|item| number(item, "seq")).collect();
+        assert!(
+            arrived.windows(2).all(|w| w[0] < w[1]),
+            "user {i}: the event's notifications arrived in number order: {arrived:?}"
+        );
+    }
 }
 
 /// Sends one request as it is (no client retry), to see what a dependency outage answers.

@@ -471,6 +471,7 @@ fn seeded(city: &str, owner: &str, i: usize) -> Event {
         joined: 0,
         waitlisted: 0,
         wl_seq: 0,
+        msg_seq: 0,
         created_at: utc(now),
         updated_at: utc(now),
     }

@@ -15,8 +15,6 @@
 //! | step-up lockout | `STEPUPLOCK#<user id>` | `LOCKOUT` | the same, for wrong passwords on MFA changes |
 //! | admins | `ADMINS` | `ADMINS` | `ids`: the set of admin ids (never empty once there is one) |
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use base64::Engine;
@@ -26,7 +24,8 @@ use shared::auth::Role;
 
 use crate::email::Email;
 
-pub type Item = HashMap<String, AttributeValue>;
+pub use shared::ddb::Item;
+use shared::ddb::{Retry, TxError, get_bool, get_n, get_s, n, s};
 
 /// Refresh tokens (and so sessions) live 30 days.
 pub const REFRESH_TTL_SECONDS: u64 = 30 * 24 * 3600;
@@ -38,25 +37,6 @@ pub const REFRESH_GRACE_SECONDS: u64 = 30;
 const REFRESH_ATTEMPTS: u32 = 4;
 /// Codes one MFA challenge takes (each reserved before it is checked): five wrong ones burn it.
 pub const CHALLENGE_MAX_ATTEMPTS: u64 = 5;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-fn get_s(item: &Item, k: &str) -> Option<String> {
-    item.get(k)?.as_s().ok().cloned()
-}
-fn get_n(item: &Item, k: &str) -> Option<u64> {
-    item.get(k)?.as_n().ok()?.parse().ok()
-}
-fn get_bool(item: &Item, k: &str) -> bool {
-    item.get(k)
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false)
-}
 
 /// SHA-256, base64url: how tokens and emails appear in keys (never in clear).
 pub fn digest(value: &str) -> String {
@@ -333,23 +313,10 @@ impl Store {
             TransactWriteItem::builder().put(claim).build(),
         ];
         items.extend(extra);
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
-                    let taken = c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
-                    if taken {
-                        return Ok(false);
-                    }
-                }
-                Err(e.into())
-            }
+        match shared::ddb::transact(&self.ddb, items).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(_)) => Ok(false),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -397,15 +364,18 @@ impl Store {
         roles: &[Role],
         by: Option<&str>,
     ) -> anyhow::Result<RolesChange> {
-        let mut change = RolesChange::Conflict;
-        for attempt in 0..5u32 {
-            change = self.set_roles(id, roles, by).await?;
-            if change != RolesChange::Conflict {
-                break;
+        let mut retry = Retry::within("SetRoles", std::time::Duration::from_secs(3))
+            .pacing(
+                std::time::Duration::from_millis(20),
+                std::time::Duration::from_millis(320),
+            )
+            .attempts(5);
+        loop {
+            let change = self.set_roles(id, roles, by).await?;
+            if change != RolesChange::Conflict || !retry.wait().await {
+                return Ok(change);
             }
-            tokio::time::sleep(shared::ids::backoff(20.0, attempt)).await;
         }
-        Ok(change)
     }
 
     /// Sets a user's roles on behalf of the admin `by`: one transaction of the profile (on the
@@ -496,35 +466,23 @@ impl Store {
             admins = Some(items.len());
             items.push(TransactWriteItem::builder().update(remove).build());
         }
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(RolesChange::Changed),
-            Err(e) => {
-                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-                if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
-                    let failed: Vec<bool> = c
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                        .collect();
-                    let at = |i: Option<usize>| i.is_some_and(|i| failed.get(i) == Some(&true));
-                    if at(caller_check) {
-                        return Ok(RolesChange::CallerNotAdmin);
-                    }
-                    if at(admins) {
-                        return Ok(RolesChange::LastAdmin);
-                    }
-                    // The profile changed (a self-change by a demoted admin included) or another
-                    // transaction held an item (TransactionConflict): nothing was written.
-                    return Ok(RolesChange::Conflict);
+        match shared::ddb::transact(&self.ddb, items).await {
+            Ok(()) => Ok(RolesChange::Changed),
+            Err(TxError::Cancelled(c)) => {
+                let at = |i: Option<usize>| i.is_some_and(|i| c.failed(i));
+                if at(caller_check) {
+                    return Ok(RolesChange::CallerNotAdmin);
                 }
-                Err(e.into())
+                if at(admins) {
+                    return Ok(RolesChange::LastAdmin);
+                }
+                // The profile changed (a self-change by a demoted admin included): nothing
+                // was written.
+                Ok(RolesChange::Conflict)
             }
+            // Another transaction held an item (TransactionConflict) or DynamoDB throttled.
+            Err(TxError::Conflict) => Ok(RolesChange::Conflict),
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -617,7 +575,13 @@ impl Store {
         key: &[u8],
         now: u64,
     ) -> anyhow::Result<Rotation> {
-        for attempt in 0..REFRESH_ATTEMPTS {
+        let mut retry = Retry::within("RotateRefresh", std::time::Duration::from_secs(3))
+            .pacing(
+                std::time::Duration::from_millis(25),
+                std::time::Duration::from_millis(400),
+            )
+            .attempts(REFRESH_ATTEMPTS);
+        while retry.can_try() {
             let Some(record) = self.refresh_record(token).await? else {
                 return Ok(Rotation::Invalid);
             };
@@ -643,7 +607,11 @@ impl Store {
                 Some(Outcome::SessionRevoked) => return Ok(Rotation::Invalid),
                 // Another request retired the token first: read it again (the grace decides).
                 Some(Outcome::UsedMeanwhile) => continue,
-                None => tokio::time::sleep(shared::ids::backoff(25.0, attempt)).await,
+                None => {
+                    if !retry.wait().await {
+                        break;
+                    }
+                }
             }
         }
         metrics::counter!("RefreshConflicts").increment(1);
@@ -709,50 +677,31 @@ impl Store {
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .build()?;
         let put = self.refresh_put(next, &record.user_id, &record.family, now)?;
-        let result = self
-            .ddb
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(retire).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(session_live)
-                    .build(),
-            )
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        let Err(e) = result else {
-            return Ok(Some(Outcome::Rotated));
-        };
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-        if let Some(E::TransactionCanceledException(c)) = e.as_service_error() {
-            let code = |i: usize| c.cancellation_reasons().get(i).and_then(|r| r.code());
-            if code(1) == Some("ConditionalCheckFailed") {
-                return Ok(Some(Outcome::SessionRevoked));
-            }
-            // The successor exists only if this token was rotated: read it again too.
-            if code(0) == Some("ConditionalCheckFailed")
-                || code(2) == Some("ConditionalCheckFailed")
-            {
-                return Ok(Some(Outcome::UsedMeanwhile));
-            }
-            if c.cancellation_reasons().iter().any(|r| {
-                matches!(
-                    r.code(),
-                    Some(
-                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                    )
-                )
-            }) {
-                return Ok(None);
+        let items = vec![
+            TransactWriteItem::builder().update(retire).build(),
+            // A session check (shared::session's guard shape): its failure is SessionRevoked.
+            TransactWriteItem::builder()
+                .condition_check(session_live)
+                .build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        match shared::ddb::transact(&self.ddb, items).await {
+            Ok(()) => Ok(Some(Outcome::Rotated)),
+            Err(TxError::SessionRevoked) => Ok(Some(Outcome::SessionRevoked)),
+            // The token was retired, or its successor exists (only if this token was rotated):
+            // read it again.
+            Err(TxError::Cancelled(_)) => Ok(Some(Outcome::UsedMeanwhile)),
+            Err(TxError::Conflict) => Ok(None),
+            // Throttled, failing inside, or no answer (after the SDK's retries): try again.
+            Err(e) => {
+                let err = e.into_error();
+                if shared::aws::is_transient(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
             }
         }
-        // Throttled, failing inside, or no answer (after the SDK's retries): try again.
-        let err = anyhow::Error::from(e);
-        if shared::aws::is_transient(&err) {
-            return Ok(None);
-        }
-        Err(err)
     }
 
     pub async fn revoke_session(&self, user_id: &str, family: &str) -> anyhow::Result<()> {
@@ -767,47 +716,33 @@ impl Store {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        // Already gone or already revoked: the same outcome.
+        shared::ddb::written(result)?;
+        Ok(())
     }
 
     /// Revokes every session of the user (MFA or password change); returns how many.
     pub async fn revoke_all_sessions(&self, user_id: &str) -> anyhow::Result<usize> {
-        let mut revoked = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .ddb
+        let sessions = shared::ddb::query_all(
+            self.ddb
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
                 .expression_attribute_values(":prefix", s("SESSION#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in out.items() {
-                if let Some(family) =
-                    get_s(item, "sk").and_then(|sk| sk.strip_prefix("SESSION#").map(str::to_owned))
-                {
-                    self.revoke_session(user_id, &family).await?;
-                    revoked += 1;
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(revoked),
+                .consistent_read(true),
+        )
+        .await?;
+        let mut revoked = 0;
+        for item in &sessions {
+            if let Some(family) =
+                get_s(item, "sk").and_then(|sk| sk.strip_prefix("SESSION#").map(str::to_owned))
+            {
+                self.revoke_session(user_id, &family).await?;
+                revoked += 1;
             }
         }
+        Ok(revoked)
     }
 
     // ------------------------------------------------------------------ MFA
@@ -852,12 +787,7 @@ impl Store {
             .await;
         match reserved {
             Ok(out) => Ok(out.attributes.as_ref().and_then(|i| get_s(i, "user_id"))),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
+            Err(e) if shared::ddb::condition_failed(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -873,16 +803,7 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(shared::ddb::written(result)?)
     }
 
     /// Records an accepted TOTP step, on condition it is later than the last one: two requests
@@ -899,16 +820,7 @@ impl Store {
             .expression_attribute_values(":step", n(step))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(shared::ddb::written(result)?)
     }
 
     /// Uses a recovery code, given every form it may be stored in (its stored form leaves the
@@ -939,16 +851,7 @@ impl Store {
             .expression_attribute_values(":one", s(h))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(shared::ddb::written(result)?)
     }
 
     pub async fn set_pending_totp(&self, user_id: &str, secret: &str) -> anyhow::Result<()> {
@@ -987,16 +890,7 @@ impl Store {
             .expression_attribute_values(":codes", AttributeValue::Ss(recovery_hashes))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(shared::ddb::written(result)?)
     }
 
     pub async fn disable_totp(&self, user_id: &str) -> anyhow::Result<()> {
@@ -1130,13 +1024,8 @@ impl Store {
                 .expression_attribute_values(":until", n(now + lock))
                 .send()
                 .await;
-            if let Err(e) = set
-                && !e
-                    .as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception())
-            {
-                return Err(e.into());
-            }
+            // A later lock already set: it stands.
+            shared::ddb::written(set)?;
         }
         Ok(lock)
     }
@@ -1145,13 +1034,6 @@ impl Store {
     async fn count_failure(&self, key: String, now: u64) -> anyhow::Result<u64> {
         let cutoff = n(now.saturating_sub(LOCKOUT_WINDOW_SECONDS));
         let expires = n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS);
-        let conditional_failed = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
-            e.as_service_error().is_some_and(
-                |x: &aws_sdk_dynamodb::operation::update_item::UpdateItemError| {
-                    x.is_conditional_check_failed_exception()
-                },
-            )
-        };
         // Count within the window; a failure after the window starts a new one. Both are
         // conditional, so concurrent failures are all counted: of two that find no current
         // window, one starts it and the other counts in it.
@@ -1176,7 +1058,7 @@ impl Store {
                     failures = out.attributes.as_ref().and_then(|a| get_n(a, "failures"));
                     break;
                 }
-                Err(e) if conditional_failed(&e) => {}
+                Err(e) if shared::ddb::condition_failed(&e) => {}
                 Err(e) => return Err(e.into()),
             }
             let started = self
@@ -1197,9 +1079,7 @@ impl Store {
                     failures = Some(1);
                     break;
                 }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
+                Err(e) if shared::ddb::condition_failed(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -20,7 +20,9 @@ use crate::model::{
     Event, EventPatch, EventView, NewEvent, Status, etag_version, normalise, parse_id, parse_time,
     utc,
 };
-use crate::store::{Store, Unavailable, WriteError};
+use shared::ddb::{Retry, TxError};
+
+use crate::store::{Store, Unavailable};
 use crate::text;
 
 /// Ids per batch request.
@@ -139,6 +141,7 @@ async fn create_once(
         joined: 0,
         waitlisted: 0,
         wl_seq: 0,
+        msg_seq: 0,
         created_at: stamp.clone(),
         updated_at: stamp,
     };
@@ -152,10 +155,8 @@ async fn create_once(
     extra.extend(claim.as_ref().map(|c| c.completion(&r)).transpose()?);
     match events.store.create(&e, extra).await {
         Ok(()) => {}
-        Err(WriteError::Conflict) => return Err(conflict("an event with this id exists; retry")),
-        Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
-        Err(WriteError::Busy) => return Err(crate::attendance::TxError::Conflict.into()),
-        Err(WriteError::Other(err)) => return Err(err.into()),
+        Err(TxError::Cancelled(_)) => return Err(conflict("an event with this id exists; retry")),
+        Err(err) => return Err(err.into()),
     }
     if let Some(c) = &claim {
         c.committed();
@@ -243,48 +244,53 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
                 .field("If-Match", "not an ETag this API issued")
         })?;
     let patch: EventPatch = req.json_body()?;
-    let current = editable(events, &req, &id).await?;
-    if current.version != if_match {
-        return Err(precondition_failed(&current));
-    }
-    if current.status == Status::Cancelled {
-        return Err(conflict(
-            "the event is cancelled and can no longer be changed",
-        ));
-    }
+    let mut current = editable(events, &req, &id).await?;
+    // Joins and leaves change the event's counts and message numbers, not its version: a
+    // transaction they beat is tried again on the fresh counts while the version still matches.
+    let mut retry = Retry::for_request("UpdateEvent", &req).attempts(8);
     let now = now();
-    let data = patch.apply(&current.data, now)?;
-    if data.capacity < current.joined {
-        return Err(conflict(format!(
-            "capacity {} is below the {} seats already taken",
-            data.capacity, current.joined
-        ))
-        .field("capacity", format!("must be at least {}", current.joined)));
-    }
-    let next = Event {
-        data,
-        version: current.version + 1,
-        updated_at: utc(now),
-        ..current.clone()
-    };
-    let message = changed_message(&current, &next);
-    let mut extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
-    extra.extend(
-        message
-            .as_ref()
-            .map(|m| m.transact_put(&events.store.table))
-            .transpose()?,
-    );
-    match events.store.replace(&current, &next, extra).await {
-        Ok(()) => {}
-        Err(WriteError::Conflict) => {
-            let latest = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-            return Err(precondition_failed(&latest));
+    let next = loop {
+        if current.version != if_match {
+            return Err(precondition_failed(&current));
         }
-        Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
-        Err(WriteError::Busy) => return Err(crate::attendance::TxError::Conflict.into()),
-        Err(WriteError::Other(err)) => return Err(err.into()),
-    }
+        if current.status == Status::Cancelled {
+            return Err(conflict(
+                "the event is cancelled and can no longer be changed",
+            ));
+        }
+        let data = patch.apply(&current.data, now)?;
+        if data.capacity < current.joined {
+            return Err(conflict(format!(
+                "capacity {} is below the {} seats already taken",
+                data.capacity, current.joined
+            ))
+            .field("capacity", format!("must be at least {}", current.joined)));
+        }
+        let next = Event {
+            data,
+            version: current.version + 1,
+            updated_at: utc(now),
+            ..current.clone()
+        };
+        let messages: Vec<OutboxMessage> = changed_message(&current, &next).into_iter().collect();
+        let extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
+        match events
+            .store
+            .replace(&current, &next, &messages, extra)
+            .await
+        {
+            Ok(()) => break next,
+            Err(TxError::Cancelled(_) | TxError::Conflict) => {
+                if !retry.wait().await {
+                    return Err(ApiError::service_unavailable(
+                        "the event kept changing; retry",
+                    ));
+                }
+                current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
     metrics::counter!("EventsUpdated").increment(1);
     audit("event.updated", &next, &req.user()?.id);
     // The change is committed: promotion is best effort from here (a failure is logged, not
@@ -317,7 +323,13 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     ))]
 pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
-    for _ in 0..8 {
+    let mut retry = Retry::for_request("CancelEvent", &req)
+        .pacing(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_millis(200),
+        )
+        .attempts(8);
+    loop {
         let current = editable(events, &req, &id).await?;
         if current.status == Status::Cancelled {
             return event_response(StatusCode::OK, &current);
@@ -340,28 +352,28 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
             format!("\"{}\" was cancelled", next.data.title),
             serde_json::json!({ "event_id": next.id, "fanout": "attendees" }),
         );
-        let extra = vec![
-            shared::session::guard(&events.store.table, req.user()?)?,
-            message.transact_put(&events.store.table)?,
-        ];
-        match events.store.replace(&current, &next, extra).await {
+        let extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
+        match events
+            .store
+            .replace(&current, &next, &[message], extra)
+            .await
+        {
             Ok(()) => {
                 metrics::counter!("EventsCancelled").increment(1);
                 audit("event.cancelled", &next, &req.user()?.id);
                 return event_response(StatusCode::OK, &next);
             }
             // Changed meanwhile, or DynamoDB conflicted: read again after a jittered pause.
-            Err(WriteError::Conflict | WriteError::Busy) => {
-                let ms = 10.0 + 60.0 * crate::store::jitter();
-                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            Err(TxError::Cancelled(_) | TxError::Conflict) => {
+                if !retry.wait().await {
+                    return Err(ApiError::service_unavailable(
+                        "the event kept changing; retry",
+                    ));
+                }
             }
-            Err(WriteError::SessionRevoked) => return Err(shared::auth::unauthorized()),
-            Err(WriteError::Other(err)) => return Err(err.into()),
+            Err(err) => return Err(err.into()),
         }
     }
-    Err(ApiError::service_unavailable(
-        "the event kept changing; retry",
-    ))
 }
 
 /// The message telling the attendees what changed, when something they plan around did.
@@ -395,11 +407,13 @@ fn changed_message(old: &Event, new: &Event) -> Option<OutboxMessage> {
 pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError> {
     let mut promoted = 0;
     // Bounded in count and in time: what is left waits for the next change.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    for _ in 0..1000 {
-        if std::time::Instant::now() > until {
-            break;
-        }
+    let mut retry = Retry::within("Promote", std::time::Duration::from_secs(3))
+        .pacing(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_millis(50),
+        )
+        .attempts(1000);
+    while retry.can_try() {
         let Some(e) = events.store.get(id).await? else {
             break;
         };
@@ -417,10 +431,12 @@ pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError>
                 metrics::counter!("Promoted").increment(1);
                 tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
             }
-            Err(crate::attendance::TxError::Cancelled(_)) => continue,
-            Err(crate::attendance::TxError::Conflict) => {
-                let ms = 10.0 + 40.0 * crate::store::jitter();
-                tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            // Someone else changed the event or promoted the head: read again.
+            Err(TxError::Cancelled(_)) => continue,
+            Err(TxError::Conflict) => {
+                if !retry.wait().await {
+                    break;
+                }
             }
             Err(e) => return Err(e.into()),
         }

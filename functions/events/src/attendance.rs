@@ -21,19 +21,10 @@ use aws_sdk_dynamodb::types::{
 };
 use shared::outbox::OutboxMessage;
 
+use shared::ddb::{Item, TxError, get_n, get_s, n, query_items, s};
+
 use crate::model::Event;
-use crate::store::{event_from_item, event_key, n, s};
-
-type Item = HashMap<String, AttributeValue>;
-
-fn get_s(item: &Item, k: &str) -> Option<String> {
-    item.get(k).and_then(|v| v.as_s().ok()).cloned()
-}
-fn get_n(item: &Item, k: &str) -> Option<u64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
+use crate::store::{event_from_item, event_key};
 
 /// Where a member stands.
 #[derive(
@@ -54,15 +45,17 @@ impl State {
     }
 }
 
-/// A user's membership of an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user's membership of an event (its item's attributes, through serde_dynamo).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     pub user_id: String,
     pub event_id: String,
     pub state: State,
     /// The waitlist ticket while waitlisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<u64>,
     /// When the user joined or was waitlisted (RFC 3339).
+    #[serde(default)]
     pub at: String,
 }
 
@@ -106,90 +99,39 @@ fn wait_key(event_id: &str, ticket: u64) -> Item {
 }
 
 fn membership_from_item(item: &Item) -> Option<Membership> {
-    Some(Membership {
-        user_id: get_s(item, "user_id")?,
-        event_id: get_s(item, "event_id")?,
-        state: match get_s(item, "state")?.as_str() {
-            "joined" => State::Joined,
-            _ => State::Waitlisted,
-        },
-        ticket: get_n(item, "ticket"),
-        at: get_s(item, "at").unwrap_or_default(),
-    })
+    shared::ddb::from_item(item.clone()).ok()
 }
 
-/// Why a transition did not commit.
-#[derive(Debug)]
-pub enum TxError {
-    /// A condition failed: for each item of the transaction, whether its condition failed, and
-    /// its current value when it asked for it (the event item and the membership do).
-    Cancelled(Vec<(bool, Option<Item>)>),
-    /// The caller's session guard ([`shared::session::guard`]) failed: it was revoked.
-    SessionRevoked,
-    /// Nothing was written and trying again may work: DynamoDB cancelled the transaction for
-    /// a TransactionConflict (another transaction or write held one of its items) or throttled
-    /// one of its items.
-    Conflict,
-    Other(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for TxError {
-    fn from(e: E) -> Self {
-        TxError::Other(e.into())
-    }
-}
-
-impl From<TxError> for shared::ApiError {
-    /// What a transition's failure is to the client once the caller has handled the conflicts
-    /// it retries: a revoked session is a 401, anything else a 500.
-    fn from(e: TxError) -> Self {
-        match e {
-            TxError::SessionRevoked => shared::auth::unauthorized(),
-            TxError::Conflict => shared::ApiError::service_unavailable(
-                "the data store is busy; retry (with the same Idempotency-Key, if any)",
-            )
-            .header(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            ),
-            TxError::Other(e) => shared::ApiError::internal(e),
-            TxError::Cancelled(_) => {
-                shared::ApiError::internal(anyhow::anyhow!("a transaction was cancelled"))
-            }
-        }
-    }
-}
-
-impl TxError {
+/// What a refused transition tells about the items it read back (`ALL_OLD`): the event is item
+/// 0 of every transition, the membership item 1 of a join.
+pub trait Refusal {
     /// The event as it is now, when the event item's condition failed.
-    pub fn current_event(&self) -> Option<Event> {
-        match self {
-            TxError::Cancelled(old) => old
-                .first()
-                .and_then(|o| o.1.as_ref())
-                .and_then(|i| event_from_item(i).ok()),
-            TxError::SessionRevoked | TxError::Conflict | TxError::Other(_) => None,
-        }
-    }
-    /// Whether the last item of the transaction (the idempotency record's completion) failed:
-    /// this attempt no longer holds its key.
-    pub fn lost_claim(&self) -> bool {
-        matches!(self, TxError::Cancelled(r) if r.last().is_some_and(|l| l.0))
-    }
+    fn current_event(&self) -> Option<Event>;
     /// The membership that exists, when the join's membership put failed.
-    pub fn existing_membership(&self) -> Option<Membership> {
-        match self {
-            TxError::Cancelled(old) => old
-                .get(1)
-                .and_then(|o| o.1.as_ref())
-                .and_then(membership_from_item),
-            TxError::SessionRevoked | TxError::Conflict | TxError::Other(_) => None,
-        }
+    fn existing_membership(&self) -> Option<Membership>;
+}
+
+impl Refusal for TxError {
+    fn current_event(&self) -> Option<Event> {
+        self.cancellation()
+            .and_then(|c| c.current(0))
+            .and_then(|i| event_from_item(i).ok())
+    }
+    fn existing_membership(&self) -> Option<Membership> {
+        self.cancellation()
+            .and_then(|c| c.current(1))
+            .and_then(membership_from_item)
     }
 }
 
+/// The update of the event item that every transition starts with: its own `condition` and
+/// `update` (a `SET`), plus the outbox sequence: the transition numbers its `messages`
+/// messages after `read` (the event's `msg_seq` as read) on the condition that it is unchanged
+/// ([`shared::outbox::seq_condition`]).
 fn event_update(
     event_id: &str,
+    read: u64,
+    messages: usize,
     condition: &str,
     update: &str,
 ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
@@ -200,72 +142,14 @@ fn event_update(
         b
     };
     b.set_key(Some(event_key(event_id)))
-        .condition_expression(condition)
-        .update_expression(update)
+        .condition_expression(format!(
+            "({condition}) AND {}",
+            shared::outbox::seq_condition(read)
+        ))
+        .update_expression(format!("{update}, msg_seq = :next_msg_seq"))
+        .expression_attribute_values(":msg_seq", n(read))
+        .expression_attribute_values(":next_msg_seq", n(read + messages as u64))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-}
-
-/// One TransactWriteItems. A failed condition anywhere in it is [`TxError::Cancelled`] with
-/// every item's reason; the events store uses the same call.
-pub async fn transact(
-    ddb: &aws_sdk_dynamodb::Client,
-    items: Vec<TransactWriteItem>,
-) -> Result<(), TxError> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-    let guards: Vec<bool> = items.iter().map(shared::session::is_guard).collect();
-    match ddb
-        .transact_write_items()
-        .set_transact_items(Some(items))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) => match err.as_service_error() {
-            Some(E::TransactionCanceledException(c))
-                if c.cancellation_reasons()
-                    .iter()
-                    .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-            {
-                let failed_guard = c
-                    .cancellation_reasons()
-                    .iter()
-                    .zip(&guards)
-                    .any(|(r, g)| *g && r.code() == Some("ConditionalCheckFailed"));
-                if failed_guard {
-                    metrics::counter!("RevokedSessionRefused").increment(1);
-                    return Err(TxError::SessionRevoked);
-                }
-                Err(TxError::Cancelled(
-                    c.cancellation_reasons()
-                        .iter()
-                        .map(|r| {
-                            let failed = r.code() == Some("ConditionalCheckFailed");
-                            (failed, failed.then(|| r.item().cloned()).flatten())
-                        })
-                        .collect(),
-                ))
-            }
-            Some(E::TransactionCanceledException(c))
-                if c.cancellation_reasons().iter().all(|r| {
-                    matches!(
-                        r.code(),
-                        None | Some("None")
-                            | Some("TransactionConflict")
-                            | Some("ThrottlingError")
-                            | Some("ProvisionedThroughputExceeded")
-                    )
-                }) =>
-            {
-                metrics::counter!("TransactionConflicts").increment(1);
-                Err(TxError::Conflict)
-            }
-            // Anything else — including a timeout or a lost answer, after which the transaction
-            // may have committed — is not retried here: it answers 503 when transient
-            // (ApiError::internal), and the client's resend with the same Idempotency-Key
-            // replays a commit that did happen instead of running it twice.
-            _ => Err(TxError::Other(err.into())),
-        },
-    }
 }
 
 #[derive(Clone)]
@@ -275,19 +159,21 @@ pub struct Attendance {
 }
 
 impl Attendance {
-    /// The transition's own `items`, then its outbox `messages` and `extra` (the idempotency
-    /// completion, always last), as one transaction.
+    /// The transition's own `items`, then its outbox `messages` (numbered after `read`, the
+    /// event's `msg_seq` its first item conditions on) and `extra` (the idempotency completion,
+    /// always last), as one transaction.
     async fn commit(
         &self,
+        read: u64,
         mut items: Vec<TransactWriteItem>,
         messages: &[OutboxMessage],
         extra: Vec<TransactWriteItem>,
     ) -> Result<(), TxError> {
-        for m in messages {
+        for m in shared::outbox::numbered(messages, read) {
             items.push(m.transact_put(&self.table)?);
         }
         items.extend(extra);
-        transact(&self.ddb, items).await
+        shared::ddb::transact(&self.ddb, items).await
     }
 
     fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
@@ -321,19 +207,11 @@ impl Attendance {
         Ok(TransactWriteItem::builder().delete(d.build()?).build())
     }
 
-    fn membership_item(&self, m: &Membership) -> Item {
-        let mut item = membership_key(&m.user_id, &m.event_id);
-        item.extend([
-            ("type".into(), s("membership")),
-            ("user_id".into(), s(&m.user_id)),
-            ("event_id".into(), s(&m.event_id)),
-            ("state".into(), s(m.state.as_str())),
-            ("at".into(), s(&m.at)),
-        ]);
-        if let Some(t) = m.ticket {
-            item.insert("ticket".into(), n(t));
-        }
-        item
+    fn membership_item(&self, m: &Membership) -> anyhow::Result<Item> {
+        let mut item = shared::ddb::to_item(m)?;
+        item.extend(membership_key(&m.user_id, &m.event_id));
+        item.insert("type".into(), s("membership"));
+        Ok(item)
     }
 
     fn seat_item(&self, event_id: &str, user_id: &str, at: &str) -> Item {
@@ -376,6 +254,8 @@ impl Attendance {
     ) -> Result<(), TxError> {
         let update = event_update(
             &e.id,
+            e.msg_seq,
+            messages.len(),
             "#status = :active AND starts_at > :now AND joined < #capacity AND waitlisted = :zero",
             "SET joined = joined + :one",
         )
@@ -395,10 +275,10 @@ impl Attendance {
         };
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
-            self.put(self.membership_item(&m), Some("attribute_not_exists(pk)"))?,
+            self.put(self.membership_item(&m)?, Some("attribute_not_exists(pk)"))?,
             self.put(self.seat_item(&e.id, user_id, at), None)?,
         ];
-        self.commit(items, messages, extra).await
+        self.commit(e.msg_seq, items, messages, extra).await
     }
 
     /// Puts `user_id` on the waitlist of the full event `e` with ticket `e.wl_seq + 1`, at
@@ -415,6 +295,8 @@ impl Attendance {
         let ticket = e.wl_seq + 1;
         let update = event_update(
             &e.id,
+            e.msg_seq,
+            messages.len(),
             "#status = :active AND starts_at > :now AND joined >= #capacity AND wl_seq = :seq AND waitlisted = :waiting",
             "SET wl_seq = :next_seq, waitlisted = :next_waiting",
         )
@@ -443,15 +325,16 @@ impl Attendance {
         ]);
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
-            self.put(self.membership_item(&m), Some("attribute_not_exists(pk)"))?,
+            self.put(self.membership_item(&m)?, Some("attribute_not_exists(pk)"))?,
             self.put(entry, Some("attribute_not_exists(pk)"))?,
         ];
-        self.commit(items, messages, extra).await
+        self.commit(e.msg_seq, items, messages, extra).await
     }
 
-    /// Takes `m` (waitlisted) off the waitlist.
+    /// Takes `m` (waitlisted) off the waitlist of `e` (as read).
     pub async fn leave_waitlist(
         &self,
+        e: &Event,
         m: &Membership,
         messages: &[OutboxMessage],
         extra: Vec<TransactWriteItem>,
@@ -459,6 +342,8 @@ impl Attendance {
         let ticket = m.ticket.unwrap_or_default();
         let update = event_update(
             &m.event_id,
+            e.msg_seq,
+            messages.len(),
             "waitlisted >= :one",
             "SET waitlisted = waitlisted - :one",
         )
@@ -474,7 +359,7 @@ impl Attendance {
             )?,
             self.delete(wait_key(&m.event_id, ticket), "attribute_exists(pk)", &[])?,
         ];
-        self.commit(items, messages, extra).await
+        self.commit(e.msg_seq, items, messages, extra).await
     }
 
     /// Gives up `m`'s seat. With `head` (the first waitlist entry, read just before), the seat
@@ -484,6 +369,7 @@ impl Attendance {
     /// waitlist (so a seat is never left free while someone waits).
     pub async fn leave_seat(
         &self,
+        e: &Event,
         m: &Membership,
         head: Option<&WaitEntry>,
         at: &str,
@@ -493,12 +379,16 @@ impl Attendance {
         let update = match head {
             None => event_update(
                 &m.event_id,
+                e.msg_seq,
+                messages.len(),
                 "waitlisted = :zero AND joined >= :one",
                 "SET joined = joined - :one",
             )
             .expression_attribute_values(":zero", n(0)),
             Some(_) => event_update(
                 &m.event_id,
+                e.msg_seq,
+                messages.len(),
                 "#status = :active AND waitlisted >= :one",
                 "SET waitlisted = waitlisted - :one",
             )
@@ -524,7 +414,7 @@ impl Attendance {
         if let Some(h) = head {
             items.extend(self.promotion_items(&m.event_id, h, at)?);
         }
-        self.commit(items, messages, extra).await
+        self.commit(e.msg_seq, items, messages, extra).await
     }
 
     /// The items that move `head` from the waitlist to a seat.
@@ -563,6 +453,8 @@ impl Attendance {
     ) -> Result<(), TxError> {
         let update = event_update(
             &e.id,
+            e.msg_seq,
+            messages.len(),
             "#status = :active AND joined < #capacity AND waitlisted >= :one",
             "SET joined = joined + :one, waitlisted = waitlisted - :one",
         )
@@ -573,7 +465,7 @@ impl Attendance {
         .build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(self.promotion_items(&e.id, head, at)?);
-        self.commit(items, messages, Vec::new()).await
+        self.commit(e.msg_seq, items, messages, Vec::new()).await
     }
 
     /// The first entry of the waitlist, read consistently.
@@ -599,28 +491,23 @@ impl Attendance {
 
     /// 1 + the number of entries ahead of `ticket` on the waitlist.
     pub async fn position(&self, event_id: &str, ticket: u64) -> anyhow::Result<u32> {
+        let mut pages = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
+            .expression_attribute_values(":lo", s("WAIT#"))
+            .expression_attribute_values(":hi", s(wait_sk(ticket)))
+            .into_paginator()
+            .send();
         let mut count = 0;
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
-                .expression_attribute_values(":lo", s("WAIT#"))
-                .expression_attribute_values(":hi", s(wait_sk(ticket)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            count += out.count() as u32;
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(count.max(1)),
-            }
+        while let Some(page) = pages.next().await {
+            count += page?.count() as u32;
         }
+        Ok(count.max(1))
     }
 
     /// Attendees of `event_id` after the sort key `after`: seats (by user id) first, then the
@@ -637,40 +524,34 @@ impl Attendance {
             if after.is_some_and(|a| prefix == "SEAT#" && a.starts_with("WAIT#")) {
                 continue;
             }
-            let mut start: Option<Item> = after.filter(|a| a.starts_with(prefix)).map(|a| {
+            let start: Option<Item> = after.filter(|a| a.starts_with(prefix)).map(|a| {
                 HashMap::from([
                     ("pk".into(), s(format!("EVENT#{event_id}"))),
                     ("sk".into(), s(a)),
                 ])
             });
-            loop {
-                let page = self
-                    .ddb
-                    .query()
-                    .table_name(&self.table)
-                    .consistent_read(true)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
-                    .expression_attribute_values(":prefix", s(prefix))
-                    .limit((limit + 1 - out.len()) as i32)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await?;
-                for i in page.items() {
-                    out.push(Attendee {
-                        user_id: get_s(i, "user_id").unwrap_or_default(),
-                        state,
-                        at: get_s(i, "at").unwrap_or_default(),
-                        sk: get_s(i, "sk").unwrap_or_default(),
-                    });
-                    if out.len() > limit {
-                        out.truncate(limit);
-                        return Ok((out, true));
-                    }
-                }
-                match page.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
+            let q = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
+                .expression_attribute_values(":prefix", s(prefix))
+                .limit((limit + 1 - out.len()) as i32)
+                .set_exclusive_start_key(start);
+            let mut items = query_items(q).send();
+            while let Some(i) = items.next().await {
+                let i = i?;
+                out.push(Attendee {
+                    user_id: get_s(&i, "user_id").unwrap_or_default(),
+                    state,
+                    at: get_s(&i, "at").unwrap_or_default(),
+                    sk: get_s(&i, "sk").unwrap_or_default(),
+                });
+                if out.len() > limit {
+                    out.truncate(limit);
+                    return Ok((out, true));
                 }
             }
         }
@@ -679,25 +560,18 @@ impl Attendance {
 
     /// Every membership of `user_id`.
     pub async fn memberships(&self, user_id: &str) -> anyhow::Result<Vec<Membership>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :join)")
-                .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
-                .expression_attribute_values(":join", s("JOIN#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            out.extend(page.items().iter().filter_map(membership_from_item));
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let q = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :join)")
+            .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
+            .expression_attribute_values(":join", s("JOIN#"));
+        Ok(shared::ddb::query_all(q)
+            .await?
+            .iter()
+            .filter_map(membership_from_item)
+            .collect())
     }
 
     /// Every attendee of `event_id` (seats and waitlist), for fan-out.

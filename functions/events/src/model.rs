@@ -103,6 +103,10 @@ pub struct Event {
     pub waitlisted: u32,
     /// Waitlist tickets handed out so far (the last ticket's number).
     pub wl_seq: u64,
+    /// Outbox messages committed for this event so far: the last message's `seq` (every
+    /// change that writes messages numbers them from here, on the condition that the number
+    /// is still the one read, so the numbers follow commit order without gaps).
+    pub msg_seq: u64,
     pub created_at: String,
     pub updated_at: String,
 }

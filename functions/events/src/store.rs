@@ -9,36 +9,19 @@
 //! are written in one transaction.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
+use shared::outbox::OutboxMessage;
+
 use crate::model::{Event, EventData, Status, parse_time, utc};
 use crate::text::index_terms;
 
-type Item = HashMap<String, AttributeValue>;
-
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-fn get_s(item: &Item, k: &str) -> anyhow::Result<String> {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("event item without {k}"))
-}
-fn get_n(item: &Item, k: &str) -> anyhow::Result<u64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("event item without number {k}"))
-}
+use shared::ddb::{Item, Retry, TxError, get_n, n, query_items, require_n, require_s, s};
 
 pub fn event_key(id: &str) -> Item {
     HashMap::from([
@@ -60,24 +43,6 @@ pub struct Posting {
     pub starts_at: String,
     pub category: String,
     pub mask: u8,
-}
-
-/// A write lost a race: the event changed (or was cancelled) since it was read.
-#[derive(Debug)]
-pub enum WriteError {
-    Conflict,
-    /// The caller's session guard failed: the session was revoked.
-    SessionRevoked,
-    /// DynamoDB cancelled or refused it for now (TransactionConflict, throttling): nothing was
-    /// written; the client may retry.
-    Busy,
-    Other(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for WriteError {
-    fn from(e: E) -> Self {
-        WriteError::Other(e.into())
-    }
 }
 
 /// BatchGetItem left keys unprocessed until the time budget ran out.
@@ -112,6 +77,7 @@ fn event_item(e: &Event) -> Item {
         ("joined".into(), n(e.joined)),
         ("waitlisted".into(), n(e.waitlisted)),
         ("wl_seq".into(), n(e.wl_seq)),
+        ("msg_seq".into(), n(e.msg_seq)),
         ("status".into(), s(status_str(e.status))),
         ("version".into(), n(e.version)),
         ("created_at".into(), s(&e.created_at)),
@@ -132,16 +98,16 @@ fn status_str(st: Status) -> &'static str {
 }
 
 pub fn event_from_item(item: &Item) -> anyhow::Result<Event> {
-    let time = |k: &str| parse_time(&get_s(item, k)?).map_err(|e| anyhow::anyhow!("{k}: {e}"));
+    let time = |k: &str| parse_time(&require_s(item, k)?).map_err(|e| anyhow::anyhow!("{k}: {e}"));
     Ok(Event {
-        id: get_s(item, "id")?,
-        owner_id: get_s(item, "owner_id")?,
+        id: require_s(item, "id")?,
+        owner_id: require_s(item, "owner_id")?,
         data: EventData {
-            title: get_s(item, "title")?,
-            description: get_s(item, "description")?,
-            city: get_s(item, "city")?,
-            category: get_s(item, "category")?,
-            venue: get_s(item, "venue")?,
+            title: require_s(item, "title")?,
+            description: require_s(item, "description")?,
+            city: require_s(item, "city")?,
+            category: require_s(item, "category")?,
+            venue: require_s(item, "venue")?,
             tags: item
                 .get("tags")
                 .and_then(|v| v.as_l().ok())
@@ -149,18 +115,19 @@ pub fn event_from_item(item: &Item) -> anyhow::Result<Event> {
                 .unwrap_or_default(),
             starts_at: time("starts_at")?,
             ends_at: time("ends_at")?,
-            capacity: get_n(item, "capacity")? as u32,
+            capacity: require_n(item, "capacity")? as u32,
         },
-        status: match get_s(item, "status")?.as_str() {
+        status: match require_s(item, "status")?.as_str() {
             "cancelled" => Status::Cancelled,
             _ => Status::Active,
         },
-        version: get_n(item, "version")?,
-        joined: get_n(item, "joined")? as u32,
+        version: require_n(item, "version")?,
+        joined: require_n(item, "joined")? as u32,
         waitlisted: get_n(item, "waitlisted").unwrap_or(0) as u32,
         wl_seq: get_n(item, "wl_seq").unwrap_or(0),
-        created_at: get_s(item, "created_at")?,
-        updated_at: get_s(item, "updated_at")?,
+        msg_seq: get_n(item, "msg_seq").unwrap_or(0),
+        created_at: require_s(item, "created_at")?,
+        updated_at: require_s(item, "updated_at")?,
     })
 }
 
@@ -231,20 +198,9 @@ fn posting_changes(
 }
 
 impl Store {
-    /// One TransactWriteItems; a failed condition anywhere in it is a [`WriteError::Conflict`].
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
-        match crate::attendance::transact(&self.ddb, items).await {
-            Ok(()) => Ok(()),
-            Err(crate::attendance::TxError::Cancelled(_)) => Err(WriteError::Conflict),
-            Err(crate::attendance::TxError::SessionRevoked) => Err(WriteError::SessionRevoked),
-            Err(crate::attendance::TxError::Conflict) => Err(WriteError::Busy),
-            Err(crate::attendance::TxError::Other(e)) => Err(WriteError::Other(e)),
-        }
-    }
-
     /// Writes a new event and its search postings in one transaction, with `extra` (the
     /// idempotency record's completion).
-    pub async fn create(&self, e: &Event, extra: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+    pub async fn create(&self, e: &Event, extra: Vec<TransactWriteItem>) -> Result<(), TxError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(event_item(e)))
@@ -253,7 +209,7 @@ impl Store {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(posting_changes(&self.table, None, Some(e))?);
         items.extend(extra);
-        self.transact(items).await
+        shared::ddb::transact(&self.ddb, items).await
     }
 
     /// A strongly consistent read of one event.
@@ -270,21 +226,29 @@ impl Store {
     }
 
     /// Replaces `old` by `new` (same id) if the stored version is still `old.version`, the event
-    /// is active, and no more seats are taken than `new`'s capacity; the postings follow in the
-    /// same transaction, and `extra` (the outbox item telling the attendees). `new.status ==
-    /// Cancelled` cancels: the event leaves the city index and the search index.
+    /// is active, no more seats are taken than `new`'s capacity, and no message was numbered
+    /// since `old` was read; the postings follow in the same transaction, then `messages` (the
+    /// outbox items telling the attendees, numbered after `old.msg_seq`) and `extra` (the
+    /// session guard). `new.status == Cancelled` cancels: the event leaves the city index and
+    /// the search index.
     pub async fn replace(
         &self,
         old: &Event,
         new: &Event,
+        messages: &[OutboxMessage],
         extra: Vec<TransactWriteItem>,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), TxError> {
         let d = &new.data;
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(event_key(&new.id)))
-            .condition_expression("version = :old AND #status = :active AND joined <= :capacity")
+            .condition_expression(format!(
+                "version = :old AND #status = :active AND joined <= :capacity AND {}",
+                shared::outbox::seq_condition(old.msg_seq)
+            ))
             .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":msg_seq", n(old.msg_seq))
+            .expression_attribute_values(":next_msg_seq", n(old.msg_seq + messages.len() as u64))
             .expression_attribute_values(":old", n(old.version))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":capacity", n(d.capacity));
@@ -316,18 +280,24 @@ impl Store {
                 .expression_attribute_values(":gsi1pk", item["gsi1pk"].clone())
                 .expression_attribute_values(":gsi1sk", item["gsi1sk"].clone());
             format!(
-                "SET {}, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
+                "SET {}, msg_seq = :next_msg_seq, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
                 sets.join(", ")
             )
         } else {
-            format!("SET {} REMOVE gsi1pk, gsi1sk", sets.join(", "))
+            format!(
+                "SET {}, msg_seq = :next_msg_seq REMOVE gsi1pk, gsi1sk",
+                sets.join(", ")
+            )
         };
         let update = update.update_expression(expression).build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         let indexed_new = (new.status == Status::Active).then_some(new);
         items.extend(posting_changes(&self.table, Some(old), indexed_new)?);
+        for m in shared::outbox::numbered(messages, old.msg_seq) {
+            items.push(m.transact_put(&self.table)?);
+        }
         items.extend(extra);
-        self.transact(items).await
+        shared::ddb::transact(&self.ddb, items).await
     }
 
     /// Active events of `city` starting in `[from, to]`, ordered by start time then id, after
@@ -346,46 +316,41 @@ impl Store {
         let hi = to
             .map(|t| format!("{}#~", utc(t)))
             .unwrap_or_else(|| "~".into());
-        let mut start: Option<Item> = after.map(|(starts_at, id)| {
+        let start: Option<Item> = after.map(|(starts_at, id)| {
             let mut k = event_key(id);
             k.insert("gsi1pk".into(), s(&pk));
             k.insert("gsi1sk".into(), s(format!("{starts_at}#{id}")));
             k
         });
+        let mut q = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":lo", s(&lo))
+            .expression_attribute_values(":hi", s(&hi))
+            .limit((limit + 1).max(10) as i32)
+            .set_exclusive_start_key(start);
+        if let Some(c) = category {
+            q = q
+                .filter_expression("category = :category")
+                .expression_attribute_values(":category", s(c));
+        }
+        let mut items = query_items(q).send();
         let mut out = Vec::new();
-        loop {
-            let mut q = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":lo", s(&lo))
-                .expression_attribute_values(":hi", s(&hi))
-                .limit((limit + 1 - out.len()).max(10) as i32)
-                .set_exclusive_start_key(start.take());
-            if let Some(c) = category {
-                q = q
-                    .filter_expression("category = :category")
-                    .expression_attribute_values(":category", s(c));
+        while let Some(item) = items.next().await {
+            let e = event_from_item(&item?)?;
+            if e.status == Status::Active {
+                out.push(e);
             }
-            let page = q.send().await?;
-            for item in page.items() {
-                let e = event_from_item(item)?;
-                if e.status == Status::Active {
-                    out.push(e);
-                }
-                if out.len() > limit {
-                    out.truncate(limit);
-                    return Ok((out, true));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok((out, false)),
+            if out.len() > limit {
+                out.truncate(limit);
+                return Ok((out, true));
             }
         }
+        Ok((out, false))
     }
 
     /// Every posting of `term` in `city` whose event starts in `[from, to]` (and has
@@ -399,52 +364,47 @@ impl Store {
         to: Option<OffsetDateTime>,
     ) -> anyhow::Result<Vec<Posting>> {
         let hi = to.map(utc).unwrap_or_else(|| "~".into());
-        let mut start: Option<Item> = None;
-        let mut out = Vec::new();
-        loop {
-            let mut q = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .filter_expression(if category.is_some() {
-                    "starts_at BETWEEN :lo AND :hi AND category = :category"
-                } else {
-                    "starts_at BETWEEN :lo AND :hi"
-                })
-                .expression_attribute_values(":pk", s(posting_pk(city, term)))
-                .expression_attribute_values(":lo", s(utc(from)))
-                .expression_attribute_values(":hi", s(&hi))
-                .set_exclusive_start_key(start.take());
-            if let Some(c) = category {
-                q = q.expression_attribute_values(":category", s(c));
-            }
-            let page = q.send().await?;
-            for item in page.items() {
-                out.push(Posting {
-                    id: get_s(item, "event_id")?,
-                    starts_at: get_s(item, "starts_at")?,
-                    category: get_s(item, "category")?,
-                    mask: get_n(item, "mask")? as u8,
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
+        let mut q = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .filter_expression(if category.is_some() {
+                "starts_at BETWEEN :lo AND :hi AND category = :category"
+            } else {
+                "starts_at BETWEEN :lo AND :hi"
+            })
+            .expression_attribute_values(":pk", s(posting_pk(city, term)))
+            .expression_attribute_values(":lo", s(utc(from)))
+            .expression_attribute_values(":hi", s(&hi));
+        if let Some(c) = category {
+            q = q.expression_attribute_values(":category", s(c));
         }
+        shared::ddb::query_all(q)
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(Posting {
+                    id: require_s(item, "event_id")?,
+                    starts_at: require_s(item, "starts_at")?,
+                    category: require_s(item, "category")?,
+                    mask: require_n(item, "mask")? as u8,
+                })
+            })
+            .collect()
     }
 
     /// The events with these ids (at most 100, no repeats), consistently read. Keys DynamoDB
-    /// leaves unprocessed are asked again with exponential backoff and jitter until `budget`
-    /// runs out; then the whole answer is [`Unavailable`] rather than a silent partial one.
+    /// leaves unprocessed are asked again ([`Retry`]) until `budget` runs out; then the whole
+    /// answer is [`Unavailable`] rather than a silent partial one.
     pub async fn batch_get(
         &self,
         ids: &[String],
         budget: Duration,
     ) -> anyhow::Result<Result<HashMap<String, Event>, Unavailable>> {
-        let deadline = Instant::now() + budget;
+        let mut retry = Retry::within("BatchGetItem", budget)
+            .pacing(Duration::from_millis(25), Duration::from_millis(800));
         let mut found = HashMap::new();
         if ids.is_empty() {
             return Ok(Ok(found));
@@ -453,7 +413,6 @@ impl Store {
             .set_keys(Some(ids.iter().map(|id| event_key(id)).collect()))
             .consistent_read(true)
             .build()?;
-        let mut attempt = 0u32;
         loop {
             let out = self
                 .ddb
@@ -472,23 +431,14 @@ impl Store {
             }
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 Some(rest) if !rest.keys().is_empty() => {
-                    attempt += 1;
                     metrics::counter!("BatchUnprocessedRetries").increment(1);
-                    let base = Duration::from_millis(25u64 << attempt.min(6));
-                    let wait = base / 2 + base.mul_f64(jitter() / 2.0);
-                    if Instant::now() + wait >= deadline {
+                    if !retry.wait().await {
                         return Ok(Err(Unavailable));
                     }
-                    tokio::time::sleep(wait).await;
                     keys = rest;
                 }
                 _ => return Ok(Ok(found)),
             }
         }
     }
-}
-
-/// A number in [0, 1) from the system's randomness.
-pub fn jitter() -> f64 {
-    shared::ids::unit_random()
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use events::api::{Events, event_id, fill_free_seats, not_found, now};
-use events::attendance::{Membership, State, TxError, promoted_message};
+use events::attendance::{Membership, Refusal, State, promoted_message};
 use events::model::{Event, EventView, Status, utc};
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::RequestExt;
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::Role;
 use shared::cursor::{self, Position};
+use shared::ddb::{Retry, TxError};
 use shared::http::{Request, RequestParts, Response, json};
 use shared::idempotency::Claim;
 use shared::outbox::{OutboxMessage, timestamp};
@@ -93,27 +94,12 @@ fn busy() -> ApiError {
         .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
-/// When this invocation must stop retrying: 1.5 s before its deadline, so that it answers 503
-/// (and frees its Idempotency-Key) instead of being killed mid-request.
-fn give_up_at(req: &Request) -> std::time::Instant {
-    let left_ms = req
-        .lambda_context_ref()
-        .map(|c| {
-            c.deadline as i64
-                - (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-        })
-        .filter(|ms| *ms > 0)
-        .unwrap_or(10_000);
-    std::time::Instant::now()
-        + std::time::Duration::from_millis(left_ms.saturating_sub(1500).max(0) as u64)
-}
-
-/// A lost race backs off with "full jitter" (a random wait up to 5 ms x 2^attempt, at most
-/// 160 ms), so that a crowd contending for one event does not retry in lockstep.
-async fn back_off(attempt: u32) {
-    let cap = 5u64 << attempt.min(5);
-    let ms = (cap as f64 * events::store::jitter()) as u64;
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+/// The retries of one join or leave: until 1.5 s before the invocation's deadline (so that it
+/// answers 503 and frees its Idempotency-Key instead of being killed mid-request), at most
+/// [`MAX_ATTEMPTS`], full jitter up to 160 ms so that a crowd contending for one event does not
+/// retry in lockstep.
+fn retries(operation: &'static str, req: &Request) -> Retry {
+    Retry::for_request(operation, req).attempts(MAX_ATTEMPTS)
 }
 
 fn claimed(claim: Option<Arc<Claim>>) -> Result<Arc<Claim>, ApiError> {
@@ -153,12 +139,9 @@ async fn join_once(
     let id = event_id(&req)?;
     let now = now();
     let (now_s, at) = (utc(now), timestamp(now));
-    let give_up = give_up_at(&req);
+    let mut retry = retries("Join", &req);
     let mut current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-    for attempt in 0..MAX_ATTEMPTS {
-        if std::time::Instant::now() >= give_up {
-            break;
-        }
+    while retry.can_try() {
         if let Some(e) = not_joinable(&current, now) {
             return Err(e);
         }
@@ -233,7 +216,7 @@ async fn join_once(
                     metrics::counter!("Waitlisted").increment(1);
                     audit("waitlisted", &id, &user);
                 }
-                metrics::histogram!("JoinAttempts").record(f64::from(attempt + 1));
+                metrics::histogram!("JoinAttempts").record(f64::from(retry.attempt()));
                 return Ok(response);
             }
             Err(err) => {
@@ -246,13 +229,19 @@ async fn join_once(
                 match err {
                     TxError::Other(_) | TxError::SessionRevoked => return Err(err.into()),
                     // Nothing was written (a TransactionConflict, throttling): try again.
-                    TxError::Conflict => back_off(attempt).await,
+                    TxError::Conflict => {
+                        if !retry.wait().await {
+                            break;
+                        }
+                    }
                     TxError::Cancelled(_) => {
                         current = match err.current_event() {
                             Some(fresh) => fresh,
                             None => events.store.get(&id).await?.ok_or_else(|| not_found(&id))?,
                         };
-                        back_off(attempt).await;
+                        if !retry.wait().await {
+                            break;
+                        }
                     }
                 }
             }
@@ -290,11 +279,8 @@ async fn leave_once(
     let id = event_id(&req)?;
     let now = now();
     let at = timestamp(now);
-    let give_up = give_up_at(&req);
-    for attempt in 0..MAX_ATTEMPTS {
-        if std::time::Instant::now() >= give_up {
-            break;
-        }
+    let mut retry = retries("Leave", &req);
+    while retry.can_try() {
         let e = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
         let m = events
             .attendance
@@ -330,7 +316,7 @@ async fn leave_once(
             State::Waitlisted => (
                 events
                     .attendance
-                    .leave_waitlist(&m, &[left], completion)
+                    .leave_waitlist(&e, &m, &[left], completion)
                     .await,
                 None,
             ),
@@ -343,7 +329,7 @@ async fn leave_once(
                 (
                     events
                         .attendance
-                        .leave_seat(&m, head.as_ref(), &at, &messages, completion)
+                        .leave_seat(&e, &m, head.as_ref(), &at, &messages, completion)
                         .await,
                     head,
                 )
@@ -361,7 +347,11 @@ async fn leave_once(
                 return Ok(response);
             }
             Err(err) if err.lost_claim() => return Err(lost_key()),
-            Err(TxError::Cancelled(_) | TxError::Conflict) => back_off(attempt).await,
+            Err(TxError::Cancelled(_) | TxError::Conflict) => {
+                if !retry.wait().await {
+                    break;
+                }
+            }
             Err(err) => return Err(err.into()),
         }
     }
@@ -628,6 +618,7 @@ mod tests {
             joined: 0,
             waitlisted: 0,
             wl_seq: 0,
+            msg_seq: 0,
             created_at: String::new(),
             updated_at: String::new(),
         }

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::RequestExt;
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use shared::cursor::{self, Position};
 use shared::http::{Request, RequestParts, Response, json};
 use utoipa::ToSchema;
 
-type Item = HashMap<String, AttributeValue>;
+use shared::ddb::Item;
 
 const PREFIX: &str = "NOTIF#";
 const READ_MARK: &str = "NOTIFREAD";
@@ -78,15 +77,7 @@ pub struct ReadMark {
     pub read_up_to: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn get_s(item: &Item, k: &str) -> String {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
-}
+use shared::ddb::{get_s, s};
 
 /// A notification id: an RFC 3339 UTC time with six fraction digits, `#`, 32 hex digits.
 pub fn valid_id(id: &str) -> bool {
@@ -116,8 +107,8 @@ impl Notifications {
             .send()
             .await?;
         Ok(out.item.map(|i| {
-            let at = Some(get_s(&i, "marked_at")).filter(|a| !a.is_empty());
-            (get_s(&i, "read_up_to"), at)
+            let at = get_s(&i, "marked_at").filter(|a| !a.is_empty());
+            (get_s(&i, "read_up_to").unwrap_or_default(), at)
         }))
     }
 }
@@ -141,57 +132,55 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
     let after = cursor::decode_param(&key, &query, q.first("cursor"), now)?;
     let pk = format!("USER#{user}");
     let (mark, marked_at) = n.read_mark(&user).await?.unwrap_or_default();
-    let mut start: Option<Item> = after.map(|p| {
+    let start: Option<Item> = after.map(|p| {
         HashMap::from([
             ("pk".into(), s(&pk)),
             ("sk".into(), s(format!("{PREFIX}{}", p.id))),
         ])
     });
-    let mut items = Vec::new();
-    let mut more = false;
-    loop {
-        let page = n
-            .ddb
+    let mut pages = shared::ddb::query_items(
+        n.ddb
             .query()
             .table_name(&n.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(&pk))
             .expression_attribute_values(":prefix", s(PREFIX))
             .scan_index_forward(false)
-            .limit((limit + 1 - items.len()) as i32)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(ApiError::internal)?;
-        for i in page.items() {
-            let id = get_s(i, "sk").trim_start_matches(PREFIX).to_owned();
-            // Read: at or before the mark, and already in the inbox when the mark was set — a
-            // notification that arrived late (its change committed earlier, its delivery was
-            // retried) is news even though its id sorts before the mark.
-            let delivered_at = get_s(i, "delivered_at");
-            let arrived_before_mark = match &marked_at {
-                Some(at) if !delivered_at.is_empty() => delivered_at.as_str() <= at.as_str(),
-                _ => true,
-            };
-            items.push(Notification {
-                read: !mark.is_empty() && id.as_str() <= mark.as_str() && arrived_before_mark,
-                id,
-                kind: get_s(i, "type"),
-                summary: get_s(i, "summary"),
-                event_id: get_s(i, "aggregate_id"),
-                occurred_at: get_s(i, "occurred_at"),
-                data: serde_json::from_str(&get_s(i, "data")).unwrap_or(serde_json::Value::Null),
-            });
-        }
-        if items.len() > limit {
-            items.truncate(limit);
+            .limit((limit + 1) as i32)
+            .set_exclusive_start_key(start),
+    )
+    .send();
+    let mut items = Vec::new();
+    let mut more = false;
+    while let Some(i) = pages.next().await {
+        let i: crate::consumer::InboxItem =
+            shared::ddb::from_item(i.map_err(ApiError::internal)?).map_err(ApiError::internal)?;
+        let id = i.sk.trim_start_matches(PREFIX).to_owned();
+        // Read: at or before the mark, and already in the inbox when the mark was set — a
+        // notification that arrived late (its change committed earlier, its delivery was
+        // retried) is news even though its id sorts before the mark.
+        let arrived_before_mark = match &marked_at {
+            Some(at) if !i.delivered_at.is_empty() => i.delivered_at.as_str() <= at.as_str(),
+            _ => true,
+        };
+        if items.len() == limit {
             more = true;
             break;
         }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
-        }
+        items.push(Notification {
+            read: !mark.is_empty() && id.as_str() <= mark.as_str() && arrived_before_mark,
+            // Items written before occurred_at was stored: the id starts with it.
+            occurred_at: if i.occurred_at.is_empty() {
+                id.split('#').next().unwrap_or_default().to_owned()
+            } else {
+                i.occurred_at
+            },
+            id,
+            kind: i.kind,
+            summary: i.summary,
+            event_id: i.aggregate_id,
+            data: serde_json::from_str(&i.data).unwrap_or(serde_json::Value::Null),
+        });
     }
     let next_cursor = more.then(|| items.last()).flatten().map(|last| {
         cursor::encode(
@@ -253,13 +242,8 @@ pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiE
         )
         .send()
         .await;
-    match result {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-        Err(e) => return Err(ApiError::internal(e)),
-    }
+    // A later mark already set: it stands.
+    shared::ddb::written(result).map_err(ApiError::internal)?;
     let mark = n
         .read_mark(&user)
         .await?

@@ -4,7 +4,6 @@
 //! one; the queue redelivers only those and moves them to the DLQ after 5 receives.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -26,7 +25,53 @@ pub trait Inbox {
     ) -> impl std::future::Future<Output = anyhow::Result<Vec<String>>> + Send;
 }
 
-/// The inbox in the table: `pk = USER#<id>`, `sk = NOTIF#<occurred_at>#<message id>`.
+/// An inbox item: `pk = USER#<id>`, `sk = NOTIF#<occurred_at>#<message id>` (serde_dynamo).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InboxItem {
+    pub pk: String,
+    pub sk: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub summary: String,
+    pub aggregate_id: String,
+    /// The message's `data`, as JSON text.
+    pub data: String,
+    #[serde(default)]
+    pub message_id: String,
+    /// When the change happened (absent on items written before it was kept: the id starts
+    /// with it).
+    #[serde(default)]
+    pub occurred_at: String,
+    /// The message's number among its event's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// When it reached the inbox: a notification arriving after the user marked everything
+    /// up to a later one read is still unread (see api::list).
+    #[serde(default)]
+    pub delivered_at: String,
+    #[serde(default)]
+    pub trace_id: String,
+}
+
+impl InboxItem {
+    pub fn new(user_id: &str, message: &OutboxMessage) -> Self {
+        Self {
+            pk: format!("USER#{user_id}"),
+            sk: format!("NOTIF#{}#{}", message.occurred_at, message.id),
+            kind: message.kind.clone(),
+            summary: message.summary.clone(),
+            aggregate_id: message.aggregate_id.clone(),
+            data: message.data.to_string(),
+            message_id: message.id.clone(),
+            occurred_at: message.occurred_at.clone(),
+            seq: message.seq,
+            delivered_at: shared::outbox::timestamp(time::OffsetDateTime::now_utc()),
+            trace_id: shared::telemetry::current_trace_id().unwrap_or_default(),
+        }
+    }
+}
+
+/// The inbox in the table (see [`InboxItem`]).
 pub struct DynamoInbox {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
@@ -47,42 +92,13 @@ impl Inbox for DynamoInbox {
             .dynamodb
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("USER#{user_id}")))
-            .item(
-                "sk",
-                AttributeValue::S(format!("NOTIF#{}#{}", message.occurred_at, message.id)),
-            )
-            .item("type", AttributeValue::S(message.kind.clone()))
-            .item("summary", AttributeValue::S(message.summary.clone()))
-            .item(
-                "aggregate_id",
-                AttributeValue::S(message.aggregate_id.clone()),
-            )
-            .item("data", AttributeValue::S(message.data.to_string()))
-            .item("message_id", AttributeValue::S(message.id.clone()))
-            // When it reached the inbox: a notification arriving after the user marked
-            // everything up to a later one read is still unread (see api::list).
-            .item(
-                "delivered_at",
-                AttributeValue::S(shared::outbox::timestamp(time::OffsetDateTime::now_utc())),
-            )
-            .item(
-                "trace_id",
-                AttributeValue::S(shared::telemetry::current_trace_id().unwrap_or_default()),
-            )
+            .set_item(Some(shared::ddb::to_item(&InboxItem::new(
+                user_id, message,
+            ))?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(shared::ddb::written(result)?)
     }
 }
 

@@ -72,22 +72,157 @@ impl Publisher for SqsPublisher {
     }
 }
 
-/// Publishes every outbox insert of the batch, in order. Stops at the first failure and reports
-/// it: the stream redelivers from that record, keeping the order of what follows.
-pub async fn relay(publisher: &impl Publisher, event: Event) -> DynamoDbEventResponse {
+/// Where the relay keeps, per aggregate, the number of the last message it published in
+/// order (see [`OutboxMessage::seq`]): the table item `RELAYSEQ#<aggregate>` / `RELAYSEQ`.
+pub trait Sequencer {
+    /// The last number published for `aggregate` (0 before any).
+    fn published(
+        &self,
+        aggregate: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<u64>> + Send;
+    /// Records that `seq` was published (it never moves back).
+    fn advance(
+        &self,
+        aggregate: &str,
+        seq: u64,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Prefix of the sequence items' partition key (the relay's only table access).
+pub const RELAY_SEQ_PREFIX: &str = "RELAYSEQ#";
+/// Sequence items expire this long after their last message (an event's messages end with it).
+const RELAY_SEQ_TTL_SECONDS: i64 = 90 * 24 * 3600;
+
+/// The sequence items in the table.
+pub struct DynamoSequencer {
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl DynamoSequencer {
+    fn key(aggregate: &str) -> shared::ddb::Item {
+        use shared::ddb::s;
+        std::collections::HashMap::from([
+            ("pk".into(), s(format!("{RELAY_SEQ_PREFIX}{aggregate}"))),
+            ("sk".into(), s("RELAYSEQ")),
+        ])
+    }
+}
+
+impl Sequencer for DynamoSequencer {
+    async fn published(&self, aggregate: &str) -> anyhow::Result<u64> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(aggregate)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out
+            .item
+            .and_then(|i| shared::ddb::get_n(&i, "published"))
+            .unwrap_or(0))
+    }
+
+    async fn advance(&self, aggregate: &str, seq: u64) -> anyhow::Result<()> {
+        let expires = time::OffsetDateTime::now_utc().unix_timestamp() + RELAY_SEQ_TTL_SECONDS;
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(aggregate)))
+            .update_expression("SET published = :seq, expires_at = :exp")
+            .condition_expression("attribute_not_exists(published) OR published < :seq")
+            .expression_attribute_values(":seq", shared::ddb::n(seq))
+            .expression_attribute_values(":exp", shared::ddb::n(expires))
+            .send()
+            .await;
+        // A later number already recorded (a retried batch): it stands.
+        shared::ddb::written(result)?;
+        Ok(())
+    }
+}
+
+/// How long a message waits for its aggregate's earlier message (published by the relay of
+/// another stream shard) before it is published anyway: an earlier message that is lost
+/// (it went to the RelayFailureQueue) must not hold its event's notifications back for ever.
+pub const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const GAP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One stream record, read.
+enum Record {
+    /// Not an outbox insert: nothing to do.
+    Skip,
+    Outbox(Box<(OutboxItem, OutboxMessage)>),
+    /// An outbox item whose message cannot be read: it fails (the stream retries it, then
+    /// the RelayFailureQueue keeps it).
+    Malformed(anyhow::Error),
+}
+
+/// The order to publish `records` in: stream order, except that numbered messages of one
+/// aggregate take their own positions in number order (records of different items on one
+/// shard are not ordered by the stream).
+fn publish_order(records: &[Record]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    let mut by_aggregate: std::collections::HashMap<&str, Vec<(usize, u64)>> = Default::default();
+    for (i, r) in records.iter().enumerate() {
+        if let Record::Outbox(b) = r
+            && let Some(seq) = b.1.seq
+        {
+            by_aggregate
+                .entry(b.1.aggregate_id.as_str())
+                .or_default()
+                .push((i, seq));
+        }
+    }
+    for entries in by_aggregate.values() {
+        let mut seqs: Vec<(u64, usize)> = entries.iter().map(|(i, s)| (*s, *i)).collect();
+        seqs.sort_unstable();
+        for ((position, _), (_, index)) in entries.iter().zip(seqs) {
+            order[*position] = index;
+        }
+    }
+    order
+}
+
+/// Publishes every outbox insert of the batch. Per aggregate, numbered messages go out in
+/// number order: a message whose predecessor was not published yet (it is on another shard)
+/// waits for it up to [`GAP_WAIT`]. Stops at the first failure and reports the earliest record
+/// not published: the stream redelivers from it (a repeat of a published message is
+/// deduplicated by the queue, and by the consumer after that).
+pub async fn relay(
+    publisher: &impl Publisher,
+    sequencer: &impl Sequencer,
+    event: Event,
+    gap_wait: std::time::Duration,
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
-    for record in event.records {
-        match relay_one(publisher, &record).await {
+    let records: Vec<Record> = event.records.iter().map(read_record).collect();
+    let mut done = vec![false; records.len()];
+    let mut published: std::collections::HashMap<String, u64> = Default::default();
+    for i in publish_order(&records) {
+        let result = match &records[i] {
+            Record::Skip => Ok(None),
+            Record::Malformed(e) => Err(anyhow::anyhow!("{e}")),
+            Record::Outbox(b) => {
+                publish_in_order(publisher, sequencer, &b.0, &b.1, &mut published, gap_wait).await
+            }
+        };
+        match result {
             Ok(Some(kind)) => {
                 metrics::counter!("OutboxPublished", "type" => kind).increment(1);
+                done[i] = true;
             }
-            Ok(None) => {}
+            Ok(None) => done[i] = true,
             Err(e) => {
+                let first = done.iter().position(|d| !d).unwrap_or(i);
+                let record = &event.records[first];
                 metrics::counter!("OutboxPublishFailed").increment(1);
                 tracing::error!(
                     sequence_number = ?record.change.sequence_number,
                     error.cause_chain = %shared::error_chain_anyhow(&e),
-                    "outbox item not published; the stream will retry it"
+                    "outbox item not published; the stream will retry from it"
                 );
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
@@ -99,27 +234,67 @@ pub async fn relay(publisher: &impl Publisher, event: Event) -> DynamoDbEventRes
     response
 }
 
-async fn relay_one(
-    publisher: &impl Publisher,
-    record: &EventRecord,
-) -> anyhow::Result<Option<String>> {
+fn read_record(record: &EventRecord) -> Record {
     if record.event_name != "INSERT" {
-        return Ok(None);
+        return Record::Skip;
     }
     let item: OutboxItem = match serde_dynamo::from_item(record.change.new_image.clone()) {
         Ok(item) => item,
         // Not an outbox item (the event source filter normally keeps these away).
-        Err(_) => return Ok(None),
+        Err(_) => return Record::Skip,
     };
     if !item.pk.starts_with(OUTBOX_PK_PREFIX) {
-        return Ok(None);
+        return Record::Skip;
     }
-    let message: OutboxMessage = serde_json::from_str(&item.message)
-        .map_err(|e| anyhow::anyhow!("outbox item {} holds a malformed message: {e}", item.pk))?;
-    let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind);
+    match serde_json::from_str::<OutboxMessage>(&item.message) {
+        Ok(message) => Record::Outbox(Box::new((item, message))),
+        Err(e) => Record::Malformed(anyhow::anyhow!(
+            "outbox item {} holds a malformed message: {e}",
+            item.pk
+        )),
+    }
+}
+
+async fn publish_in_order(
+    publisher: &impl Publisher,
+    sequencer: &impl Sequencer,
+    item: &OutboxItem,
+    message: &OutboxMessage,
+    published: &mut std::collections::HashMap<String, u64>,
+    gap_wait: std::time::Duration,
+) -> anyhow::Result<Option<String>> {
+    let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind, seq = ?message.seq);
     set_remote_parent(&span, item.trace.as_deref());
-    publisher.publish(&item, &message).instrument(span).await?;
-    Ok(Some(message.kind))
+    async {
+        let Some(seq) = message.seq else {
+            publisher.publish(item, message).await?;
+            return Ok(Some(message.kind.clone()));
+        };
+        let aggregate = message.aggregate_id.as_str();
+        let mut last = match published.get(aggregate) {
+            Some(n) => *n,
+            None => sequencer.published(aggregate).await?,
+        };
+        if seq > last + 1 {
+            let until = std::time::Instant::now() + gap_wait;
+            while seq > last + 1 && std::time::Instant::now() < until {
+                tokio::time::sleep(GAP_POLL).await;
+                last = sequencer.published(aggregate).await?;
+            }
+            if seq > last + 1 {
+                metrics::counter!("OutboxSequenceGaps").increment(1);
+                tracing::warn!(aggregate_id = %aggregate, seq, last, "earlier messages of this aggregate were not published in time; publishing this one anyway");
+            }
+        }
+        publisher.publish(item, message).await?;
+        if seq > last {
+            sequencer.advance(aggregate, seq).await?;
+        }
+        published.insert(aggregate.to_owned(), last.max(seq));
+        Ok(Some(message.kind.clone()))
+    }
+    .instrument(span)
+    .await
 }
 
 mod tracing_opentelemetry_ext {

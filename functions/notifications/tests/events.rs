@@ -8,7 +8,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use notifications::OutboxMessage;
 use notifications::consumer::{DeadLetters, Inbox, consume};
-use notifications::relay::{OutboxItem, Publisher, relay};
+use notifications::relay::{OutboxItem, Publisher, Sequencer, relay};
 use shared::testing::sample_event;
 
 #[derive(Default)]
@@ -28,6 +28,62 @@ impl Publisher for Published {
             .push((message.id.clone(), item.message.clone()));
         Ok(())
     }
+}
+
+/// The relay's sequence items, in memory.
+#[derive(Default)]
+struct MemorySequencer {
+    published: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Sequencer for MemorySequencer {
+    async fn published(&self, aggregate: &str) -> anyhow::Result<u64> {
+        Ok(*self.published.lock().unwrap().get(aggregate).unwrap_or(&0))
+    }
+    async fn advance(&self, aggregate: &str, seq: u64) -> anyhow::Result<()> {
+        let mut p = self.published.lock().unwrap();
+        let e = p.entry(aggregate.to_owned()).or_default();
+        *e = (*e).max(seq);
+        Ok(())
+    }
+}
+
+const GAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A stream batch of outbox inserts of `(aggregate, seq)` messages (seq 0: unnumbered), with
+/// stream sequence numbers 1, 2, …
+fn numbered_stream(messages: &[(&str, u64)]) -> Event {
+    let mut event = stream_event();
+    let template = event.records[0].clone();
+    event.records = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (aggregate, seq))| {
+            let mut r = template.clone();
+            let mut m = serde_json::json!({
+                "id": format!("{aggregate}-{seq}-{i}"), "type": "join.created", "aggregate_id": aggregate,
+                "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": ["usr_1"], "summary": "s", "data": {}
+            });
+            if *seq > 0 {
+                m["seq"] = serde_json::json!(seq);
+            }
+            let mut image = serde_json::to_value(&r.change.new_image).unwrap();
+            image["message"] = serde_json::json!({ "S": m.to_string() });
+            r.change.new_image = serde_json::from_value(image).unwrap();
+            r.change.sequence_number = Some(format!("{}", i + 1));
+            r
+        })
+        .collect();
+    event
+}
+
+fn published_ids(p: &Published) -> Vec<String> {
+    p.bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b.0.clone())
+        .collect()
 }
 
 #[derive(Default)]
@@ -119,7 +175,7 @@ fn sqs_event() -> SqsEvent {
 #[tokio::test]
 async fn the_relay_publishes_each_outbox_insert_exactly_as_written_and_skips_other_records() {
     let publisher = Published::default();
-    let response = relay(&publisher, stream_event()).await;
+    let response = relay(&publisher, &MemorySequencer::default(), stream_event(), GAP).await;
     assert!(response.batch_item_failures.is_empty());
     let sample = sample_event("dynamodb-stream-outbox-insert.json");
     let written = sample["Records"][0]["dynamodb"]["NewImage"]["message"]["S"]
@@ -141,11 +197,115 @@ async fn a_failed_publish_is_reported_by_sequence_number_for_the_stream_to_retry
         fail: true,
         ..Default::default()
     };
-    let response = relay(&publisher, stream_event()).await;
+    let response = relay(&publisher, &MemorySequencer::default(), stream_event(), GAP).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier.as_deref(),
         Some("111")
+    );
+}
+
+#[tokio::test]
+async fn numbered_messages_of_one_event_are_published_in_number_order_within_a_batch() {
+    let publisher = Published::default();
+    let sequencer = MemorySequencer::default();
+    // The shard gave the event's messages 3, 1, 2 (records of different items); another
+    // event's and an unnumbered message keep their places.
+    let batch = numbered_stream(&[
+        ("evt_a", 3),
+        ("evt_b", 1),
+        ("evt_a", 1),
+        ("usr_x", 0),
+        ("evt_a", 2),
+    ]);
+    let response = relay(&publisher, &sequencer, batch, GAP).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        published_ids(&publisher),
+        [
+            "evt_a-1-2",
+            "evt_b-1-1",
+            "evt_a-2-4",
+            "usr_x-0-3",
+            "evt_a-3-0"
+        ]
+    );
+    assert_eq!(sequencer.published("evt_a").await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_message_waits_for_its_predecessor_published_from_another_shard() {
+    let publisher = Published::default();
+    let sequencer = MemorySequencer::default();
+    // Shard B holds message 2 of the event; shard A, whose relay runs a little later, holds 1.
+    let shard_b = relay(
+        &publisher,
+        &sequencer,
+        numbered_stream(&[("evt_a", 2)]),
+        GAP,
+    );
+    let shard_a = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        relay(
+            &publisher,
+            &sequencer,
+            numbered_stream(&[("evt_a", 1)]),
+            GAP,
+        )
+        .await
+    };
+    let (b, a) = tokio::join!(shard_b, shard_a);
+    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    assert_eq!(published_ids(&publisher), ["evt_a-1-0", "evt_a-2-0"]);
+}
+
+#[tokio::test]
+async fn a_lost_predecessor_holds_its_successor_back_only_for_the_gap_wait() {
+    let publisher = Published::default();
+    let sequencer = MemorySequencer::default();
+    sequencer.advance("evt_a", 3).await.unwrap();
+    // 4 never comes (it went to the RelayFailureQueue): 5 goes out after the wait, and 6
+    // right after it; a repeat of 2 (a retried batch) is published again and moves nothing back.
+    let batch = numbered_stream(&[("evt_a", 5), ("evt_a", 6), ("evt_a", 2)]);
+    let wait = std::time::Duration::from_millis(200);
+    let started = std::time::Instant::now();
+    let response = relay(&publisher, &sequencer, batch, wait).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(started.elapsed() >= wait, "it waited for 4");
+    assert_eq!(
+        published_ids(&publisher),
+        ["evt_a-2-2", "evt_a-5-0", "evt_a-6-1"]
+    );
+    assert_eq!(sequencer.published("evt_a").await.unwrap(), 6);
+}
+
+#[tokio::test]
+async fn a_failure_after_reordering_reports_the_earliest_unpublished_record() {
+    #[derive(Default)]
+    struct FailOn(Published, &'static str);
+    impl Publisher for FailOn {
+        async fn publish(&self, item: &OutboxItem, message: &OutboxMessage) -> anyhow::Result<()> {
+            if message.id == self.1 {
+                anyhow::bail!("queue unavailable");
+            }
+            self.0.publish(item, message).await
+        }
+    }
+    let publisher = FailOn(Published::default(), "evt_a-2-0");
+    // Stream order: 2 (record 1), 1 (record 2). Published order: 1, then 2 fails: record 1
+    // is the earliest not published, so the stream retries from it (and 1 again, deduplicated).
+    let response = relay(
+        &publisher,
+        &MemorySequencer::default(),
+        numbered_stream(&[("evt_a", 2), ("evt_a", 1)]),
+        GAP,
+    )
+    .await;
+    assert_eq!(published_ids(&publisher.0), ["evt_a-1-1"]);
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some("1")
     );
 }
 
