@@ -458,6 +458,14 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_passed_on_as_an_error_is_transient_and_a_condition_failure_is_not() {
+        assert!(crate::aws::is_transient(&TxError::Conflict.into_error()));
+        assert!(!crate::aws::is_transient(
+            &TxError::Cancelled(Cancellation::default()).into_error()
+        ));
+    }
+
+    #[test]
     fn retries_stop_at_the_attempt_limit_and_before_the_deadline() {
         let mut r = Retry::within("test", Duration::from_secs(60)).attempts(4);
         let waits: Vec<_> = std::iter::from_fn(|| r.next_wait()).collect();

@@ -8,15 +8,19 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Prefix of the partition key of outbox items (the stream filter selects on it).
+/// Prefix of the partition key of outbox items (the stream filter selects on it). The key is
+/// `OUTBOX#<aggregate id>` and the sort key the message id: an aggregate's messages share a
+/// partition key, so DynamoDB Streams carries them on one shard (the relay still orders them by
+/// number, and waits for a predecessor from another shard after a partition split).
 pub const OUTBOX_PK_PREFIX: &str = "OUTBOX#";
 /// Outbox items are deleted by TTL after this long; the relay reads them from the stream within
 /// seconds, and the stream itself keeps records 24 h.
 pub const OUTBOX_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 /// What an outbox item carries to its consumers: the message body on the queue.
+/// Readers ignore fields they do not know (a consumer of the previous release reads a message
+/// with a field added since, during a deploy or after a rollback).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OutboxMessage {
     /// The outbox item's id: the queue's deduplication id and the consumers' idempotency key.
     pub id: String,
@@ -111,9 +115,9 @@ impl OutboxMessage {
         let mut item: HashMap<String, AttributeValue> = HashMap::from([
             (
                 "pk".into(),
-                AttributeValue::S(format!("{OUTBOX_PK_PREFIX}{}", self.id)),
+                AttributeValue::S(format!("{OUTBOX_PK_PREFIX}{}", self.aggregate_id)),
             ),
-            ("sk".into(), AttributeValue::S("OUTBOX".into())),
+            ("sk".into(), AttributeValue::S(self.id.clone())),
             ("type".into(), AttributeValue::S("outbox".into())),
             ("message".into(), AttributeValue::S(message)),
             (
@@ -160,10 +164,8 @@ mod tests {
         );
         let item = m.transact_put("t").unwrap();
         let put = item.put().unwrap();
-        assert_eq!(
-            put.item()["pk"].as_s().unwrap(),
-            &format!("OUTBOX#{}", m.id)
-        );
+        assert_eq!(put.item()["pk"].as_s().unwrap(), "OUTBOX#evt_1");
+        assert_eq!(put.item()["sk"].as_s().unwrap(), &m.id);
         let stored: OutboxMessage =
             serde_json::from_str(put.item()["message"].as_s().unwrap()).unwrap();
         assert_eq!(stored, m);

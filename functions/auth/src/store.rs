@@ -501,12 +501,15 @@ impl Store {
             .item("expires_at", n(now + REFRESH_TTL_SECONDS))
             .build()?;
         let refresh = self.refresh_put(&token, user_id, &family, now)?;
-        self.ddb
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(session).build())
-            .transact_items(TransactWriteItem::builder().put(refresh).build())
-            .send()
-            .await?;
+        let items = vec![
+            TransactWriteItem::builder().put(session).build(),
+            TransactWriteItem::builder().put(refresh).build(),
+        ];
+        // Fresh random keys: a cancellation is a conflict or throttling, which answers 503
+        // (into_error names TransactionConflict, which is transient) and the client retries.
+        shared::ddb::transact(&self.ddb, items)
+            .await
+            .map_err(TxError::into_error)?;
         Ok((family, token))
     }
 
@@ -606,7 +609,11 @@ impl Store {
                 }
                 Some(Outcome::SessionRevoked) => return Ok(Rotation::Invalid),
                 // Another request retired the token first: read it again (the grace decides).
-                Some(Outcome::UsedMeanwhile) => continue,
+                Some(Outcome::UsedMeanwhile) => {
+                    if !retry.wait().await {
+                        break;
+                    }
+                }
                 None => {
                     if !retry.wait().await {
                         break;

@@ -222,6 +222,7 @@ async fn editable(events: &Events, req: &Request, id: &str) -> Result<Event, Api
         (status = 412, description = "If-Match is stale", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named", body = shared::Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match missing", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event kept changing under joins and leaves for the whole time budget, or the data store is unavailable: retry after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
@@ -247,7 +248,7 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     let mut current = editable(events, &req, &id).await?;
     // Joins and leaves change the event's counts and message numbers, not its version: a
     // transaction they beat is tried again on the fresh counts while the version still matches.
-    let mut retry = Retry::for_request("UpdateEvent", &req).attempts(8);
+    let mut retry = Retry::for_request("UpdateEvent", &req);
     let now = now();
     let next = loop {
         if current.version != if_match {
@@ -320,15 +321,14 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
         (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The event kept changing for the whole time budget, or the data store is unavailable: retry after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
-    let mut retry = Retry::for_request("CancelEvent", &req)
-        .pacing(
-            std::time::Duration::from_millis(10),
-            std::time::Duration::from_millis(200),
-        )
-        .attempts(8);
+    let mut retry = Retry::for_request("CancelEvent", &req).pacing(
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_millis(200),
+    );
     loop {
         let current = editable(events, &req, &id).await?;
         if current.status == Status::Cancelled {
@@ -431,9 +431,9 @@ pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError>
                 metrics::counter!("Promoted").increment(1);
                 tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
             }
-            // Someone else changed the event or promoted the head: read again.
-            Err(TxError::Cancelled(_)) => continue,
-            Err(TxError::Conflict) => {
+            // Someone else changed the event or promoted the head, or DynamoDB conflicted:
+            // read again after a pause.
+            Err(TxError::Cancelled(_) | TxError::Conflict) => {
                 if !retry.wait().await {
                     break;
                 }

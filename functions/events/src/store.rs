@@ -239,16 +239,23 @@ impl Store {
         extra: Vec<TransactWriteItem>,
     ) -> Result<(), TxError> {
         let d = &new.data;
+        // Only a change that writes messages numbers them (and so conditions on the number
+        // read): an edit that tells nobody does not contend with the joins.
+        let (condition, set_seq) = if messages.is_empty() {
+            (String::new(), "")
+        } else {
+            (
+                format!(" AND {}", shared::outbox::seq_condition(old.msg_seq)),
+                ", msg_seq = :next_msg_seq",
+            )
+        };
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(event_key(&new.id)))
             .condition_expression(format!(
-                "version = :old AND #status = :active AND joined <= :capacity AND {}",
-                shared::outbox::seq_condition(old.msg_seq)
+                "version = :old AND #status = :active AND joined <= :capacity{condition}"
             ))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":msg_seq", n(old.msg_seq))
-            .expression_attribute_values(":next_msg_seq", n(old.msg_seq + messages.len() as u64))
             .expression_attribute_values(":old", n(old.version))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":capacity", n(d.capacity));
@@ -280,15 +287,20 @@ impl Store {
                 .expression_attribute_values(":gsi1pk", item["gsi1pk"].clone())
                 .expression_attribute_values(":gsi1sk", item["gsi1sk"].clone());
             format!(
-                "SET {}, msg_seq = :next_msg_seq, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
+                "SET {}{set_seq}, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
                 sets.join(", ")
             )
         } else {
-            format!(
-                "SET {}, msg_seq = :next_msg_seq REMOVE gsi1pk, gsi1sk",
-                sets.join(", ")
-            )
+            format!("SET {}{set_seq} REMOVE gsi1pk, gsi1sk", sets.join(", "))
         };
+        if !messages.is_empty() {
+            update = update
+                .expression_attribute_values(":msg_seq", n(old.msg_seq))
+                .expression_attribute_values(
+                    ":next_msg_seq",
+                    n(old.msg_seq + messages.len() as u64),
+                );
+        }
         let update = update.update_expression(expression).build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         let indexed_new = (new.status == Status::Active).then_some(new);

@@ -150,6 +150,10 @@ async fn join_once(
             // A capacity increase left seats free while people wait: they go first.
             fill_free_seats(events, &id).await?;
             current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
+            // Counted as an attempt: promotions that keep losing cannot spin this loop.
+            if !retry.wait().await {
+                break;
+            }
             continue;
         }
         let seat = e.joined < e.data.capacity;

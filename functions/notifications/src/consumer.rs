@@ -31,10 +31,14 @@ pub struct InboxItem {
     pub pk: String,
     pub sk: String,
     #[serde(rename = "type")]
+    #[serde(default)]
     pub kind: String,
+    #[serde(default)]
     pub summary: String,
+    #[serde(default)]
     pub aggregate_id: String,
     /// The message's `data`, as JSON text.
+    #[serde(default)]
     pub data: String,
     #[serde(default)]
     pub message_id: String,

@@ -144,9 +144,10 @@ impl Sequencer for DynamoSequencer {
     }
 }
 
-/// How long a message waits for its aggregate's earlier message (published by the relay of
-/// another stream shard) before it is published anyway: an earlier message that is lost
-/// (it went to the RelayFailureQueue) must not hold its event's notifications back for ever.
+/// How long a batch waits, in all, for earlier messages of its aggregates (published by the
+/// relay of another stream shard) before it publishes anyway: an earlier message that is lost
+/// (it went to the RelayFailureQueue) must not hold its event's notifications back for ever,
+/// and a batch full of such gaps must still end well inside the function's 30 s timeout.
 pub const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const GAP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -186,11 +187,22 @@ fn publish_order(records: &[Record]) -> Vec<usize> {
     order
 }
 
+/// What became of one record.
+enum Step {
+    /// Published (with its message type), or nothing to publish.
+    Done(Option<String>),
+    /// Its aggregate's earlier message is not published yet: try again after the others.
+    Deferred,
+}
+
 /// Publishes every outbox insert of the batch. Per aggregate, numbered messages go out in
-/// number order: a message whose predecessor was not published yet (it is on another shard)
-/// waits for it up to [`GAP_WAIT`]. Stops at the first failure and reports the earliest record
-/// not published: the stream redelivers from it (a repeat of a published message is
-/// deduplicated by the queue, and by the consumer after that).
+/// number order: a message whose predecessor was not published yet (another stream shard
+/// carries it) is deferred behind the rest of the batch, and the deferred ones are tried again
+/// until their predecessors are published or the batch's wait ([`GAP_WAIT`], one budget for the
+/// whole batch) is spent, when they are published anyway. Other aggregates never wait for
+/// them. Stops at the first failure and reports the earliest record not published: the stream
+/// redelivers from it (a repeat of a published message is deduplicated by the queue, and by
+/// the consumer after that).
 pub async fn relay(
     publisher: &impl Publisher,
     sequencer: &impl Sequencer,
@@ -201,35 +213,61 @@ pub async fn relay(
     let records: Vec<Record> = event.records.iter().map(read_record).collect();
     let mut done = vec![false; records.len()];
     let mut published: std::collections::HashMap<String, u64> = Default::default();
-    for i in publish_order(&records) {
-        let result = match &records[i] {
-            Record::Skip => Ok(None),
-            Record::Malformed(e) => Err(anyhow::anyhow!("{e}")),
-            Record::Outbox(b) => {
-                publish_in_order(publisher, sequencer, &b.0, &b.1, &mut published, gap_wait).await
-            }
-        };
-        match result {
-            Ok(Some(kind)) => {
-                metrics::counter!("OutboxPublished", "type" => kind).increment(1);
-                done[i] = true;
-            }
-            Ok(None) => done[i] = true,
-            Err(e) => {
-                let first = done.iter().position(|d| !d).unwrap_or(i);
-                let record = &event.records[first];
-                metrics::counter!("OutboxPublishFailed").increment(1);
-                tracing::error!(
-                    sequence_number = ?record.change.sequence_number,
-                    error.cause_chain = %shared::error_chain_anyhow(&e),
-                    "outbox item not published; the stream will retry from it"
-                );
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
-                break;
+    let wait_until = std::time::Instant::now() + gap_wait;
+    let mut pending = publish_order(&records);
+    while !pending.is_empty() {
+        let give_up_waiting = std::time::Instant::now() >= wait_until;
+        let mut deferred = Vec::new();
+        for i in pending {
+            let step = match &records[i] {
+                Record::Skip => Ok(Step::Done(None)),
+                Record::Malformed(e) => Err(anyhow::anyhow!("{e}")),
+                Record::Outbox(b) => {
+                    publish_in_order(
+                        publisher,
+                        sequencer,
+                        &b.0,
+                        &b.1,
+                        &mut published,
+                        give_up_waiting,
+                    )
+                    .await
+                }
+            };
+            match step {
+                Ok(Step::Done(kind)) => {
+                    if let Some(kind) = kind {
+                        metrics::counter!("OutboxPublished", "type" => kind).increment(1);
+                    }
+                    done[i] = true;
+                }
+                Ok(Step::Deferred) => deferred.push(i),
+                Err(e) => {
+                    let first = done.iter().position(|d| !d).unwrap_or(i);
+                    let record = &event.records[first];
+                    metrics::counter!("OutboxPublishFailed").increment(1);
+                    tracing::error!(
+                        sequence_number = ?record.change.sequence_number,
+                        error.cause_chain = %shared::error_chain_anyhow(&e),
+                        "outbox item not published; the stream will retry from it"
+                    );
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = record.change.sequence_number.clone();
+                    response.batch_item_failures.push(failure);
+                    return response;
+                }
             }
         }
+        if !deferred.is_empty() {
+            // Read the deferred aggregates' numbers afresh on the next pass.
+            for &i in &deferred {
+                if let Record::Outbox(b) = &records[i] {
+                    published.remove(&b.1.aggregate_id);
+                }
+            }
+            tokio::time::sleep(GAP_POLL).await;
+        }
+        pending = deferred;
     }
     response
 }
@@ -261,37 +299,37 @@ async fn publish_in_order(
     item: &OutboxItem,
     message: &OutboxMessage,
     published: &mut std::collections::HashMap<String, u64>,
-    gap_wait: std::time::Duration,
-) -> anyhow::Result<Option<String>> {
+    give_up_waiting: bool,
+) -> anyhow::Result<Step> {
     let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind, seq = ?message.seq);
     set_remote_parent(&span, item.trace.as_deref());
     async {
         let Some(seq) = message.seq else {
             publisher.publish(item, message).await?;
-            return Ok(Some(message.kind.clone()));
+            return Ok(Step::Done(Some(message.kind.clone())));
         };
         let aggregate = message.aggregate_id.as_str();
-        let mut last = match published.get(aggregate) {
+        let last = match published.get(aggregate) {
             Some(n) => *n,
-            None => sequencer.published(aggregate).await?,
+            None => {
+                let n = sequencer.published(aggregate).await?;
+                published.insert(aggregate.to_owned(), n);
+                n
+            }
         };
         if seq > last + 1 {
-            let until = std::time::Instant::now() + gap_wait;
-            while seq > last + 1 && std::time::Instant::now() < until {
-                tokio::time::sleep(GAP_POLL).await;
-                last = sequencer.published(aggregate).await?;
+            if !give_up_waiting {
+                return Ok(Step::Deferred);
             }
-            if seq > last + 1 {
-                metrics::counter!("OutboxSequenceGaps").increment(1);
-                tracing::warn!(aggregate_id = %aggregate, seq, last, "earlier messages of this aggregate were not published in time; publishing this one anyway");
-            }
+            metrics::counter!("OutboxSequenceGaps").increment(1);
+            tracing::warn!(aggregate_id = %aggregate, seq, last, "earlier messages of this aggregate were not published in time; publishing this one anyway");
         }
         publisher.publish(item, message).await?;
         if seq > last {
             sequencer.advance(aggregate, seq).await?;
         }
         published.insert(aggregate.to_owned(), last.max(seq));
-        Ok(Some(message.kind.clone()))
+        Ok(Step::Done(Some(message.kind.clone())))
     }
     .instrument(span)
     .await

@@ -280,6 +280,39 @@ async fn a_lost_predecessor_holds_its_successor_back_only_for_the_gap_wait() {
 }
 
 #[tokio::test]
+async fn an_event_waiting_for_its_predecessor_does_not_hold_back_another_event() {
+    let publisher = Published::default();
+    let response = relay(
+        &publisher,
+        &MemorySequencer::default(),
+        numbered_stream(&[("evt_a", 2), ("evt_b", 1)]),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(published_ids(&publisher), ["evt_b-1-1", "evt_a-2-0"]);
+}
+
+#[tokio::test]
+async fn gaps_of_many_events_in_one_batch_share_one_wait() {
+    let publisher = Published::default();
+    let sequencer = MemorySequencer::default();
+    // Ten events, each missing its first message: the batch waits once, not ten times.
+    let events: Vec<String> = (0..10).map(|i| format!("evt_{i}")).collect();
+    let batch: Vec<(&str, u64)> = events.iter().map(|e| (e.as_str(), 2)).collect();
+    let wait = std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let response = relay(&publisher, &sequencer, numbered_stream(&batch), wait).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(published_ids(&publisher).len(), 10);
+    assert!(
+        started.elapsed() < wait * 3,
+        "one shared wait, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_failure_after_reordering_reports_the_earliest_unpublished_record() {
     #[derive(Default)]
     struct FailOn(Published, &'static str);
