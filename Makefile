@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test test-rounds setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
+.PHONY: dev test test-rounds contract setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
@@ -48,6 +48,11 @@ sam-build: setup
 ## Regenerate docs/openapi.json from the code.
 openapi:
 	UPDATE_OPENAPI=1 cargo test -p ops --lib openapi
+
+## The API contract alone: schemathesis (every check, 50 cases per operation) against a local
+## stack it starts (make test runs it after the other tests).
+contract:
+	CONTRACT_ONLY=1 bash infra/test.sh
 
 ## Cold start and warm latency of every function vs a bare lambda_runtime hello world.
 bench:

@@ -445,10 +445,16 @@ def make_gateway(routes, default_route, controls=None):
     under /_local/ (not part of the API; they do what an operator or AWS would)."""
     controls = controls or {}
 
-    # Most specific first, as API Gateway: more literal segments, then no greedy variable.
+    # Most specific first, as API Gateway: more literal segments, then no greedy variable, then
+    # a route of the request's own method before ANY on the same path.
     def specificity(r):
         segs = r[1].strip("/").split("/")
-        return (-sum(1 for s in segs if not s.startswith("{")), any(s.endswith("+}") for s in segs), -len(segs))
+        return (
+            -sum(1 for s in segs if not s.startswith("{")),
+            any(s.endswith("+}") for s in segs),
+            -len(segs),
+            r[0] == "ANY",
+        )
 
     ordered = sorted(routes, key=specificity)
 
@@ -569,6 +575,13 @@ def make_gateway(routes, default_route, controls=None):
                 self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = handle_any
+
+        def __getattr__(self, name):
+            # Any other method (TRACE, QUERY, ...): API Gateway hands a method no route takes
+            # to $default, as it does an unknown path.
+            if name.startswith("do_"):
+                return self.handle_any
+            raise AttributeError(name)
 
     return Gateway
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -548,16 +548,12 @@ impl Keys {
 
 /// The 401 every authentication failure gets: the same body whatever the reason.
 pub fn unauthorized() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "/problems/unauthorized",
-        "Unauthorized",
-    )
-    .detail("a valid bearer access token is required")
-    .header(
-        http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(r#"Bearer realm="city-events", error="invalid_token""#),
-    )
+    ApiError::of(crate::problem::problems::UNAUTHORIZED)
+        .detail("a valid bearer access token is required")
+        .header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="city-events", error="invalid_token""#),
+        )
 }
 
 /// The bearer token of a request, if any.

@@ -129,6 +129,9 @@ pub fn decode_param(
         .transpose()
 }
 
+/// The largest page any listing serves (`limit`'s maximum in the OpenAPI document).
+pub const MAX_LIMIT: usize = 100;
+
 /// The `limit` query parameter: 1 to `max`, `default` when absent.
 pub fn parse_limit(
     raw: Option<&str>,

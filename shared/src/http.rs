@@ -303,16 +303,12 @@ impl Guard {
             return Ok(());
         }
         metrics::counter!("RateLimited", "route" => route.to_owned()).increment(1);
-        Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "/problems/rate-limited",
-            "Too many requests",
-        )
-        .detail(format!(
-            "more than {} requests a minute; try again in {} s",
-            decision.limit, decision.reset_after
-        ))
-        .header(header::RETRY_AFTER, decision.reset_after.into()))
+        Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
+            .detail(format!(
+                "more than {} requests a minute; try again in {} s",
+                decision.limit, decision.reset_after
+            ))
+            .header(header::RETRY_AFTER, decision.reset_after.into()))
     }
 }
 

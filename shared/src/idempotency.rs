@@ -41,6 +41,8 @@ use crate::http::{Request, RequestParts, Response};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
+/// What a key may be: 1 to 255 visible ASCII characters (the OpenAPI document's pattern).
+pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
 /// The header marking a replayed response.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// How long a completed record answers repeats.
@@ -380,16 +382,14 @@ impl Idempotency {
         let field = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
         if !field("fingerprint").is_some_and(|f| fingerprints.contains(&f.as_str())) {
             metrics::counter!("IdempotencyConflicts", "reason" => "different_request").increment(1);
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/idempotency-key-reused",
-                "Idempotency-Key reused",
-            )
-            .detail("this Idempotency-Key was used for a different request; use a new key")
-            .field(
-                "Idempotency-Key",
-                "was used with another request body or path",
-            ));
+            return Err(
+                ApiError::of(crate::problem::problems::IDEMPOTENCY_KEY_REUSED)
+                    .detail("this Idempotency-Key was used for a different request; use a new key")
+                    .field(
+                        "Idempotency-Key",
+                        "was used with another request body or path",
+                    ),
+            );
         }
         if field("status").as_deref() == Some("completed") {
             metrics::counter!("IdempotencyReplays").increment(1);
@@ -402,16 +402,14 @@ impl Idempotency {
             .unwrap_or(now + 1);
         metrics::counter!("IdempotencyConflicts", "reason" => "in_flight").increment(1);
         let retry_after = (expires - now).clamp(1, 900);
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "/problems/idempotency-in-flight",
-            "Request in progress",
+        Err(
+            ApiError::of(crate::problem::problems::IDEMPOTENCY_IN_FLIGHT)
+                .detail("a request with this Idempotency-Key is still being processed; retry later")
+                .header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&retry_after.to_string()).map_err(ApiError::internal)?,
+                ),
         )
-        .detail("a request with this Idempotency-Key is still being processed; retry later")
-        .header(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&retry_after.to_string()).map_err(ApiError::internal)?,
-        ))
     }
 
     /// Stores an outcome the handler did not commit itself. A record that is no longer this

@@ -25,7 +25,10 @@ pub struct Problem {
     /// The request path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// The request id, also in the `x-request-id` header; quote it when reporting a problem.
+    /// The id of the request that produced this answer; quote it when reporting a problem.
+    /// Usually the `x-request-id` of this response; on a replay of a stored answer (a resend
+    /// with the same Idempotency-Key) it is the first request's, while `x-request-id` names
+    /// the resend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The fields at fault, for validation problems.
@@ -35,6 +38,278 @@ pub struct Problem {
     #[serde(flatten)]
     #[schema(additional_properties)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A problem type of this API: what `type` names, with its title and status (docs/problems.md
+/// lists them; the OpenAPI error responses are derived from them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemType {
+    pub uri: &'static str,
+    pub title: &'static str,
+    pub status: StatusCode,
+    /// When a client meets it.
+    pub description: &'static str,
+}
+
+/// The catalogue: every problem type an endpoint answers with.
+pub mod problems {
+    use super::ProblemType;
+    use http::StatusCode;
+
+    /// The request is malformed: JSON that does not parse, a malformed id, header or cursor.
+    pub const BAD_REQUEST: ProblemType = ProblemType {
+        uri: "/problems/bad-request",
+        title: "Bad request",
+        status: StatusCode::BAD_REQUEST,
+        description: "The request is malformed: JSON that does not parse, a malformed id, header or cursor.",
+    };
+    /// Fields that parsed but are not acceptable; `invalid_params` names each.
+    pub const VALIDATION: ProblemType = ProblemType {
+        uri: "/problems/validation",
+        title: "Validation failed",
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        description: "Fields that parsed but are not acceptable; `invalid_params` names each.",
+    };
+    /// A body that is not `application/json`.
+    pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
+        uri: "/problems/unsupported-media-type",
+        title: "Unsupported media type",
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        description: "A body that is not `application/json`.",
+    };
+    /// A body over the route's size limit.
+    pub const PAYLOAD_TOO_LARGE: ProblemType = ProblemType {
+        uri: "/problems/payload-too-large",
+        title: "Payload too large",
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        description: "A body over the route's size limit.",
+    };
+    /// No valid access token, or its session was revoked.
+    pub const UNAUTHORIZED: ProblemType = ProblemType {
+        uri: "/problems/unauthorized",
+        title: "Unauthorized",
+        status: StatusCode::UNAUTHORIZED,
+        description: "No valid access token, or its session was revoked.",
+    };
+    /// The caller's roles do not allow this.
+    pub const FORBIDDEN: ProblemType = ProblemType {
+        uri: "/problems/forbidden",
+        title: "Forbidden",
+        status: StatusCode::FORBIDDEN,
+        description: "The caller's roles do not allow this.",
+    };
+    /// No such resource (or route).
+    pub const NOT_FOUND: ProblemType = ProblemType {
+        uri: "/problems/not-found",
+        title: "Not found",
+        status: StatusCode::NOT_FOUND,
+        description: "No such resource (or route).",
+    };
+    /// Over the caller's rate limit; `Retry-After` says when to try again.
+    pub const RATE_LIMITED: ProblemType = ProblemType {
+        uri: "/problems/rate-limited",
+        title: "Too many requests",
+        status: StatusCode::TOO_MANY_REQUESTS,
+        description: "Over the caller's rate limit; `Retry-After` says when to try again.",
+    };
+    /// A dependency is busy or down, or a race outlasted the time budget: nothing was changed; send the same request (same Idempotency-Key) after `Retry-After`.
+    pub const SERVICE_UNAVAILABLE: ProblemType = ProblemType {
+        uri: "/problems/service-unavailable",
+        title: "Service unavailable",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        description: "A dependency is busy or down, or a race outlasted the time budget: nothing was changed; send the same request (same Idempotency-Key) after `Retry-After`.",
+    };
+    /// Another request with this Idempotency-Key is running; retry after `Retry-After` to see its outcome.
+    pub const IDEMPOTENCY_IN_FLIGHT: ProblemType = ProblemType {
+        uri: "/problems/idempotency-in-flight",
+        title: "Request in progress",
+        status: StatusCode::CONFLICT,
+        description: "Another request with this Idempotency-Key is running; retry after `Retry-After` to see its outcome.",
+    };
+    /// The Idempotency-Key was used for a different request.
+    pub const IDEMPOTENCY_KEY_REUSED: ProblemType = ProblemType {
+        uri: "/problems/idempotency-key-reused",
+        title: "Idempotency-Key reused",
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        description: "The Idempotency-Key was used for a different request.",
+    };
+    /// Wrong email or password.
+    pub const INVALID_CREDENTIALS: ProblemType = ProblemType {
+        uri: "/problems/invalid-credentials",
+        title: "Invalid credentials",
+        status: StatusCode::UNAUTHORIZED,
+        description: "Wrong email or password.",
+    };
+    /// Too many failed sign-ins or codes; locked until `Retry-After`.
+    pub const ACCOUNT_LOCKED: ProblemType = ProblemType {
+        uri: "/problems/account-locked",
+        title: "Too many attempts",
+        status: StatusCode::TOO_MANY_REQUESTS,
+        description: "Too many failed sign-ins or codes; locked until `Retry-After`.",
+    };
+    /// A wrong or used second-factor code, or an unknown challenge.
+    pub const INVALID_CODE: ProblemType = ProblemType {
+        uri: "/problems/invalid-code",
+        title: "Invalid code",
+        status: StatusCode::UNAUTHORIZED,
+        description: "A wrong or used second-factor code, or an unknown challenge.",
+    };
+    /// Unknown, expired, reused or revoked refresh token.
+    pub const INVALID_REFRESH_TOKEN: ProblemType = ProblemType {
+        uri: "/problems/invalid-refresh-token",
+        title: "Invalid refresh token",
+        status: StatusCode::UNAUTHORIZED,
+        description: "Unknown, expired, reused or revoked refresh token.",
+    };
+    /// An account with this email exists.
+    pub const EMAIL_TAKEN: ProblemType = ProblemType {
+        uri: "/problems/email-taken",
+        title: "Email taken",
+        status: StatusCode::CONFLICT,
+        description: "An account with this email exists.",
+    };
+    /// The account already has an authenticator.
+    pub const MFA_ENABLED: ProblemType = ProblemType {
+        uri: "/problems/mfa-enabled",
+        title: "MFA already on",
+        status: StatusCode::CONFLICT,
+        description: "The account already has an authenticator.",
+    };
+    /// The account has no authenticator to disable.
+    pub const MFA_NOT_ENABLED: ProblemType = ProblemType {
+        uri: "/problems/mfa-not-enabled",
+        title: "MFA is off",
+        status: StatusCode::CONFLICT,
+        description: "The account has no authenticator to disable.",
+    };
+    /// No authenticator enrolment is pending.
+    pub const NO_PENDING_ENROLLMENT: ProblemType = ProblemType {
+        uri: "/problems/no-pending-enrollment",
+        title: "Nothing to activate",
+        status: StatusCode::CONFLICT,
+        description: "No authenticator enrolment is pending.",
+    };
+    /// The last admin cannot lose the admin role.
+    pub const LAST_ADMIN: ProblemType = ProblemType {
+        uri: "/problems/last-admin",
+        title: "Last admin",
+        status: StatusCode::CONFLICT,
+        description: "The last admin cannot lose the admin role.",
+    };
+    /// The roles changed while this change was being made; read and retry.
+    pub const ROLES_CHANGED: ProblemType = ProblemType {
+        uri: "/problems/roles-changed",
+        title: "Roles changed meanwhile",
+        status: StatusCode::CONFLICT,
+        description: "The roles changed while this change was being made; read and retry.",
+    };
+    /// The event is cancelled, or a capacity is below the seats taken.
+    pub const EVENT_CONFLICT: ProblemType = ProblemType {
+        uri: "/problems/event-conflict",
+        title: "Conflict",
+        status: StatusCode::CONFLICT,
+        description: "The event is cancelled, or a capacity is below the seats taken.",
+    };
+    /// If-Match names an older version; the body carries the current one.
+    pub const STALE_ETAG: ProblemType = ProblemType {
+        uri: "/problems/stale-etag",
+        title: "Precondition failed",
+        status: StatusCode::PRECONDITION_FAILED,
+        description: "If-Match names an older version; the body carries the current one.",
+    };
+    /// A change needs If-Match with the ETag of the version being changed.
+    pub const IF_MATCH_REQUIRED: ProblemType = ProblemType {
+        uri: "/problems/if-match-required",
+        title: "Precondition required",
+        status: StatusCode::PRECONDITION_REQUIRED,
+        description: "A change needs If-Match with the ETag of the version being changed.",
+    };
+    /// The event is cancelled or has started.
+    pub const EVENT_NOT_JOINABLE: ProblemType = ProblemType {
+        uri: "/problems/event-not-joinable",
+        title: "Event not joinable",
+        status: StatusCode::CONFLICT,
+        description: "The event is cancelled or has started.",
+    };
+    /// The caller already holds a seat or a waitlist place (`state` says which).
+    pub const ALREADY_JOINED: ProblemType = ProblemType {
+        uri: "/problems/already-joined",
+        title: "Already joined",
+        status: StatusCode::CONFLICT,
+        description: "The caller already holds a seat or a waitlist place (`state` says which).",
+    };
+    /// The caller has not joined this event.
+    pub const NOT_JOINED: ProblemType = ProblemType {
+        uri: "/problems/not-joined",
+        title: "Not joined",
+        status: StatusCode::NOT_FOUND,
+        description: "The caller has not joined this event.",
+    };
+    /// An unexpected failure; quote the request id when reporting it.
+    pub const INTERNAL: ProblemType = ProblemType {
+        uri: "about:blank",
+        title: "Internal server error",
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        description: "An unexpected failure; quote the request id when reporting it.",
+    };
+
+    /// A method the path does not take; `Allow` lists the ones it does.
+    pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
+        uri: "/problems/method-not-allowed",
+        title: "Method not allowed",
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        description: "A method the path does not take; `Allow` lists the ones it does.",
+    };
+
+    /// Every problem type, in the catalogue's order.
+    pub const ALL: &[ProblemType] = &[
+        BAD_REQUEST,
+        VALIDATION,
+        UNSUPPORTED_MEDIA_TYPE,
+        PAYLOAD_TOO_LARGE,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        RATE_LIMITED,
+        SERVICE_UNAVAILABLE,
+        IDEMPOTENCY_IN_FLIGHT,
+        IDEMPOTENCY_KEY_REUSED,
+        INVALID_CREDENTIALS,
+        ACCOUNT_LOCKED,
+        INVALID_CODE,
+        INVALID_REFRESH_TOKEN,
+        EMAIL_TAKEN,
+        MFA_ENABLED,
+        MFA_NOT_ENABLED,
+        NO_PENDING_ENROLLMENT,
+        LAST_ADMIN,
+        ROLES_CHANGED,
+        EVENT_CONFLICT,
+        STALE_ETAG,
+        IF_MATCH_REQUIRED,
+        EVENT_NOT_JOINABLE,
+        ALREADY_JOINED,
+        NOT_JOINED,
+        METHOD_NOT_ALLOWED,
+        INTERNAL,
+    ];
+
+    /// The catalogue as markdown (docs/problems.md).
+    pub fn markdown() -> String {
+        let mut s = String::from(
+            "# Problem types\n\nEvery error is an RFC 9457 `application/problem+json` document whose `type` is one of these (generated from `shared::problem::problems`; a test keeps this file current).\n\n| type | status | title | when |\n|---|---|---|---|\n",
+        );
+        for p in ALL {
+            s.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                p.uri,
+                p.status.as_u16(),
+                p.title,
+                p.description
+            ));
+        }
+        s
+    }
 }
 
 /// One field at fault.
@@ -79,7 +354,12 @@ impl std::ops::DerefMut for ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, type_: &'static str, title: &'static str) -> Self {
+    /// An error of a catalogued problem type ([`problems`]).
+    pub fn of(p: ProblemType) -> Self {
+        Self::new(p.status, p.uri, p.title)
+    }
+
+    fn new(status: StatusCode, type_: &'static str, title: &'static str) -> Self {
         Self(Box::new(ApiErrorParts {
             status,
             type_,
@@ -117,65 +397,43 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "/problems/bad-request",
-            "Bad request",
-        )
-        .detail(detail)
+        Self::of(problems::BAD_REQUEST).detail(detail)
     }
 
     /// A request that parsed but whose fields are not acceptable.
     pub fn validation(name: impl Into<String>, reason: impl Into<String>) -> Self {
         let (name, reason) = (name.into(), reason.into());
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/problems/validation",
-            "Validation failed",
-        )
-        .detail(format!("{name}: {reason}"))
-        .field(name, reason)
+        Self::of(problems::VALIDATION)
+            .detail(format!("{name}: {reason}"))
+            .field(name, reason)
     }
 
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "/problems/unsupported-media-type",
-            "Unsupported media type",
-        )
-        .detail(detail)
+        Self::of(problems::UNSUPPORTED_MEDIA_TYPE).detail(detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "/problems/payload-too-large",
-            "Payload too large",
-        )
-        .detail(format!("the request body is larger than {limit} bytes"))
+        Self::of(problems::PAYLOAD_TOO_LARGE)
+            .detail(format!("the request body is larger than {limit} bytes"))
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "/problems/not-found", "Not found").detail(detail)
+        Self::of(problems::NOT_FOUND).detail(detail)
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden").detail(detail)
+        Self::of(problems::FORBIDDEN).detail(detail)
     }
 
     /// A 503: nothing was changed; the same request may be sent again after `Retry-After`
     /// (1 s unless the caller sets another).
     pub fn service_unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "/problems/service-unavailable",
-            "Service unavailable",
-        )
-        .detail(detail)
-        .header(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        )
+        Self::of(problems::SERVICE_UNAVAILABLE)
+            .detail(detail)
+            .header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            )
     }
 
     /// An unexpected failure: a 500 whose body says nothing about `cause` — unless `cause` is
@@ -196,12 +454,8 @@ impl ApiError {
             u.cause = Some(cause);
             return u;
         }
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "about:blank",
-            "Internal server error",
-        )
-        .detail("the request could not be completed; quote the request id when reporting it");
+        let mut e = Self::of(problems::INTERNAL)
+            .detail("the request could not be completed; quote the request id when reporting it");
         e.cause = Some(cause);
         e
     }

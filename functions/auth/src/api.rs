@@ -152,13 +152,14 @@ fn audit(event: &'static str, user_id: &str) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
-    #[schema(value_type = String, example = "ann@example.com")]
+    /// At most 254 characters, `name@domain`.
+    #[schema(value_type = String, example = "ann@example.com", min_length = 3, pattern = "@")]
     pub email: Email,
     /// 12 to 256 characters; not a common password; strong enough (zxcvbn score ≥ 3).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 256)]
     pub password: NewPassword,
-    /// 1 to 80 characters.
-    #[schema(value_type = String)]
+    /// 1 to 80 characters (trimmed), no control characters.
+    #[schema(value_type = String, min_length = 1, pattern = "\\S")]
     pub display_name: DisplayName,
 }
 
@@ -218,10 +219,10 @@ impl From<&User> for Profile {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 3, pattern = "@")]
     pub email: Email,
-    /// At most 256 characters.
-    #[schema(value_type = String)]
+    /// 1 to 256 characters.
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 256)]
     pub password: LoginPassword,
 }
 
@@ -251,6 +252,16 @@ pub struct Tokens {
     pub refresh_token: String,
 }
 
+/// A login's answer: tokens, or an MFA challenge for a user with MFA on (only in the
+/// OpenAPI document: the handler serialises one of the two).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LoginAnswer {
+    Tokens(Tokens),
+    MfaChallenge(MfaChallenge),
+}
+
 /// The answer to a login of a user with MFA on.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaChallenge {
@@ -263,14 +274,17 @@ pub struct MfaChallenge {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaVerify {
+    #[schema(min_length = 1)]
     pub challenge: String,
     /// A 6-digit TOTP code or a recovery code.
+    #[schema(min_length = 1)]
     pub code: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
+    #[schema(min_length = 1)]
     pub refresh_token: String,
 }
 
@@ -287,6 +301,7 @@ pub struct TotpEnrollment {
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     /// The current 6-digit code.
+    #[schema(min_length = 1)]
     pub code: String,
 }
 
@@ -295,7 +310,7 @@ pub struct TotpCode {
 #[serde(deny_unknown_fields)]
 pub struct StepUp {
     /// The account's password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 256)]
     pub password: LoginPassword,
 }
 
@@ -304,9 +319,10 @@ pub struct StepUp {
 #[serde(deny_unknown_fields)]
 pub struct DisableTotp {
     /// A current 6-digit TOTP code or a recovery code.
+    #[schema(min_length = 1)]
     pub code: String,
     /// The account's password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 256)]
     pub password: LoginPassword,
 }
 
@@ -325,42 +341,26 @@ pub struct SetRoles {
 // ------------------------------------------------------------------ errors
 
 fn invalid_credentials() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "/problems/invalid-credentials",
-        "Invalid credentials",
-    )
-    .detail("the email or the password is wrong")
+    ApiError::of(shared::problem::problems::INVALID_CREDENTIALS)
+        .detail("the email or the password is wrong")
 }
 
 fn locked(retry_after: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "/problems/account-locked",
-        "Too many attempts",
-    )
-    .detail(format!(
-        "too many failed attempts; try again in {retry_after} s"
-    ))
-    .header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
+    ApiError::of(shared::problem::problems::ACCOUNT_LOCKED)
+        .detail(format!(
+            "too many failed attempts; try again in {retry_after} s"
+        ))
+        .header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
 }
 
 fn invalid_code() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "/problems/invalid-code",
-        "Invalid code",
-    )
-    .detail("the code is wrong, expired or already used")
+    ApiError::of(shared::problem::problems::INVALID_CODE)
+        .detail("the code is wrong, expired or already used")
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "/problems/invalid-refresh-token",
-        "Invalid refresh token",
-    )
-    .detail("the refresh token is unknown, expired, used or revoked; log in again")
+    ApiError::of(shared::problem::problems::INVALID_REFRESH_TOKEN)
+        .detail("the refresh token is unknown, expired, used or revoked; log in again")
 }
 
 // ------------------------------------------------------------------ handlers
@@ -427,11 +427,9 @@ async fn register_once(
         )
         .await?;
     if !created {
-        return Err(
-            ApiError::new(StatusCode::CONFLICT, "/problems/email-taken", "Email taken")
-                .detail("an account with this email exists; log in or reset the password")
-                .field("email", "is taken"),
-        );
+        return Err(ApiError::of(shared::problem::problems::EMAIL_TAKEN)
+            .detail("an account with this email exists; log in or reset the password")
+            .field("email", "is taken"));
     }
     if let Some(c) = &claim {
         c.committed();
@@ -443,7 +441,7 @@ async fn register_once(
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     responses(
-        (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = Tokens),
+        (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = LoginAnswer),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = shared::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Locked for this address after failures (5 on the account from this address; 1 while the account has 20 or more failures in 15 min from everywhere, or the address 20 or more across accounts; an IPv6 client is its /64), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
     ))]
@@ -574,12 +572,7 @@ async fn unlocked(auth: &Auth, lock: UserLock, user_id: &str, now: u64) -> Resul
 }
 
 fn wrong_credentials(detail: &'static str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "/problems/invalid-credentials",
-        "Invalid credentials",
-    )
-    .detail(detail)
+    ApiError::of(shared::problem::problems::INVALID_CREDENTIALS).detail(detail)
 }
 
 /// A wrong code or password, counted toward one of the user's locks.
@@ -750,12 +743,8 @@ pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError
     // ends every session and hands out the recovery codes): the password, fresh, first.
     step_up(auth, &user, input.password, now_unix()).await?;
     if user.mfa_enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "/problems/mfa-enabled",
-            "MFA already on",
-        )
-        .detail("disable it first to enroll a new authenticator"));
+        return Err(ApiError::of(shared::problem::problems::MFA_ENABLED)
+            .detail("disable it first to enroll a new authenticator"));
     }
     let secret = totp::new_secret()?;
     let sealed = auth.mfa_keys().await?.seal(&user.id, &secret)?;
@@ -776,6 +765,7 @@ pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError
     responses(
         (status = 200, description = "MFA is on; every session is revoked", body = RecoveryCodes),
         (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`/problems/no-pending-enrollment`: nothing to activate (enroll first), or `/problems/mfa-enabled`", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
@@ -786,12 +776,8 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
         .await?
         .ok_or_else(shared::auth::unauthorized)?;
     let stored = user.pending_totp_secret.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "/problems/no-pending-enrollment",
-            "Nothing to activate",
-        )
-        .detail("enroll first with POST /v1/me/mfa/totp")
+        ApiError::of(shared::problem::problems::NO_PENDING_ENROLLMENT)
+            .detail("enroll first with POST /v1/me/mfa/totp")
     })?;
     let keys = auth.mfa_keys().await?;
     let secret = keys.open(&user.id, &stored)?;
@@ -848,12 +834,8 @@ pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiErro
     // under the same per-account lock as the MFA login.
     step_up(auth, &user, input.password, now).await?;
     if !user.mfa_enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "/problems/mfa-not-enabled",
-            "MFA is off",
-        )
-        .detail("there is no second factor to turn off"));
+        return Err(ApiError::of(shared::problem::problems::MFA_NOT_ENABLED)
+            .detail("there is no second factor to turn off"));
     }
     unlocked(auth, UserLock::Mfa, &user.id, now).await?;
     if !check_second_factor(auth, &user, &input.code, now).await? {
@@ -924,18 +906,12 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
         }
         RolesChange::NoSuchUser => return Err(ApiError::not_found("no user has this id")),
         RolesChange::LastAdmin => {
-            return Err(
-                ApiError::new(StatusCode::CONFLICT, "/problems/last-admin", "Last admin")
-                    .detail("this would leave no admin; grant admin to another account first"),
-            );
+            return Err(ApiError::of(shared::problem::problems::LAST_ADMIN)
+                .detail("this would leave no admin; grant admin to another account first"));
         }
         RolesChange::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "/problems/roles-changed",
-                "Roles changed meanwhile",
-            )
-            .detail("the user's roles changed while this request ran; read them and retry"));
+            return Err(ApiError::of(shared::problem::problems::ROLES_CHANGED)
+                .detail("the user's roles changed while this request ran; read them and retry"));
         }
     }
     // Tokens carry roles: every session of the user ends, so the next refresh fails and the
@@ -950,6 +926,9 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
         .ok_or_else(|| ApiError::not_found("no user has this id"))?;
     json(StatusCode::OK, &Profile::from(&user))
 }
+
+/// The OpenAPI pattern of a user id ([`user_id`]).
+pub const USER_ID_PATTERN: &str = "^usr_[0-9a-f]{20,40}$";
 
 /// The `{id}` of an admin route: `usr_` and 20 to 40 lowercase hex digits.
 fn user_id(req: &Request) -> Result<String, ApiError> {

@@ -23,7 +23,7 @@ impl Modify for BearerScheme {
     ),
     components(schemas(
         crate::api::Register, crate::api::Profile, crate::api::Login, crate::api::Tokens,
-        crate::api::MfaChallenge, crate::api::MfaVerify, crate::api::Refresh,
+        crate::api::MfaChallenge, crate::api::LoginAnswer, crate::api::MfaVerify, crate::api::Refresh,
         crate::api::TotpEnrollment, crate::api::TotpCode, crate::api::DisableTotp, crate::api::StepUp, crate::api::RecoveryCodes,
         crate::api::SetRoles, shared::auth::Role
     )),

@@ -85,16 +85,11 @@ pub fn not_found(id: &str) -> ApiError {
 }
 
 fn conflict(detail: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "/problems/event-conflict", "Conflict").detail(detail)
+    ApiError::of(shared::problem::problems::EVENT_CONFLICT).detail(detail)
 }
 
 fn precondition_failed(current: &Event) -> ApiError {
-    ApiError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "/problems/stale-etag",
-        "Precondition failed",
-    )
-    .detail(format!(
+    ApiError::of(shared::problem::problems::STALE_ETAG).detail(format!(
         "the event changed; its current ETag is {}",
         current.etag()
     ))
@@ -230,12 +225,8 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
         .headers()
         .get(header::IF_MATCH)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "/problems/if-match-required",
-                "Precondition required",
-            )
-            .detail("send If-Match with the ETag of the version you are changing")
+            ApiError::of(shared::problem::problems::IF_MATCH_REQUIRED)
+                .detail("send If-Match with the ETag of the version you are changing")
         })?
         .to_str()
         .ok()
@@ -474,7 +465,7 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListQuery),
+#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events", params(ListQuery),
     responses(
         (status = 200, description = "Upcoming events, by start time then id; with `q`, by matched fields (most first), then start time, then id", body = EventPage),
         (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
@@ -674,6 +665,8 @@ async fn search(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// 1 to 100 event ids; repeats collapse.
+    #[schema(min_items = 1, max_items = 100, value_type = Vec<crate::model::EventId>)]
     pub ids: Vec<String>,
 }
 

@@ -21,36 +21,71 @@ pub const CATEGORIES: &[&str] = &[
     "outdoors",
     "other",
 ];
+/// [`CATEGORIES`] as the OpenAPI document names them (a test keeps the two lists equal).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Category {
+    Music,
+    Sports,
+    Arts,
+    Food,
+    Tech,
+    Community,
+    Education,
+    Family,
+    Nightlife,
+    Outdoors,
+    Other,
+}
+
 pub const MAX_TAGS: usize = 10;
 pub const MAX_CAPACITY: u32 = 100_000;
 pub const MAX_DURATION_DAYS: i64 = 30;
+
+/// An event id as the API takes it: `evt_` and 28 lowercase hex digits ([`parse_id`]).
+#[derive(ToSchema)]
+#[schema(
+    pattern = "^evt_[0-9a-f]{28}$",
+    example = "evt_019a4f0c2b1e5d3c2a1b0f9e8d7c"
+)]
+pub struct EventId(pub String);
+
+/// The id pattern in the OpenAPI document (path parameters too).
+pub const EVENT_ID_PATTERN: &str = "^evt_[0-9a-f]{28}$";
 
 /// A new event as posted.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
-    /// 3 to 120 characters.
+    /// 3 to 120 characters (NFKC, trimmed).
+    #[schema(min_length = 3, max_length = 120)]
     pub title: String,
     /// Up to 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
-    /// Normalised: NFKC, trimmed, inner spaces collapsed, lower case.
+    /// 1 to 80 characters once normalised: NFKC, trimmed, inner spaces collapsed, lower case.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub city: String,
-    /// One of `music`, `sports`, `arts`, `food`, `tech`, `community`, `education`, `family`,
-    /// `nightlife`, `outdoors`, `other`.
+    /// One of the categories (matched case-insensitively).
+    #[schema(value_type = Category)]
     pub category: String,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub venue: String,
     /// Up to 10, each 1 to 30 characters, normalised like the city; repeats collapse.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub tags: Vec<String>,
     /// RFC 3339 with an offset; in the future.
-    #[schema(example = "2030-06-01T19:00:00+02:00")]
+    #[schema(format = DateTime, example = "2030-06-01T19:00:00+02:00")]
     pub starts_at: String,
     /// RFC 3339 with an offset; after `starts_at`, at most 30 days later.
-    #[schema(example = "2030-06-01T23:00:00+02:00")]
+    #[schema(format = DateTime, example = "2030-06-01T23:00:00+02:00")]
     pub ends_at: String,
     /// 1 to 100 000.
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: u32,
 }
 
@@ -58,14 +93,24 @@ pub struct NewEvent {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
+    #[schema(min_length = 3, max_length = 120)]
     pub title: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub city: Option<String>,
+    #[schema(value_type = Option<Category>)]
     pub category: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub venue: Option<String>,
+    #[schema(max_items = 10)]
     pub tags: Option<Vec<String>>,
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
+    /// At least the seats already taken.
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<u32>,
 }
 

@@ -10,6 +10,7 @@ use utoipa::OpenApi;
     ),
     components(schemas(
         crate::model::NewEvent, crate::model::EventPatch, crate::model::EventView,
+        crate::model::EventId, crate::model::Category,
         crate::model::Status, crate::api::EventPage, crate::api::BatchRequest,
         crate::api::BatchResponse
     )),

@@ -57,36 +57,21 @@ fn not_joinable(e: &Event, now: OffsetDateTime) -> Option<ApiError> {
     } else {
         return None;
     };
-    Some(
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "/problems/event-not-joinable",
-            "Event not joinable",
-        )
-        .detail(why),
-    )
+    Some(ApiError::of(shared::problem::problems::EVENT_NOT_JOINABLE).detail(why))
 }
 
 fn already(m: &Membership) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "/problems/already-joined",
-        "Already joined",
-    )
-    .detail(match m.state {
-        State::Joined => "you already have a seat at this event".to_owned(),
-        State::Waitlisted => "you are already on this event's waitlist".to_owned(),
-    })
-    .extension("state", serde_json::json!(m.state.as_str()))
+    ApiError::of(shared::problem::problems::ALREADY_JOINED)
+        .detail(match m.state {
+            State::Joined => "you already have a seat at this event".to_owned(),
+            State::Waitlisted => "you are already on this event's waitlist".to_owned(),
+        })
+        .extension("state", serde_json::json!(m.state.as_str()))
 }
 
 fn lost_key() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "/problems/idempotency-in-flight",
-        "Request in progress",
-    )
-    .detail("another attempt with this Idempotency-Key took over; retry to see its outcome")
+    ApiError::of(shared::problem::problems::IDEMPOTENCY_IN_FLIGHT)
+        .detail("another attempt with this Idempotency-Key took over; retry to see its outcome")
 }
 
 fn busy() -> ApiError {
@@ -291,7 +276,7 @@ async fn leave_once(
             .membership(&user, &id)
             .await?
             .ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "/problems/not-joined", "Not joined")
+                ApiError::of(shared::problem::problems::NOT_JOINED)
                     .detail("you have not joined this event")
             })?;
         if let Some(err) = not_joinable(&e, now) {

@@ -68,6 +68,10 @@ pub struct NotificationPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
+    /// A notification id from `GET /v1/me/notifications`.
+    #[schema(
+        pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z#[0-9a-f]{32}$"
+    )]
     pub up_to: String,
 }
 
@@ -113,7 +117,7 @@ impl Notifications {
     }
 }
 
-#[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", operation_id = "list_notifications", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses(

@@ -212,7 +212,7 @@ pub async fn relay(
     let mut response = DynamoDbEventResponse::default();
     let records: Vec<Record> = event.records.iter().map(read_record).collect();
     let mut done = vec![false; records.len()];
-    let mut published: std::collections::HashMap<String, u64> = Default::default();
+    let mut progress = Progress::default();
     let wait_until = std::time::Instant::now() + gap_wait;
     let mut pending = publish_order(&records);
     while !pending.is_empty() {
@@ -228,7 +228,7 @@ pub async fn relay(
                         sequencer,
                         &b.0,
                         &b.1,
-                        &mut published,
+                        &mut progress,
                         give_up_waiting,
                     )
                     .await
@@ -254,15 +254,17 @@ pub async fn relay(
                     let mut failure = DynamoDbBatchItemFailure::default();
                     failure.item_identifier = record.change.sequence_number.clone();
                     response.batch_item_failures.push(failure);
+                    progress.record(sequencer).await;
                     return response;
                 }
             }
         }
+        progress.record(sequencer).await;
         if !deferred.is_empty() {
             // Read the deferred aggregates' numbers afresh on the next pass.
             for &i in &deferred {
                 if let Record::Outbox(b) = &records[i] {
-                    published.remove(&b.1.aggregate_id);
+                    progress.published.remove(&b.1.aggregate_id);
                 }
             }
             tokio::time::sleep(GAP_POLL).await;
@@ -270,6 +272,39 @@ pub async fn relay(
         pending = deferred;
     }
     response
+}
+
+/// Per event of a batch: the last number published (or read from the table), and the last
+/// number the table is known to hold.
+#[derive(Default)]
+struct Progress {
+    published: std::collections::HashMap<String, u64>,
+    recorded: std::collections::HashMap<String, u64>,
+}
+
+impl Progress {
+    /// Writes each event's last published number that the table does not have yet: once per
+    /// event and pass, not once per message (a batch of 100 joins of one event is one
+    /// UpdateItem). A crash before it leaves the numbers behind: the stream redelivers the
+    /// batch, whose messages are published again (deduplicated) and recorded then. A failure is
+    /// logged: the messages are out, and a later message of the event waits [`GAP_WAIT`] for
+    /// them at worst.
+    async fn record(&mut self, sequencer: &impl Sequencer) {
+        for (aggregate, seq) in &self.published {
+            if self.recorded.get(aggregate).is_some_and(|r| r >= seq) {
+                continue;
+            }
+            match sequencer.advance(aggregate, *seq).await {
+                Ok(()) => {
+                    self.recorded.insert(aggregate.clone(), *seq);
+                }
+                Err(e) => {
+                    metrics::counter!("OutboxOrderUnchecked").increment(1);
+                    tracing::warn!(aggregate_id = %aggregate, seq, error.cause_chain = %shared::error_chain_anyhow(&e), "published message number not recorded");
+                }
+            }
+        }
+    }
 }
 
 fn read_record(record: &EventRecord) -> Record {
@@ -298,7 +333,7 @@ async fn publish_in_order(
     sequencer: &impl Sequencer,
     item: &OutboxItem,
     message: &OutboxMessage,
-    published: &mut std::collections::HashMap<String, u64>,
+    progress: &mut Progress,
     give_up_waiting: bool,
 ) -> anyhow::Result<Step> {
     let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind, seq = ?message.seq);
@@ -309,13 +344,22 @@ async fn publish_in_order(
             return Ok(Step::Done(Some(message.kind.clone())));
         };
         let aggregate = message.aggregate_id.as_str();
-        let last = match published.get(aggregate) {
+        let last = match progress.published.get(aggregate) {
             Some(n) => *n,
-            None => {
-                let n = sequencer.published(aggregate).await?;
-                published.insert(aggregate.to_owned(), n);
-                n
-            }
+            None => match sequencer.published(aggregate).await {
+                Ok(n) => {
+                    progress.published.insert(aggregate.to_owned(), n);
+                    progress.recorded.insert(aggregate.to_owned(), n);
+                    n
+                }
+                // The order's bookkeeping must never hold a committed message back: with the
+                // table unreachable, publish in stream order (one shard keeps an event's order).
+                Err(e) => {
+                    metrics::counter!("OutboxOrderUnchecked").increment(1);
+                    tracing::warn!(aggregate_id = %aggregate, seq, error.cause_chain = %shared::error_chain_anyhow(&e), "sequence unreadable; publishing in stream order");
+                    seq.saturating_sub(1)
+                }
+            },
         };
         if seq > last + 1 {
             if !give_up_waiting {
@@ -325,10 +369,8 @@ async fn publish_in_order(
             tracing::warn!(aggregate_id = %aggregate, seq, last, "earlier messages of this aggregate were not published in time; publishing this one anyway");
         }
         publisher.publish(item, message).await?;
-        if seq > last {
-            sequencer.advance(aggregate, seq).await?;
-        }
-        published.insert(aggregate.to_owned(), last.max(seq));
+        // Recorded in the table once per event and pass ([`record_progress`]).
+        progress.published.insert(aggregate.to_owned(), last.max(seq));
         Ok(Step::Done(Some(message.kind.clone())))
     }
     .instrument(span)

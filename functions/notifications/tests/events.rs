@@ -294,6 +294,37 @@ async fn an_event_waiting_for_its_predecessor_does_not_hold_back_another_event()
 }
 
 #[tokio::test]
+async fn an_unreachable_sequence_table_never_holds_a_message_back() {
+    struct Down;
+    impl Sequencer for Down {
+        async fn published(&self, _: &str) -> anyhow::Result<u64> {
+            anyhow::bail!("dispatch failure: DynamoDB unreachable")
+        }
+        async fn advance(&self, _: &str, _: u64) -> anyhow::Result<()> {
+            anyhow::bail!("dispatch failure: DynamoDB unreachable")
+        }
+    }
+    let publisher = Published::default();
+    let started = std::time::Instant::now();
+    let response = relay(
+        &publisher,
+        &Down,
+        numbered_stream(&[("evt_a", 7), ("evt_a", 8), ("evt_b", 3)]),
+        GAP,
+    )
+    .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "nothing fails for the bookkeeping"
+    );
+    assert_eq!(
+        published_ids(&publisher),
+        ["evt_a-7-0", "evt_a-8-1", "evt_b-3-2"]
+    );
+    assert!(started.elapsed() < GAP, "and nothing waits for it");
+}
+
+#[tokio::test]
 async fn gaps_of_many_events_in_one_batch_share_one_wait() {
     let publisher = Published::default();
     let sequencer = MemorySequencer::default();

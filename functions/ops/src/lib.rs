@@ -40,11 +40,86 @@ pub async fn healthz(app: &App, req: Request) -> Result<Response, ApiError> {
     )
 }
 
-/// Any route the API does not declare (the HTTP API's `$default` route).
+/// A declared path's segments (`None` for a `{param}`) and its methods.
+type Route = (Vec<Option<String>>, Vec<String>);
+
+/// The declared routes.
+fn routes() -> &'static [Route] {
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let doc = serde_json::to_value(openapi::document()).expect("the document serialises");
+        doc["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, item)| {
+                        let segments = path
+                            .split('/')
+                            .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                            .collect();
+                        let methods = item
+                            .as_object()
+                            .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The methods declared for `path`, when some route matches it.
+pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
+    let parts: Vec<&str> = path.split('/').collect();
+    routes().iter().find_map(|(segments, methods)| {
+        let matches = segments.len() == parts.len()
+            && segments.iter().zip(&parts).all(|(s, p)| match s {
+                Some(s) => s == p,
+                None => !p.is_empty(),
+            });
+        matches.then_some(methods.as_slice())
+    })
+}
+
+/// Any request no route takes (the HTTP API's `$default` route): a path the API declares with
+/// another method is 405 with `Allow` (RFC 9110 §15.5.6); any other path 404.
 pub async fn not_found(req: Request) -> Result<Response, ApiError> {
+    if let Some(methods) = allowed_methods(req.uri().path()) {
+        let allow = methods.join(", ");
+        return Err(ApiError::of(shared::problem::problems::METHOD_NOT_ALLOWED)
+            .detail(format!(
+                "{} {} is not an operation of this API; it allows {allow}",
+                req.method(),
+                req.uri().path()
+            ))
+            .header(
+                http::header::ALLOW,
+                http::HeaderValue::from_str(&allow).map_err(ApiError::internal)?,
+            ));
+    }
     Err(ApiError::not_found(format!(
         "no route matches {} {}",
         req.method(),
         req.uri().path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declared_path_names_its_methods_and_an_unknown_one_none() {
+        let m = allowed_methods("/v1/events/evt_0123456789abcdef0123456789ab").unwrap();
+        assert!(m.contains(&"GET".to_owned()) && m.contains(&"PATCH".to_owned()));
+        assert!(!m.contains(&"POST".to_owned()));
+        assert!(allowed_methods("/v1/events").is_some());
+        assert!(allowed_methods("/v1/nothing").is_none());
+        assert!(
+            allowed_methods("/v1/events//join").is_none(),
+            "an empty id is no id"
+        );
+    }
 }

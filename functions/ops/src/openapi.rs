@@ -20,14 +20,205 @@ use utoipa::OpenApi;
 )]
 struct ApiDoc;
 
-/// The whole document, every domain's endpoints merged in.
+/// The whole document, every domain's endpoints merged in, and the error answers the shared
+/// middleware gives completed from the problem catalogue ([`complete_errors`]).
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(auth::openapi::document());
     doc.merge(events::openapi::document());
     doc.merge(joins::openapi::document());
     doc.merge(notifications::openapi::document());
+    constrain_parameters(&mut doc);
+    complete_errors(&mut doc);
     doc
+}
+
+/// The limits every parameter of a name has, stated once from the validators' own constants:
+/// event and user ids, `limit`, `Idempotency-Key`, `If-Match`, and the events listing's
+/// `city` (required), `category`, `from` and `to`.
+pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+    use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Required, Schema};
+    let string = |pattern: &str| -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .into()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            for param in op.parameters.iter_mut().flatten() {
+                let schema: Option<RefOr<Schema>> = match param.name.as_str() {
+                    "id" if path.starts_with("/v1/events/") => {
+                        Some(string(events::model::EVENT_ID_PATTERN))
+                    }
+                    "id" if path.starts_with("/v1/admin/users/") => {
+                        Some(string(auth::api::USER_ID_PATTERN))
+                    }
+                    "Idempotency-Key" => Some(string(shared::idempotency::KEY_PATTERN)),
+                    "If-Match" => Some(string("^(W/)?\"v[0-9]{1,19}\"$")),
+                    "limit" => Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1))
+                            .maximum(Some(shared::cursor::MAX_LIMIT))
+                            .into(),
+                    ),
+                    "city" if path == "/v1/events" => {
+                        param.required = Required::True;
+                        Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .min_length(Some(1))
+                                .pattern(Some("\\S"))
+                                .into(),
+                        )
+                    }
+                    "category" if path == "/v1/events" => {
+                        Some(Ref::from_schema_name("Category").into())
+                    }
+                    "from" | "to" if path == "/v1/events" => Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                            .into(),
+                    ),
+                    _ => None,
+                };
+                if let Some(s) = schema {
+                    param.schema = Some(s);
+                }
+            }
+        }
+    }
+}
+
+/// Routes without the rate limiter, authentication or a body: they answer what they declare.
+const OPEN_ROUTES: [&str; 4] = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+];
+
+/// Adds to every operation the error answers that the shared middleware gives it, by its
+/// shape, where the handler's own declaration does not already name that status:
+/// a body → 400 (unparsable JSON), 413, 415, 422; query parameters → 400 (a bad cursor), 422;
+/// path parameters or an Idempotency-Key header → 400 (malformed); a path id → 404; a bearer
+/// token → 401; an Idempotency-Key → 409 (in flight) and 422 (reused); every rate-limited route
+/// → 429 and 503 (both with `Retry-After`). Each names its problem types from
+/// [`shared::problem::problems`].
+pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use shared::problem::{ProblemType, problems as p};
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if OPEN_ROUTES.contains(&path.as_str()) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let has = |place: ParameterIn| {
+                params.iter().any(|x| {
+                    std::mem::discriminant(&x.parameter_in) == std::mem::discriminant(&place)
+                })
+            };
+            let idempotent = params.iter().any(|x| x.name == "Idempotency-Key");
+            let body = op.request_body.is_some();
+            let (query, in_path) = (has(ParameterIn::Query), has(ParameterIn::Path));
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add: Vec<ProblemType> = Vec::new();
+            if body || query || in_path || idempotent {
+                add.push(p::BAD_REQUEST);
+            }
+            if body {
+                add.extend([p::PAYLOAD_TOO_LARGE, p::UNSUPPORTED_MEDIA_TYPE]);
+            }
+            if body || query {
+                add.push(p::VALIDATION);
+            }
+            if idempotent {
+                add.extend([p::IDEMPOTENCY_IN_FLIGHT, p::IDEMPOTENCY_KEY_REUSED]);
+            }
+            if in_path {
+                add.push(p::NOT_FOUND);
+            }
+            if secured {
+                add.push(p::UNAUTHORIZED);
+            }
+            add.extend([p::RATE_LIMITED, p::SERVICE_UNAVAILABLE]);
+            for problem in add {
+                let status = problem.status.as_u16().to_string();
+                if op.responses.responses.contains_key(&status) {
+                    continue;
+                }
+                let description: Vec<String> = std::iter::once(&problem)
+                    .chain(p::ALL.iter().filter(|q| {
+                        q.status == problem.status && q.uri != problem.uri && generic(q)
+                    }))
+                    .map(|q| format!("`{}`: {}", q.uri, q.description))
+                    .collect();
+                let mut response = ResponseBuilder::new()
+                    .description(description.join(" "))
+                    .content(
+                        shared::problem::PROBLEM_JSON,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    );
+                if matches!(problem.status.as_u16(), 429 | 503) {
+                    response = response.header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                                    .minimum(Some(0)),
+                            )
+                            .description(Some(
+                                "Seconds to wait before sending the same request again",
+                            ))
+                            .build(),
+                    );
+                }
+                op.responses
+                    .responses
+                    .insert(status, response.build().into());
+            }
+        }
+    }
+}
+
+/// The problem types any route may give for its status (not one domain's own).
+fn generic(p: &shared::problem::ProblemType) -> bool {
+    use shared::problem::problems as c;
+    [
+        c::BAD_REQUEST,
+        c::VALIDATION,
+        c::UNSUPPORTED_MEDIA_TYPE,
+        c::PAYLOAD_TOO_LARGE,
+        c::UNAUTHORIZED,
+        c::NOT_FOUND,
+        c::RATE_LIMITED,
+        c::SERVICE_UNAVAILABLE,
+        c::IDEMPOTENCY_IN_FLIGHT,
+        c::IDEMPOTENCY_KEY_REUSED,
+    ]
+    .contains(p)
 }
 
 /// The document as pretty JSON, exactly as docs/openapi.json holds it.
@@ -56,18 +247,66 @@ pub async fn openapi_json() -> Result<Response, ApiError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_checked_in_document_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-        let fresh = document_json();
+    /// The checked-in copy of a generated document (`docs/<name>`) equals `fresh`;
+    /// `UPDATE_OPENAPI=1` (`make openapi`) rewrites it.
+    fn assert_current(name: &str, fresh: &str) {
+        let path = format!("{}/../../docs/{name}", env!("CARGO_MANIFEST_DIR"));
         if std::env::var_os("UPDATE_OPENAPI").is_some() {
-            std::fs::write(path, &fresh).unwrap();
+            std::fs::write(&path, fresh).unwrap();
         }
-        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             checked_in == fresh,
-            "docs/openapi.json is stale: run `make openapi` and commit the result"
+            "docs/{name} is stale: run `make openapi` and commit the result"
         );
+    }
+
+    #[test]
+    fn the_checked_in_document_is_current() {
+        assert_current("openapi.json", &document_json());
+    }
+
+    #[test]
+    fn the_checked_in_problem_catalogue_is_current() {
+        assert_current("problems.md", &shared::problem::problems::markdown());
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_every_guarded_operation_declares_its_error_answers() {
+        let v: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for (path, item) in v["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "operationId {id} twice ({method} {path})"
+                );
+                if OPEN_ROUTES.contains(&path.as_str()) {
+                    continue;
+                }
+                for status in ["429", "503"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(
+                            op["responses"][status].is_object(),
+                            "{method} {path}: no {status}"
+                        );
+                    }
+                }
+                if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                    assert!(
+                        op["responses"]["401"].is_object(),
+                        "{method} {path}: no 401"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
