@@ -7,7 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 stack_json="$1"; shift
 url="$(.tools/stack/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$stack_json")"
-export CONTRACT_GATEWAY="${url#http://}"
+export CONTRACT_GATEWAY="${url#http://}" CONTRACT_STACK_JSON="$stack_json"
 export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/infra/contract"
 # Seeded, so a failure can be replayed; 50 generated cases per operation and phase; bounded.
 # One worker: hypothesis 6.170 races in its lambda-source cache across worker threads (a

@@ -1,8 +1,8 @@
 """Schemathesis hooks for `make test`'s contract run (infra/contract.sh).
 
-Authentication the way a real client does it: one account registered and logged in from its
-own loopback address (so the fuzzing of the auth routes from 127.0.0.1 cannot rate-limit it),
-its access token renewed with the refresh token before the 5-minute lifetime runs out.
+Authentication the way a real client does it: one organizer account registered and logged in
+from its own loopback address, its access token renewed with the refresh token before the
+5-minute lifetime runs out.
 """
 
 import http.client
@@ -12,6 +12,7 @@ import time
 import uuid
 
 import schemathesis
+import urllib3.connection
 import urllib3.util.connection
 
 GATEWAY = os.environ["CONTRACT_GATEWAY"]  # host:port of the local API Gateway
@@ -36,9 +37,29 @@ def call(method, path, body=None, headers=None, attempts=20):
     raise RuntimeError(f"{method} {path}: still rate limited or unavailable")
 
 
+def admin_token():
+    """The local stack's first admin (stack.json), to make the contract account an organizer."""
+    with open(os.environ["CONTRACT_STACK_JSON"]) as f:
+        admin = json.load(f)["admin"]
+    status, body = call("POST", "/v1/auth/login", {"email": admin["email"], "password": admin["password"]})
+    assert status == 200, (status, body)
+    return body["access_token"]
+
+
 class Session:
+    """One organizer account: registered, given the organizer role by the admin (before its
+    first login: a role change revokes sessions), then logged in; renewed by refresh, or by
+    logging in again when a generated logout revoked its session."""
+
     def __init__(self):
+        self.email = None
         self.refresh_token = None
+
+    def login(self):
+        status, body = call("POST", "/v1/auth/login", {"email": self.email, "password": PASSWORD})
+        assert status == 200, (status, body)
+        self.refresh_token = body["refresh_token"]
+        return body["access_token"]
 
     def token(self):
         if self.refresh_token:
@@ -46,6 +67,8 @@ class Session:
             if status == 200:
                 self.refresh_token = body["refresh_token"]
                 return body["access_token"]
+        if self.email:
+            return self.login()
         email = f"contract-{uuid.uuid4().hex}@example.com"
         status, body = call(
             "POST",
@@ -54,10 +77,15 @@ class Session:
             {"idempotency-key": str(uuid.uuid4())},
         )
         assert status == 201, (status, body)
-        status, body = call("POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
-        assert status == 200, (status, body)
-        self.refresh_token = body["refresh_token"]
-        return body["access_token"]
+        status, granted = call(
+            "PUT",
+            f"/v1/admin/users/{body['id']}/roles",
+            {"roles": ["attendee", "organizer"]},
+            {"authorization": f"Bearer {admin_token()}"},
+        )
+        assert status == 200, (status, granted)
+        self.email = email
+        return self.login()
 
 
 SESSION = Session()
@@ -74,7 +102,6 @@ def _from_contract_address(address, *args, **kwargs):
 
 
 urllib3.util.connection.create_connection = _from_contract_address
-urllib3.connection.connection.create_connection = _from_contract_address
 
 
 # Renewed every 4 minutes: access tokens live 5.

@@ -266,6 +266,21 @@ pub async fn transact(
     }
 }
 
+/// [`transact`], sent again while DynamoDB cancels it only for conflicts or throttling (nothing
+/// was written), until `retry` runs out; for writes whose conditions do not depend on a read.
+pub async fn transact_retrying(
+    ddb: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+    retry: &mut Retry,
+) -> Result<(), TxError> {
+    loop {
+        match transact(ddb, items.clone()).await {
+            Err(TxError::Conflict) if retry.wait().await => {}
+            other => return other,
+        }
+    }
+}
+
 // ------------------------------------------------------------------ retries
 
 /// The one retry policy for the races the SDK does not retry itself: a lost condition, a

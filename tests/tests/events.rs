@@ -492,7 +492,13 @@ async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_not
     let mut before = Vec::new();
     for chunk in (0..250).collect::<Vec<_>>().chunks(10) {
         let events: Vec<Event> = chunk.iter().map(|i| seeded(&c, "usr_seed", *i)).collect();
-        let writes = events.iter().map(|e| store.create(e, Vec::new()));
+        let writes = events.iter().map(|e| {
+            store.create(
+                e,
+                Vec::new(),
+                shared::ddb::Retry::within("test", std::time::Duration::from_secs(3)),
+            )
+        });
         for r in futures_util::future::join_all(writes).await {
             assert!(r.is_ok(), "{r:?}");
         }
@@ -505,7 +511,11 @@ async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_not
         tokio::spawn(async move {
             for i in 250..290 {
                 store
-                    .create(&seeded(&c, "usr_seed", i % 250), Vec::new())
+                    .create(
+                        &seeded(&c, "usr_seed", i % 250),
+                        Vec::new(),
+                        shared::ddb::Retry::within("test", std::time::Duration::from_secs(3)),
+                    )
                     .await
                     .unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

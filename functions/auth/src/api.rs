@@ -152,14 +152,14 @@ fn audit(event: &'static str, user_id: &str) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
-    /// At most 254 characters, `name@domain`.
-    #[schema(value_type = String, example = "ann@example.com", min_length = 3, pattern = "@")]
+    /// At most 254 characters, `name@domain.tld`.
+    #[schema(value_type = String, example = "ann@example.com", min_length = 3, max_length = 254, pattern = "^[^@\\s]{1,64}@[^@\\s.]+(\\.[^@\\s.]+)+$")]
     pub email: Email,
     /// 12 to 256 characters; not a common password; strong enough (zxcvbn score ≥ 3).
     #[schema(value_type = String, format = Password, min_length = 12, max_length = 256)]
     pub password: NewPassword,
     /// 1 to 80 characters (trimmed), no control characters.
-    #[schema(value_type = String, min_length = 1, pattern = "\\S")]
+    #[schema(value_type = String, min_length = 1, max_length = 80, pattern = "\\S")]
     pub display_name: DisplayName,
 }
 
@@ -219,7 +219,7 @@ impl From<&User> for Profile {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
-    #[schema(value_type = String, min_length = 3, pattern = "@")]
+    #[schema(value_type = String, min_length = 3, max_length = 254, pattern = "^[^@\\s]{1,64}@[^@\\s.]+(\\.[^@\\s.]+)+$")]
     pub email: Email,
     /// 1 to 256 characters.
     #[schema(value_type = String, format = Password, min_length = 1, max_length = 256)]
@@ -765,7 +765,7 @@ pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError
     responses(
         (status = 200, description = "MFA is on; every session is revoked", body = RecoveryCodes),
         (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`/problems/no-pending-enrollment`: nothing to activate (enroll first), or `/problems/mfa-enabled`", body = shared::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`/problems/no-pending-enrollment`: nothing to activate (enroll first)", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;

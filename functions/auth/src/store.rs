@@ -313,7 +313,9 @@ impl Store {
             TransactWriteItem::builder().put(claim).build(),
         ];
         items.extend(extra);
-        match shared::ddb::transact(&self.ddb, items).await {
+        // A conflict or throttling wrote nothing: sent again for up to 3 s.
+        let mut retry = Retry::within("CreateUser", std::time::Duration::from_secs(3));
+        match shared::ddb::transact_retrying(&self.ddb, items, &mut retry).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(_)) => Ok(false),
             Err(e) => Err(e.into_error()),
@@ -505,9 +507,10 @@ impl Store {
             TransactWriteItem::builder().put(session).build(),
             TransactWriteItem::builder().put(refresh).build(),
         ];
-        // Fresh random keys: a cancellation is a conflict or throttling, which answers 503
-        // (into_error names TransactionConflict, which is transient) and the client retries.
-        shared::ddb::transact(&self.ddb, items)
+        // Fresh random keys: a cancellation is a conflict or throttling, sent again for up to
+        // 3 s, then 503 (into_error names TransactionConflict, which is transient).
+        let mut retry = Retry::within("StartSession", std::time::Duration::from_secs(3));
+        shared::ddb::transact_retrying(&self.ddb, items, &mut retry)
             .await
             .map_err(TxError::into_error)?;
         Ok((family, token))

@@ -148,7 +148,10 @@ async fn create_once(
     // The session guard, then the idempotency completion (always last).
     let mut extra = vec![shared::session::guard(&events.store.table, &caller)?];
     extra.extend(claim.as_ref().map(|c| c.completion(&r)).transpose()?);
-    match events.store.create(&e, extra).await {
+    // A TransactionConflict (the caller's session item is in another of their transactions,
+    // throttling) wrote nothing: tried again within the time budget, then 503.
+    let retry = Retry::for_request("CreateEvent", &req);
+    match events.store.create(&e, extra, retry).await {
         Ok(()) => {}
         Err(TxError::Cancelled(_)) => return Err(conflict("an event with this id exists; retry")),
         Err(err) => return Err(err.into()),
@@ -495,10 +498,14 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
     let to = time_param(&mut p, "to");
     let limit = match get("limit") {
         None => 20,
-        Some(v) => match v.parse::<usize>() {
-            Ok(l) if (1..=100).contains(&l) => l,
-            _ => {
-                p.add("limit", "must be an integer from 1 to 100");
+        // cursor::parse_limit's rule, with the problem collected among the others.
+        Some(v) => match shared::cursor::parse_limit(Some(&v), 20, shared::cursor::MAX_LIMIT) {
+            Ok(l) => l,
+            Err(_) => {
+                p.add(
+                    "limit",
+                    format!("must be an integer from 1 to {}", shared::cursor::MAX_LIMIT),
+                );
                 20
             }
         },

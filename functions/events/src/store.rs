@@ -199,8 +199,13 @@ fn posting_changes(
 
 impl Store {
     /// Writes a new event and its search postings in one transaction, with `extra` (the
-    /// idempotency record's completion).
-    pub async fn create(&self, e: &Event, extra: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    /// idempotency record's completion); a conflict is sent again within `retry`.
+    pub async fn create(
+        &self,
+        e: &Event,
+        extra: Vec<TransactWriteItem>,
+        mut retry: Retry,
+    ) -> Result<(), TxError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(event_item(e)))
@@ -209,7 +214,7 @@ impl Store {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(posting_changes(&self.table, None, Some(e))?);
         items.extend(extra);
-        shared::ddb::transact(&self.ddb, items).await
+        shared::ddb::transact_retrying(&self.ddb, items, &mut retry).await
     }
 
     /// A strongly consistent read of one event.

@@ -370,7 +370,7 @@ pub struct AttendeePage {
 
 fn page_params(req: &Request) -> Result<(usize, Option<String>), ApiError> {
     let q = req.query_string_parameters();
-    let limit = cursor::parse_limit(q.first("limit"), 50, 100)?;
+    let limit = cursor::parse_limit(q.first("limit"), 50, cursor::MAX_LIMIT)?;
     Ok((limit, q.first("cursor").map(str::to_owned)))
 }
 

@@ -128,7 +128,7 @@ impl Notifications {
     ))]
 pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError> {
     let q = req.query_string_parameters();
-    let limit = cursor::parse_limit(q.first("limit"), 20, 100)?;
+    let limit = cursor::parse_limit(q.first("limit"), 20, cursor::MAX_LIMIT)?;
     let user = req.user()?.id.clone();
     let key = n.cursor_key.get().await?;
     let query = cursor::fingerprint(&["notifications", &user]);

@@ -58,9 +58,15 @@ fn routes() -> &'static [Route] {
                             .split('/')
                             .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
                             .collect();
+                        const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
                         let methods = item
                             .as_object()
-                            .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                            .map(|m| {
+                                m.keys()
+                                    .filter(|k| METHODS.contains(&k.as_str()))
+                                    .map(|k| k.to_uppercase())
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         (segments, methods)
                     })
@@ -70,23 +76,31 @@ fn routes() -> &'static [Route] {
     })
 }
 
-/// The methods declared for `path`, when some route matches it.
+/// The methods declared for `path`, when some route matches it: the most specific route (the
+/// most literal segments), as API Gateway picks one — `/v1/events/batch` before
+/// `/v1/events/{id}`.
 pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
     let parts: Vec<&str> = path.split('/').collect();
-    routes().iter().find_map(|(segments, methods)| {
-        let matches = segments.len() == parts.len()
-            && segments.iter().zip(&parts).all(|(s, p)| match s {
-                Some(s) => s == p,
-                None => !p.is_empty(),
-            });
-        matches.then_some(methods.as_slice())
-    })
+    routes()
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == parts.len()
+                && segments.iter().zip(&parts).all(|(s, p)| match s {
+                    Some(s) => s == p,
+                    None => !p.is_empty(),
+                })
+        })
+        .max_by_key(|(segments, _)| segments.iter().filter(|s| s.is_some()).count())
+        .map(|(_, methods)| methods.as_slice())
 }
 
 /// Any request no route takes (the HTTP API's `$default` route): a path the API declares with
 /// another method is 405 with `Allow` (RFC 9110 §15.5.6); any other path 404.
 pub async fn not_found(req: Request) -> Result<Response, ApiError> {
-    if let Some(methods) = allowed_methods(req.uri().path()) {
+    if let Some(methods) = allowed_methods(req.uri().path())
+        // A declared method here means the request was misrouted, not refused: a 404.
+        && !methods.iter().any(|m| m == req.method().as_str())
+    {
         let allow = methods.join(", ");
         return Err(ApiError::of(shared::problem::problems::METHOD_NOT_ALLOWED)
             .detail(format!(
@@ -116,6 +130,7 @@ mod tests {
         assert!(m.contains(&"GET".to_owned()) && m.contains(&"PATCH".to_owned()));
         assert!(!m.contains(&"POST".to_owned()));
         assert!(allowed_methods("/v1/events").is_some());
+        assert_eq!(allowed_methods("/v1/events/batch").unwrap(), ["POST"]);
         assert!(allowed_methods("/v1/nothing").is_none());
         assert!(
             allowed_methods("/v1/events//join").is_none(),

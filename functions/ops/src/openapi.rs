@@ -161,64 +161,58 @@ pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                 add.push(p::UNAUTHORIZED);
             }
             add.extend([p::RATE_LIMITED, p::SERVICE_UNAVAILABLE]);
+            // Grouped by status: one response per status, naming this operation's own types.
+            let mut by_status: std::collections::BTreeMap<u16, Vec<ProblemType>> =
+                Default::default();
             for problem in add {
-                let status = problem.status.as_u16().to_string();
-                if op.responses.responses.contains_key(&status) {
-                    continue;
+                by_status
+                    .entry(problem.status.as_u16())
+                    .or_default()
+                    .push(problem);
+            }
+            for (code, problems) in by_status {
+                let status = code.to_string();
+                let retry_after = matches!(code, 429 | 503)
+                    || problems
+                        .iter()
+                        .any(|q| q.uri == p::IDEMPOTENCY_IN_FLIGHT.uri);
+                let response = op.responses.responses.entry(status).or_insert_with(|| {
+                    let description: Vec<String> = problems
+                        .iter()
+                        .map(|q| format!("`{}`: {}", q.uri, q.description))
+                        .collect();
+                    ResponseBuilder::new()
+                        .description(description.join(" "))
+                        .content(
+                            shared::problem::PROBLEM_JSON,
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("Problem")))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
+                // A handler's own declaration keeps its words; the header is added where the
+                // answer carries it.
+                if let (true, utoipa::openapi::RefOr::T(r)) = (retry_after, response) {
+                    r.headers
+                        .entry("Retry-After".to_owned())
+                        .or_insert_with(|| {
+                            HeaderBuilder::new()
+                                .schema(
+                                    utoipa::openapi::ObjectBuilder::new()
+                                        .schema_type(utoipa::openapi::schema::Type::Integer)
+                                        .minimum(Some(0)),
+                                )
+                                .description(Some(
+                                    "Seconds to wait before sending the same request again",
+                                ))
+                                .build()
+                        });
                 }
-                let description: Vec<String> = std::iter::once(&problem)
-                    .chain(p::ALL.iter().filter(|q| {
-                        q.status == problem.status && q.uri != problem.uri && generic(q)
-                    }))
-                    .map(|q| format!("`{}`: {}", q.uri, q.description))
-                    .collect();
-                let mut response = ResponseBuilder::new()
-                    .description(description.join(" "))
-                    .content(
-                        shared::problem::PROBLEM_JSON,
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("Problem")))
-                            .build(),
-                    );
-                if matches!(problem.status.as_u16(), 429 | 503) {
-                    response = response.header(
-                        "Retry-After",
-                        HeaderBuilder::new()
-                            .schema(
-                                utoipa::openapi::ObjectBuilder::new()
-                                    .schema_type(utoipa::openapi::schema::Type::Integer)
-                                    .minimum(Some(0)),
-                            )
-                            .description(Some(
-                                "Seconds to wait before sending the same request again",
-                            ))
-                            .build(),
-                    );
-                }
-                op.responses
-                    .responses
-                    .insert(status, response.build().into());
             }
         }
     }
-}
-
-/// The problem types any route may give for its status (not one domain's own).
-fn generic(p: &shared::problem::ProblemType) -> bool {
-    use shared::problem::problems as c;
-    [
-        c::BAD_REQUEST,
-        c::VALIDATION,
-        c::UNSUPPORTED_MEDIA_TYPE,
-        c::PAYLOAD_TOO_LARGE,
-        c::UNAUTHORIZED,
-        c::NOT_FOUND,
-        c::RATE_LIMITED,
-        c::SERVICE_UNAVAILABLE,
-        c::IDEMPOTENCY_IN_FLIGHT,
-        c::IDEMPOTENCY_KEY_REUSED,
-    ]
-    .contains(p)
 }
 
 /// The document as pretty JSON, exactly as docs/openapi.json holds it.
@@ -259,6 +253,42 @@ mod tests {
             checked_in == fresh,
             "docs/{name} is stale: run `make openapi` and commit the result"
         );
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_validators_own() {
+        // The category list.
+        let category =
+            serde_json::to_value(<events::model::Category as utoipa::PartialSchema>::schema())
+                .unwrap();
+        let names: Vec<&str> = category["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(names, events::model::CATEGORIES);
+        // The event id pattern accepts exactly what parse_id does.
+        let id = regex::Regex::new(events::model::EVENT_ID_PATTERN).unwrap();
+        for sample in [
+            "evt_019a4f0c2b1e5d3c2a1b0f9e8d7c",
+            "evt_019A4F0C2B1E5D3C2A1B0F9E8D7C",
+            "evt_019a4f0c2b1e5d3c2a1b0f9e8d7",
+            "evt_019a4f0c2b1e5d3c2a1b0f9e8d7c0",
+            "usr_019a4f0c2b1e5d3c2a1b0f9e8d7c",
+            "evt_019a4f0c2b1e5d3c2a1b0f9e8d7g",
+            "",
+        ] {
+            assert_eq!(
+                id.is_match(sample),
+                events::model::parse_id(sample).is_ok(),
+                "{sample:?}"
+            );
+        }
+        // Idempotency keys: visible ASCII, 1 to 255.
+        let key = regex::Regex::new(shared::idempotency::KEY_PATTERN).unwrap();
+        assert!(key.is_match("3f1c2a9e-0d3b-4c55-9d3e-2f6a1b7c8d9e"));
+        assert!(!key.is_match("") && !key.is_match("a b") && !key.is_match(&"k".repeat(256)));
     }
 
     #[test]
