@@ -46,14 +46,7 @@ pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
             .into()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
+        for op in operations_mut(item) {
             for param in op.parameters.iter_mut().flatten() {
                 let schema: Option<RefOr<Schema>> = match param.name.as_str() {
                     "id" if path.starts_with("/v1/events/") => {
@@ -100,6 +93,21 @@ pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The operations of a path (the methods this API uses).
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Routes without the rate limiter, authentication or a body: they answer what they declare.
 const OPEN_ROUTES: [&str; 4] = [
     "/healthz",
@@ -123,14 +131,7 @@ pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
         if OPEN_ROUTES.contains(&path.as_str()) {
             continue;
         }
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
+        for op in operations_mut(item) {
             let params = op.parameters.as_deref().unwrap_or_default();
             let has = |place: ParameterIn| {
                 params.iter().any(|x| {
