@@ -346,6 +346,18 @@ impl Retry {
         self.max_attempts = n.max(1);
         self
     }
+    /// Retries of `operation` inside this one's budget: its deadline (or `budget` from now, if
+    /// sooner) and pacing, at most `attempts` of its own.
+    pub fn nested(&self, operation: &'static str, budget: Duration, attempts: u32) -> Self {
+        Self {
+            operation,
+            deadline: self.deadline.min(Instant::now() + budget),
+            attempt: 0,
+            max_attempts: attempts.max(1),
+            base: self.base,
+            cap: self.cap,
+        }
+    }
     /// Attempts made so far (1 while the first is running).
     pub fn attempt(&self) -> u32 {
         self.attempt + 1

@@ -606,11 +606,7 @@ fn record_request_metrics(route: &str, status: u16, duration_ms: f64, cold_start
 
 /// Starts the Lambda runtime with `handler` behind the middleware. The handler is called once
 /// per invocation; clone what it needs into it.
-pub async fn run<H, Fut>(
-    app: &crate::App,
-    policy: Policy,
-    handler: H,
-) -> Result<(), lambda_http::Error>
+async fn run<H, Fut>(app: &crate::App, policy: Policy, handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
@@ -628,7 +624,8 @@ where
     .await
 }
 
-/// Wires one endpoint into the Lambda runtime: init once, build the domain with `build`
+/// Wires one endpoint into the Lambda runtime (every HTTP function starts here; event-source
+/// functions through [`crate::runtime::serve`]): init once, build the domain with `build`
 /// (failing at start, naming what is missing, when its configuration is not there), then
 /// `handler` per request behind the middleware with the route's `policy`.
 pub async fn serve<D, B, P, H, Fut>(

@@ -1,6 +1,7 @@
 //! The crate every City Events function links: typed configuration, telemetry, the HTTP
 //! middleware and problem+json errors, AWS clients and the secrets cache.
 
+pub mod answers;
 pub mod auth;
 pub mod aws;
 pub mod breaker;
@@ -23,7 +24,9 @@ pub mod testing;
 pub use config::Config;
 pub use problem::{ApiError, Problem};
 
-/// Everything a function builds once per cold start.
+/// Everything a function builds once per cold start. Cloning shares it (the clients, the
+/// secrets cache, the telemetry).
+#[derive(Clone)]
 pub struct App {
     pub config: Config,
     pub clients: aws::Clients,

@@ -75,15 +75,24 @@ pub fn numbered(messages: &[OutboxMessage], read: u64) -> Vec<OutboxMessage> {
 /// RFC 3339 UTC with a fixed six-digit fraction, so that the text sorts as the time.
 pub fn timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{}.{:06}Z", seconds(t), t.microsecond())
+}
+
+/// RFC 3339 UTC to the second (`2030-06-01T17:00:00Z`): the form event times are stored and
+/// compared in.
+pub fn utc(t: OffsetDateTime) -> String {
+    format!("{}Z", seconds(t.to_offset(time::UtcOffset::UTC)))
+}
+
+fn seconds(t: OffsetDateTime) -> String {
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         t.year(),
         t.month() as u8,
         t.day(),
         t.hour(),
         t.minute(),
-        t.second(),
-        t.microsecond()
+        t.second()
     )
 }
 

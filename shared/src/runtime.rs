@@ -11,11 +11,34 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Starts the Lambda runtime with `handler` for events of type `E`.
-pub async fn run_events<E, R, H, Fut>(
-    app: &crate::App,
+/// Wires one event-source function (an SQS queue, a DynamoDB stream, a Secrets Manager
+/// rotation) into the Lambda runtime: init once, build the domain with `build` (failing at
+/// start, naming what is missing, when its configuration is not there), then `handler` per
+/// invocation. The event-source twin of [`crate::http::serve`]: every function starts through
+/// one of the two.
+pub async fn serve<D, B, E, R, H, Fut>(
+    name: &str,
+    build: B,
     handler: H,
 ) -> Result<(), lambda_runtime::Error>
+where
+    D: Send + Sync + 'static,
+    B: FnOnce(&crate::App) -> anyhow::Result<Arc<D>>,
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    H: Fn(Arc<D>, E) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+{
+    let app = crate::init(name).await?;
+    let domain = build(&app).map_err(|e| {
+        eprintln!("{name}: {e}");
+        e
+    })?;
+    run(&app, move |event, _ctx| handler(domain.clone(), event)).await
+}
+
+/// Starts the Lambda runtime with `handler` for events of type `E`.
+async fn run<E, R, H, Fut>(app: &crate::App, handler: H) -> Result<(), lambda_runtime::Error>
 where
     E: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,

@@ -31,7 +31,8 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(app: &shared::App) -> Arc<Self> {
+    /// Cannot fail: each key's secret id is optional here and checked where it is used.
+    pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
         let auth = Arc::new(Auth {
             idempotency: shared::idempotency::Idempotency::new(app),
             store: Store::new(app),
@@ -57,7 +58,7 @@ impl Auth {
             let warm = auth.clone();
             tokio::spawn(async move { warm.warm().await });
         }
-        auth
+        Ok(auth)
     }
 
     /// Fetches every key this function holds into the cache (failures are left to the first

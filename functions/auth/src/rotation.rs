@@ -53,6 +53,26 @@ async fn document(
     }
 }
 
+/// The rotation function as deployed: Secrets Manager and the public-keys secret it keeps in
+/// step.
+pub struct Rotator {
+    pub sm: Client,
+    pub public_secret_id: String,
+}
+
+impl Rotator {
+    pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
+        Ok(std::sync::Arc::new(Rotator {
+            sm: app.clients.secrets.clone(),
+            public_secret_id: app.config.public_keys_secret_id.clone(),
+        }))
+    }
+
+    pub async fn handle(&self, event: RotationEvent) -> anyhow::Result<()> {
+        rotate(&self.sm, &self.public_secret_id, &event).await
+    }
+}
+
 /// Runs one rotation step. `public_secret_id` is the verifiers' secret.
 pub async fn rotate(
     sm: &Client,

@@ -816,15 +816,23 @@ impl Store {
         Ok(shared::ddb::written(result)?)
     }
 
-    /// Records an accepted TOTP step, on condition it is later than the last one: two requests
-    /// with the same code cannot both pass.
-    pub async fn accept_totp_step(&self, user_id: &str, step: u64) -> anyhow::Result<bool> {
-        let result = self
-            .ddb
+    /// An update of `user_id`'s profile item.
+    fn profile_update(
+        &self,
+        user_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.ddb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("USER#{user_id}")))
             .key("sk", s("PROFILE"))
+    }
+
+    /// Records an accepted TOTP step, on condition it is later than the last one: two requests
+    /// with the same code cannot both pass.
+    pub async fn accept_totp_step(&self, user_id: &str, step: u64) -> anyhow::Result<bool> {
+        let result = self
+            .profile_update(user_id)
             .update_expression("SET last_totp_step = :step")
             .condition_expression("attribute_not_exists(last_totp_step) OR last_totp_step < :step")
             .expression_attribute_values(":step", n(step))
@@ -850,11 +858,7 @@ impl Store {
 
     async fn use_recovery_hash(&self, user_id: &str, h: &str) -> anyhow::Result<bool> {
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s("PROFILE"))
+            .profile_update(user_id)
             .update_expression("DELETE recovery_codes :h")
             .condition_expression("contains(recovery_codes, :one)")
             .expression_attribute_values(":h", AttributeValue::Ss(vec![h.to_owned()]))
@@ -865,11 +869,7 @@ impl Store {
     }
 
     pub async fn set_pending_totp(&self, user_id: &str, secret: &str) -> anyhow::Result<()> {
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s("PROFILE"))
+        self.profile_update(user_id)
             .update_expression("SET pending_totp_secret = :s")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":s", s(secret))
@@ -886,12 +886,7 @@ impl Store {
         step: u64,
         recovery_hashes: Vec<String>,
     ) -> anyhow::Result<bool> {
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s("PROFILE"))
+        let result = self.profile_update(user_id)
             .update_expression("SET totp_secret = :s, mfa_enabled = :yes, last_totp_step = :step, recovery_codes = :codes REMOVE pending_totp_secret")
             .condition_expression("pending_totp_secret = :s")
             .expression_attribute_values(":s", s(secret))
@@ -904,11 +899,7 @@ impl Store {
     }
 
     pub async fn disable_totp(&self, user_id: &str) -> anyhow::Result<()> {
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s("PROFILE"))
+        self.profile_update(user_id)
             .update_expression(
                 "SET mfa_enabled = :no REMOVE totp_secret, recovery_codes, pending_totp_secret",
             )

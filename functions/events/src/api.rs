@@ -32,7 +32,7 @@ pub const BATCH_BUDGET: Duration = Duration::from_secs(3);
 
 pub struct Events {
     pub store: Store,
-    pub attendance: crate::attendance::Attendance,
+    pub seats: seating::dynamo::DynamoSeats,
     pub idempotency: shared::idempotency::Idempotency,
     pub cursor_key: shared::cursor::CursorKey,
 }
@@ -45,10 +45,7 @@ impl Events {
                 ddb: app.clients.dynamodb.clone(),
                 table: app.config.table_name.clone(),
             },
-            attendance: crate::attendance::Attendance {
-                ddb: app.clients.dynamodb.clone(),
-                table: app.config.table_name.clone(),
-            },
+            seats: seating::dynamo::DynamoSeats::new(app),
             idempotency: shared::idempotency::Idempotency::new(app),
             cursor_key: shared::cursor::cursor_key(app)?,
         }))
@@ -292,7 +289,9 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     // answered; the next join or leave promotes anyway), so a retry never sees a 412 for a
     // change that landed.
     let promoted = if next.data.capacity > current.data.capacity && next.waitlisted > 0 {
-        fill_free_seats(events, &id).await.unwrap_or_else(|e| {
+        seating::rules::fill_free_seats(&events.seats, &id, seating::rules::promotion_retry())
+            .await
+            .unwrap_or_else(|e| {
             tracing::warn!(event_id = %id, error = %e, "promotion after a capacity increase failed; left to the next change");
             0
         })
@@ -394,48 +393,6 @@ fn changed_message(old: &Event, new: &Event) -> Option<OutboxMessage> {
         serde_json::json!({ "event_id": new.id, "fanout": "attendees", "changed": changed,
             "starts_at": utc(n.starts_at), "venue": n.venue }),
     ))
-}
-
-/// After a capacity increase: promotes the head of the waitlist while a seat is free. Each
-/// promotion is its own transaction, conditional on a free seat and on the head's entry.
-pub async fn fill_free_seats(events: &Events, id: &str) -> Result<u32, ApiError> {
-    let mut promoted = 0;
-    // Bounded in count and in time: what is left waits for the next change.
-    let mut retry = Retry::within("Promote", std::time::Duration::from_secs(3))
-        .pacing(
-            std::time::Duration::from_millis(10),
-            std::time::Duration::from_millis(50),
-        )
-        .attempts(1000);
-    while retry.can_try() {
-        let Some(e) = events.store.get(id).await? else {
-            break;
-        };
-        if e.status != Status::Active || e.joined >= e.data.capacity || e.waitlisted == 0 {
-            break;
-        }
-        let Some(head) = events.attendance.head(id).await? else {
-            break;
-        };
-        let at = shared::outbox::timestamp(now());
-        let message = crate::attendance::promoted_message(&e, &head.user_id);
-        match events.attendance.promote(&e, &head, &at, &[message]).await {
-            Ok(()) => {
-                promoted += 1;
-                metrics::counter!("Promoted").increment(1);
-                tracing::info!(target: "audit", audit_event = "promoted", event_id = %id, user_id = %head.user_id, "join audit");
-            }
-            // Someone else changed the event or promoted the head, or DynamoDB conflicted:
-            // read again after a pause.
-            Err(TxError::Cancelled(_) | TxError::Conflict) => {
-                if !retry.wait().await {
-                    break;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(promoted)
 }
 
 // ------------------------------------------------------------------ list and search

@@ -223,18 +223,7 @@ pub fn etag_version(value: &str) -> Option<u64> {
 }
 
 /// Second-precision UTC RFC 3339 (`2030-06-01T17:00:00Z`): fixed width, so it sorts as text.
-pub fn utc(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use shared::outbox::utc;
 
 /// Parses RFC 3339 with an offset, to the second.
 pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {

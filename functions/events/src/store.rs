@@ -23,12 +23,7 @@ use crate::text::index_terms;
 
 use shared::ddb::{Item, Retry, TxError, get_n, n, query_items, require_n, require_s, s};
 
-pub fn event_key(id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("EVENT#{id}"))),
-        ("sk".into(), s("EVENT")),
-    ])
-}
+pub use seating::dynamo::event_key;
 fn posting_pk(city: &str, term: &str) -> String {
     format!("TERM#{city}#{term}")
 }

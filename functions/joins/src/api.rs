@@ -1,22 +1,26 @@
-//! The joins endpoints. Every transition is one TransactWriteItems (events::attendance) that
-//! also writes the outbox message(s) and completes the Idempotency-Key record.
+//! The joins endpoints: HTTP around the seating rules ([`seating::rules`]). Every transition
+//! is one TransactWriteItems that also writes the outbox message(s), checks the caller's
+//! session and completes the Idempotency-Key record ([`seating::dynamo`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use events::api::{Events, event_id, fill_free_seats, not_found, now};
-use events::attendance::{Membership, Refusal, State, promoted_message};
-use events::model::{Event, EventView, Status, utc};
-use http::{HeaderValue, StatusCode, header};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use events::api::{event_id, not_found, now};
+use events::model::{Event, EventView, utc};
+use events::store::Store;
+use http::StatusCode;
 use lambda_http::RequestExt;
+use seating::dynamo::DynamoSeats;
+use seating::rules::{self, JoinView, LeaveView};
+use seating::{Membership, SeatReader, State};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::auth::Role;
+use shared::auth::{Role, User};
 use shared::cursor::{self, Position};
-use shared::ddb::{Retry, TxError};
+use shared::ddb::Retry;
 use shared::http::{Request, RequestParts, Response, json};
-use shared::idempotency::Claim;
-use shared::outbox::{OutboxMessage, timestamp};
+use shared::idempotency::{Claim, Idempotency};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -24,59 +28,29 @@ use utoipa::ToSchema;
 /// gives up shortly before the invocation's deadline.
 const MAX_ATTEMPTS: u32 = 200;
 
-/// The outcome of a join.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JoinView {
-    pub event_id: String,
-    pub user_id: String,
-    pub state: State,
-    /// Place on the waitlist (1 = next to get a seat); waitlisted only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<u32>,
-    /// When the join committed.
-    pub at: String,
+/// What the joins functions use: the seats and the waitlist, the events they belong to (the
+/// organizer check, my joins' events), Idempotency-Keys and the cursor key.
+pub struct Joins {
+    pub seats: DynamoSeats,
+    pub events: Store,
+    pub idempotency: Idempotency,
+    pub cursor_key: cursor::CursorKey,
 }
 
-/// The outcome of a leave.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LeaveView {
-    pub event_id: String,
-    /// What the caller left: a seat or a waitlist place.
-    pub left: State,
-}
-
-fn audit(what: &'static str, event_id: &str, user_id: &str) {
-    tracing::info!(target: "audit", audit_event = what, event_id = %event_id, user_id = %user_id, "join audit");
-}
-
-fn not_joinable(e: &Event, now: OffsetDateTime) -> Option<ApiError> {
-    let why = if e.status == Status::Cancelled {
-        "the event is cancelled"
-    } else if e.data.starts_at <= now {
-        "the event has already started"
-    } else {
-        return None;
-    };
-    Some(ApiError::of(shared::problem::problems::EVENT_NOT_JOINABLE).detail(why))
-}
-
-fn already(m: &Membership) -> ApiError {
-    ApiError::of(shared::problem::problems::ALREADY_JOINED)
-        .detail(match m.state {
-            State::Joined => "you already have a seat at this event".to_owned(),
-            State::Waitlisted => "you are already on this event's waitlist".to_owned(),
-        })
-        .extension("state", serde_json::json!(m.state.as_str()))
-}
-
-fn lost_key() -> ApiError {
-    ApiError::of(shared::problem::problems::IDEMPOTENCY_IN_FLIGHT)
-        .detail("another attempt with this Idempotency-Key took over; retry to see its outcome")
-}
-
-fn busy() -> ApiError {
-    ApiError::service_unavailable("the event is very busy; retry with the same Idempotency-Key")
-        .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+impl Joins {
+    /// Fails at start, naming `CURSOR_KEY_SECRET_ID`, when the cursor key's secret is not set.
+    pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
+        let seats = DynamoSeats::new(app);
+        Ok(Arc::new(Joins {
+            events: Store {
+                ddb: seats.ddb.clone(),
+                table: seats.table.clone(),
+            },
+            seats,
+            idempotency: Idempotency::new(app),
+            cursor_key: cursor::cursor_key(app)?,
+        }))
+    }
 }
 
 /// The retries of one join or leave: until 1.5 s before the invocation's deadline (so that it
@@ -89,6 +63,33 @@ fn retries(operation: &'static str, req: &Request) -> Retry {
 
 fn claimed(claim: Option<Arc<Claim>>) -> Result<Arc<Claim>, ApiError> {
     claim.ok_or_else(|| ApiError::internal(anyhow::anyhow!("the key is required here")))
+}
+
+/// The caller's part of a transition's commit: its session guard (a revoked session writes
+/// nothing), then the Idempotency-Key completion holding `answer` (always last).
+fn commit_tail(
+    seats: &DynamoSeats,
+    user: &User,
+    claim: &Claim,
+    answer: Result<Response, ApiError>,
+) -> anyhow::Result<Vec<TransactWriteItem>> {
+    Ok(vec![
+        shared::session::guard(&seats.table, user)?,
+        claim.completion(&answer?)?,
+    ])
+}
+
+/// A join's answer: 201 with a seat, 202 on the waitlist.
+fn join_answer(view: &JoinView) -> Result<Response, ApiError> {
+    let status = match view.state {
+        State::Joined => StatusCode::CREATED,
+        State::Waitlisted => StatusCode::ACCEPTED,
+    };
+    json(status, view)
+}
+
+fn leave_answer(view: &LeaveView) -> Result<Response, ApiError> {
+    json(StatusCode::OK, view)
 }
 
 // ------------------------------------------------------------------ join
@@ -107,136 +108,26 @@ fn claimed(claim: Option<Arc<Claim>>) -> Result<Arc<Claim>, ApiError> {
         (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too much contention on the event; retry with the same key", body = shared::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn join(events: &Events, req: Request) -> Result<Response, ApiError> {
-    events
+pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
+    joins
         .idempotency
-        .run(req, true, |req, claim| join_once(events, req, claim))
+        .run(req, true, |req, claim| join_once(joins, req, claim))
         .await
 }
 
 async fn join_once(
-    events: &Events,
+    joins: &Joins,
     req: Request,
     claim: Option<Arc<Claim>>,
 ) -> Result<Response, ApiError> {
     let claim = claimed(claim)?;
-    let user = req.user()?.id.clone();
+    let user = req.user()?;
     let id = event_id(&req)?;
-    let now = now();
-    let (now_s, at) = (utc(now), timestamp(now));
-    let mut retry = retries("Join", &req);
-    let mut current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-    while retry.can_try() {
-        if let Some(e) = not_joinable(&current, now) {
-            return Err(e);
-        }
-        let e = &current;
-        if e.joined < e.data.capacity && e.waitlisted > 0 {
-            // A capacity increase left seats free while people wait: they go first.
-            fill_free_seats(events, &id).await?;
-            current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-            // Counted as an attempt: promotions that keep losing cannot spin this loop.
-            if !retry.wait().await {
-                break;
-            }
-            continue;
-        }
-        let seat = e.joined < e.data.capacity;
-        let view = JoinView {
-            event_id: id.clone(),
-            user_id: user.clone(),
-            state: if seat {
-                State::Joined
-            } else {
-                State::Waitlisted
-            },
-            position: (!seat).then_some(e.waitlisted + 1),
-            at: at.clone(),
-        };
-        let response = json(
-            if seat {
-                StatusCode::CREATED
-            } else {
-                StatusCode::ACCEPTED
-            },
-            &view,
-        )?;
-        // The session guard, then the idempotency completion (always last).
-        let completion = vec![
-            shared::session::guard(&events.store.table, req.user()?)?,
-            claim.completion(&response)?,
-        ];
-        let result = if seat {
-            let message = OutboxMessage::new(
-                "join.created",
-                &id,
-                vec![user.clone()],
-                format!("You're going to \"{}\"", e.data.title),
-                serde_json::json!({ "event_id": id, "state": "joined" }),
-            );
-            events
-                .attendance
-                .take_seat(e, &user, &at, &now_s, &[message], completion)
-                .await
-        } else {
-            let message = OutboxMessage::new(
-                "join.waitlisted",
-                &id,
-                vec![user.clone()],
-                format!(
-                    "\"{}\" is full: you are number {} on the waitlist",
-                    e.data.title,
-                    e.waitlisted + 1
-                ),
-                serde_json::json!({ "event_id": id, "state": "waitlisted", "position": e.waitlisted + 1 }),
-            );
-            events
-                .attendance
-                .wait(e, &user, &at, &now_s, &[message], completion)
-                .await
-        };
-        match result {
-            Ok(()) => {
-                claim.committed();
-                if seat {
-                    metrics::counter!("JoinCreated").increment(1);
-                    audit("join_created", &id, &user);
-                } else {
-                    metrics::counter!("Waitlisted").increment(1);
-                    audit("waitlisted", &id, &user);
-                }
-                metrics::histogram!("JoinAttempts").record(f64::from(retry.attempt()));
-                return Ok(response);
-            }
-            Err(err) => {
-                if let Some(m) = err.existing_membership() {
-                    return Err(already(&m));
-                }
-                if err.lost_claim() {
-                    return Err(lost_key());
-                }
-                match err {
-                    TxError::Other(_) | TxError::SessionRevoked => return Err(err.into()),
-                    // Nothing was written (a TransactionConflict, throttling): try again.
-                    TxError::Conflict => {
-                        if !retry.wait().await {
-                            break;
-                        }
-                    }
-                    TxError::Cancelled(_) => {
-                        current = match err.current_event() {
-                            Some(fresh) => fresh,
-                            None => events.store.get(&id).await?.ok_or_else(|| not_found(&id))?,
-                        };
-                        if !retry.wait().await {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Err(busy())
+    let tail = |v: &JoinView| commit_tail(&joins.seats, user, &claim, join_answer(v));
+    let retry = retries("Join", &req);
+    let view = rules::join(&joins.seats, &id, &user.id, now(), retry, tail).await?;
+    claim.committed();
+    join_answer(&view)
 }
 
 // ------------------------------------------------------------------ leave
@@ -251,100 +142,26 @@ async fn join_once(
         (status = 409, description = "The event is cancelled or started, or a request with this key is in flight", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = shared::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn leave(events: &Events, req: Request) -> Result<Response, ApiError> {
-    events
+pub async fn leave(joins: &Joins, req: Request) -> Result<Response, ApiError> {
+    joins
         .idempotency
-        .run(req, true, |req, claim| leave_once(events, req, claim))
+        .run(req, true, |req, claim| leave_once(joins, req, claim))
         .await
 }
 
 async fn leave_once(
-    events: &Events,
+    joins: &Joins,
     req: Request,
     claim: Option<Arc<Claim>>,
 ) -> Result<Response, ApiError> {
     let claim = claimed(claim)?;
-    let user = req.user()?.id.clone();
+    let user = req.user()?;
     let id = event_id(&req)?;
-    let now = now();
-    let at = timestamp(now);
-    let mut retry = retries("Leave", &req);
-    while retry.can_try() {
-        let e = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-        let m = events
-            .attendance
-            .membership(&user, &id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::of(shared::problem::problems::NOT_JOINED)
-                    .detail("you have not joined this event")
-            })?;
-        if let Some(err) = not_joinable(&e, now) {
-            return Err(err);
-        }
-        let response = json(
-            StatusCode::OK,
-            &LeaveView {
-                event_id: id.clone(),
-                left: m.state,
-            },
-        )?;
-        // The session guard, then the idempotency completion (always last).
-        let completion = vec![
-            shared::session::guard(&events.store.table, req.user()?)?,
-            claim.completion(&response)?,
-        ];
-        let left = OutboxMessage::new(
-            "join.cancelled",
-            &id,
-            Vec::new(),
-            format!("{} left \"{}\"", user, e.data.title),
-            serde_json::json!({ "event_id": id, "user_id": user, "left": m.state.as_str() }),
-        );
-        let (result, promoted) = match m.state {
-            State::Waitlisted => (
-                events
-                    .attendance
-                    .leave_waitlist(&e, &m, &[left], completion)
-                    .await,
-                None,
-            ),
-            State::Joined => {
-                let head = events.attendance.head(&id).await?;
-                let mut messages = vec![left];
-                if let Some(h) = &head {
-                    messages.push(promoted_message(&e, &h.user_id));
-                }
-                (
-                    events
-                        .attendance
-                        .leave_seat(&e, &m, head.as_ref(), &at, &messages, completion)
-                        .await,
-                    head,
-                )
-            }
-        };
-        match result {
-            Ok(()) => {
-                claim.committed();
-                metrics::counter!("JoinCancelled").increment(1);
-                audit("join_cancelled", &id, &user);
-                if let Some(h) = promoted {
-                    metrics::counter!("Promoted").increment(1);
-                    audit("promoted", &id, &h.user_id);
-                }
-                return Ok(response);
-            }
-            Err(err) if err.lost_claim() => return Err(lost_key()),
-            Err(TxError::Cancelled(_) | TxError::Conflict) => {
-                if !retry.wait().await {
-                    break;
-                }
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(busy())
+    let tail = |v: &LeaveView| commit_tail(&joins.seats, user, &claim, leave_answer(v));
+    let retry = retries("Leave", &req);
+    let view = rules::leave(&joins.seats, &id, &user.id, now(), retry, tail).await?;
+    claim.committed();
+    leave_answer(&view)
 }
 
 // ------------------------------------------------------------------ attendees
@@ -374,12 +191,6 @@ fn page_params(req: &Request) -> Result<(usize, Option<String>), ApiError> {
     Ok((limit, q.first("cursor").map(str::to_owned)))
 }
 
-fn no_store(mut r: Response) -> Response {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 #[utoipa::path(get, path = "/v1/events/{id}/attendees", tag = "joins", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1 to 100, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
@@ -390,22 +201,22 @@ fn no_store(mut r: Response) -> Response {
         (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn attendees(events: &Events, req: Request) -> Result<Response, ApiError> {
+pub async fn attendees(joins: &Joins, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
     let (limit, raw_cursor) = page_params(&req)?;
     let caller = req.user()?;
-    let e = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
+    let e = joins.events.get(&id).await?.ok_or_else(|| not_found(&id))?;
     if e.owner_id != caller.id && !caller.has(Role::Admin) {
         return Err(ApiError::forbidden(
             "only the event's organizer or an admin may list its attendees",
         ));
     }
-    let key = events.cursor_key.get().await?;
+    let key = joins.cursor_key.get().await?;
     let query = cursor::fingerprint(&["attendees", &id]);
     let now = now().unix_timestamp() as u64;
     let after = cursor::decode_param(&key, &query, raw_cursor.as_deref(), now)?;
-    let (page, more) = events
-        .attendance
+    let (page, more) = joins
+        .seats
         .attendees(&id, after.as_ref().map(|p| p.id.as_str()), limit)
         .await?;
     let mut next_position = None;
@@ -415,8 +226,8 @@ pub async fn attendees(events: &Events, req: Request) -> Result<Response, ApiErr
             let p = match next_position {
                 Some(p) => p,
                 None => {
-                    let ticket = a.sk.trim_start_matches("WAIT#").parse().unwrap_or(0);
-                    events.attendance.position(&id, ticket).await?
+                    let ticket = a.ticket().unwrap_or(0);
+                    joins.seats.position(&id, ticket).await?
                 }
             };
             next_position = Some(p + 1);
@@ -443,10 +254,7 @@ pub async fn attendees(events: &Events, req: Request) -> Result<Response, ApiErr
             now,
         )
     });
-    Ok(no_store(json(
-        StatusCode::OK,
-        &AttendeePage { items, next_cursor },
-    )?))
+    json(StatusCode::OK, &AttendeePage { items, next_cursor })
 }
 
 // ------------------------------------------------------------------ my joins
@@ -495,10 +303,10 @@ fn order_key(e: &Event, now: OffsetDateTime) -> (u32, String, String) {
         (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn my_joins(events: &Events, req: Request) -> Result<Response, ApiError> {
+pub async fn my_joins(joins: &Joins, req: Request) -> Result<Response, ApiError> {
     let (limit, raw_cursor) = page_params(&req)?;
     let user = req.user()?.id.clone();
-    let key = events.cursor_key.get().await?;
+    let key = joins.cursor_key.get().await?;
     let query = cursor::fingerprint(&["my-joins", &user]);
     let now = now();
     let after = cursor::decode_param(
@@ -507,12 +315,12 @@ pub async fn my_joins(events: &Events, req: Request) -> Result<Response, ApiErro
         raw_cursor.as_deref(),
         now.unix_timestamp() as u64,
     )?;
-    let memberships = events.attendance.memberships(&user).await?;
+    let memberships = joins.seats.memberships(&user).await?;
     let ids: Vec<String> = memberships.iter().map(|m| m.event_id.clone()).collect();
     let mut found: HashMap<String, Event> = HashMap::new();
     for chunk in ids.chunks(events::api::MAX_BATCH) {
-        let got = events
-            .store
+        let got = joins
+            .events
             .batch_get(chunk, events::api::BATCH_BUDGET)
             .await?
             .map_err(|_| ApiError::service_unavailable("the event store is busy; retry"))?;
@@ -535,7 +343,7 @@ pub async fn my_joins(events: &Events, req: Request) -> Result<Response, ApiErro
     let mut items = Vec::with_capacity(page.len());
     for (_, m, e) in &page {
         let position = match (m.state, m.ticket) {
-            (State::Waitlisted, Some(t)) => Some(events.attendance.position(&e.id, t).await?),
+            (State::Waitlisted, Some(t)) => Some(joins.seats.position(&e.id, t).await?),
             _ => None,
         };
         items.push(MyJoin {
@@ -557,10 +365,7 @@ pub async fn my_joins(events: &Events, req: Request) -> Result<Response, ApiErro
             now.unix_timestamp() as u64,
         )
     });
-    Ok(no_store(json(
-        StatusCode::OK,
-        &MyJoinPage { items, next_cursor },
-    )?))
+    json(StatusCode::OK, &MyJoinPage { items, next_cursor })
 }
 
 #[cfg(test)]
@@ -602,7 +407,7 @@ mod tests {
                 ends_at: t,
                 capacity: 1,
             },
-            status: Status::Active,
+            status: events::model::Status::Active,
             version: 1,
             joined: 0,
             waitlisted: 0,

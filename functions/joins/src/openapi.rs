@@ -6,9 +6,9 @@ use utoipa::OpenApi;
 #[openapi(
     paths(crate::api::join, crate::api::leave, crate::api::attendees, crate::api::my_joins),
     components(schemas(
-        crate::api::JoinView, crate::api::LeaveView, crate::api::AttendeeView,
+        seating::rules::JoinView, seating::rules::LeaveView, crate::api::AttendeeView,
         crate::api::AttendeePage, crate::api::MyJoin, crate::api::MyJoinPage,
-        events::attendance::State
+        seating::State
     )),
     tags((name = "joins", description = "Join and leave events; waitlist, attendees, my joins"))
 )]

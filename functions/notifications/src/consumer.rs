@@ -83,7 +83,8 @@ pub struct DynamoInbox {
 
 impl Inbox for DynamoInbox {
     async fn attendees(&self, event_id: &str) -> anyhow::Result<Vec<String>> {
-        events::attendance::Attendance {
+        use seating::SeatReader;
+        seating::dynamo::DynamoSeats {
             ddb: self.dynamodb.clone(),
             table: self.table.clone(),
         }
@@ -159,6 +160,34 @@ pub enum Failure {
     Malformed(String),
     /// It may work next time: the queue redelivers it (up to its receive limit).
     Transient(anyhow::Error),
+}
+
+/// The consumer as deployed: the inbox and the DLQ in AWS, and the queue's maxReceiveCount.
+pub struct Consumer {
+    pub inbox: DynamoInbox,
+    pub dead: SqsDeadLetters,
+    pub max_receives: u32,
+}
+
+impl Consumer {
+    /// Fails at start, naming `OUTBOX_MAX_RECEIVES`, when it is not set.
+    pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
+        Ok(std::sync::Arc::new(Consumer {
+            inbox: DynamoInbox {
+                dynamodb: app.clients.dynamodb.clone(),
+                table: app.config.table_name.clone(),
+            },
+            dead: SqsDeadLetters {
+                sqs: app.clients.sqs.clone(),
+                dlq_url: app.config.outbox_dlq_url.clone(),
+            },
+            max_receives: max_receives_from_env()?,
+        }))
+    }
+
+    pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
+        Ok(consume(&self.inbox, &self.dead, self.max_receives, event).await)
+    }
 }
 
 /// Processes a batch; returns the ids of the messages to redeliver. `max_receives` is the

@@ -195,6 +195,31 @@ enum Step {
     Deferred,
 }
 
+/// The relay as deployed: SQS to publish to, the sequence bookkeeping in the table.
+pub struct Relay {
+    pub publisher: SqsPublisher,
+    pub sequencer: DynamoSequencer,
+}
+
+impl Relay {
+    pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
+        Ok(std::sync::Arc::new(Relay {
+            publisher: SqsPublisher {
+                sqs: app.clients.sqs.clone(),
+                queue_url: app.config.outbox_queue_url.clone(),
+            },
+            sequencer: DynamoSequencer {
+                ddb: app.clients.dynamodb.clone(),
+                table: app.config.table_name.clone(),
+            },
+        }))
+    }
+
+    pub async fn handle(&self, event: Event) -> anyhow::Result<DynamoDbEventResponse> {
+        Ok(relay(&self.publisher, &self.sequencer, event, GAP_WAIT).await)
+    }
+}
+
 /// Publishes every outbox insert of the batch. Per aggregate, numbered messages go out in
 /// number order: a message whose predecessor was not published yet (another stream shard
 /// carries it) is deferred behind the rest of the batch, and the deferred ones are tried again

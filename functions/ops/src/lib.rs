@@ -10,6 +10,12 @@ use shared::http::{Request, Response, json};
 use shared::{ApiError, App};
 use utoipa::ToSchema;
 
+/// What the operational functions serve from: the function itself (its configuration and
+/// clients), for [`shared::http::serve`].
+pub fn probe(app: &App) -> anyhow::Result<std::sync::Arc<App>> {
+    Ok(std::sync::Arc::new(app.clone()))
+}
+
 /// The liveness answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -117,16 +117,15 @@ const OPEN_ROUTES: [&str; 4] = [
 ];
 
 /// Adds to every operation the error answers that the shared middleware gives it, by its
-/// shape, where the handler's own declaration does not already name that status:
-/// a body → 400 (unparsable JSON), 413, 415, 422; query parameters → 400 (a bad cursor), 422;
-/// path parameters or an Idempotency-Key header → 400 (malformed); a path id → 404; a bearer
-/// token → 401; an Idempotency-Key → 409 (in flight) and 422 (reused); every rate-limited route
-/// → 429 and 503 (both with `Retry-After`). Each names its problem types from
-/// [`shared::problem::problems`].
+/// shape, beside those it declares itself ([`shared::error_answers!`]): a body → 400
+/// (unparsable JSON), 413, 415, 422; query parameters → 400 (a bad cursor), 422; path
+/// parameters or an Idempotency-Key header → 400 (malformed); a path id → 404; a bearer token →
+/// 401; an Idempotency-Key → 409 (in flight) and 422 (reused); every rate-limited route → 429
+/// and 503 (both with `Retry-After`). Both kinds are built by [`shared::answers::add`], one
+/// answer per status naming each of its problem types.
 pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
     use shared::problem::{ProblemType, problems as p};
     use utoipa::openapi::path::ParameterIn;
-    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
     for (path, item) in doc.paths.paths.iter_mut() {
         if OPEN_ROUTES.contains(&path.as_str()) {
             continue;
@@ -162,55 +161,8 @@ pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
                 add.push(p::UNAUTHORIZED);
             }
             add.extend([p::RATE_LIMITED, p::SERVICE_UNAVAILABLE]);
-            // Grouped by status: one response per status, naming this operation's own types.
-            let mut by_status: std::collections::BTreeMap<u16, Vec<ProblemType>> =
-                Default::default();
             for problem in add {
-                by_status
-                    .entry(problem.status.as_u16())
-                    .or_default()
-                    .push(problem);
-            }
-            for (code, problems) in by_status {
-                let status = code.to_string();
-                let retry_after = matches!(code, 429 | 503)
-                    || problems
-                        .iter()
-                        .any(|q| q.uri == p::IDEMPOTENCY_IN_FLIGHT.uri);
-                let response = op.responses.responses.entry(status).or_insert_with(|| {
-                    let description: Vec<String> = problems
-                        .iter()
-                        .map(|q| format!("`{}`: {}", q.uri, q.description))
-                        .collect();
-                    ResponseBuilder::new()
-                        .description(description.join(" "))
-                        .content(
-                            shared::problem::PROBLEM_JSON,
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("Problem")))
-                                .build(),
-                        )
-                        .build()
-                        .into()
-                });
-                // A handler's own declaration keeps its words; the header is added where the
-                // answer carries it.
-                if let (true, utoipa::openapi::RefOr::T(r)) = (retry_after, response) {
-                    r.headers
-                        .entry("Retry-After".to_owned())
-                        .or_insert_with(|| {
-                            HeaderBuilder::new()
-                                .schema(
-                                    utoipa::openapi::ObjectBuilder::new()
-                                        .schema_type(utoipa::openapi::schema::Type::Integer)
-                                        .minimum(Some(0)),
-                                )
-                                .description(Some(
-                                    "Seconds to wait before sending the same request again",
-                                ))
-                                .build()
-                        });
-                }
+                shared::answers::add(&mut op.responses.responses, problem, None);
             }
         }
     }

@@ -2,8 +2,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    auth::serve(
+    shared::http::serve(
         "jwks",
+        auth::api::Auth::new,
         |_| Policy::open(),
         |auth, _req| async move { auth::api::jwks(&auth).await },
     )

@@ -3,8 +3,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    auth::serve(
+    shared::http::serve(
         "logout",
+        auth::api::Auth::new,
         |c| Policy::api(c, Role::Attendee),
         |auth, req| async move { auth::api::logout(&auth, req).await },
     )

@@ -3,8 +3,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    auth::serve(
+    shared::http::serve(
         "totp_activate",
+        auth::api::Auth::new,
         |c| Policy::api_write(c, Role::Attendee),
         |auth, req| async move { auth::api::totp_activate(&auth, req).await },
     )

@@ -2,8 +2,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "batch_get_events",
+        events::api::Events::new,
         Policy::public_api,
         |events, req| async move { events::api::batch(&events, req).await },
     )

@@ -3,8 +3,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "create_event",
+        events::api::Events::new,
         |c| Policy::api_write(c, Role::Organizer),
         |events, req| async move { events::api::create(&events, req).await },
     )

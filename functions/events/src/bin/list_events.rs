@@ -2,8 +2,9 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "list_events",
+        events::api::Events::new,
         Policy::public_api,
         |events, req| async move { events::api::list(&events, req).await },
     )

@@ -3,10 +3,11 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "leave_event",
+        joins::api::Joins::new,
         |c| Policy::api_write(c, Role::Attendee),
-        |events, req| async move { joins::api::leave(&events, req).await },
+        |joins, req| async move { joins::api::leave(&joins, req).await },
     )
     .await
 }

@@ -3,10 +3,11 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "list_attendees",
+        joins::api::Joins::new,
         |c| Policy::api(c, Role::Attendee),
-        |events, req| async move { joins::api::attendees(&events, req).await },
+        |joins, req| async move { joins::api::attendees(&joins, req).await },
     )
     .await
 }

@@ -3,10 +3,11 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    events::serve(
+    shared::http::serve(
         "my_joins",
+        joins::api::Joins::new,
         |c| Policy::api(c, Role::Attendee),
-        |events, req| async move { joins::api::my_joins(&events, req).await },
+        |joins, req| async move { joins::api::my_joins(&joins, req).await },
     )
     .await
 }

@@ -1,10 +1,12 @@
+use shared::http::Policy;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = std::sync::Arc::new(shared::init("healthz").await?);
-    let handler_app = app.clone();
-    shared::http::run(&app, shared::http::Policy::open(), move |req| {
-        let app = handler_app.clone();
-        async move { ops::healthz(&app, req).await }
-    })
+    shared::http::serve(
+        "healthz",
+        ops::probe,
+        |_| Policy::open(),
+        |app, req| async move { ops::healthz(&app, req).await },
+    )
     .await
 }

@@ -1,5 +1,12 @@
+use shared::http::Policy;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = shared::init("not-found").await?;
-    shared::http::run(&app, shared::http::Policy::open(), ops::not_found).await
+    shared::http::serve(
+        "not_found",
+        ops::probe,
+        |_| Policy::open(),
+        |_app, req| ops::not_found(req),
+    )
+    .await
 }

@@ -1,8 +1,12 @@
+use shared::http::Policy;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = shared::init("openapi").await?;
-    shared::http::run(&app, shared::http::Policy::open(), |_req| {
-        ops::openapi::openapi_json()
-    })
+    shared::http::serve(
+        "openapi",
+        ops::probe,
+        |_| Policy::open(),
+        |_app, _req| ops::openapi::openapi_json(),
+    )
     .await
 }

@@ -1,0 +1,334 @@
+//! The join / leave / promote state machine (docs/joins.md), written against the [`Seats`]
+//! port. Each rule reads, decides, and commits one transition; a transition that loses a race
+//! commits nothing, and the rule decides again on what the store read back, within its retry
+//! budget.
+
+use serde::{Deserialize, Serialize};
+use shared::ddb::Retry;
+use shared::outbox::{OutboxMessage, timestamp};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::error::JoinError;
+use crate::model::{Membership, State, Venue};
+use crate::port::{Commit, Seats, WriteError};
+
+/// The outcome of a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JoinView {
+    pub event_id: String,
+    pub user_id: String,
+    pub state: State,
+    /// Place on the waitlist (1 = next to get a seat); waitlisted only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// When the join committed.
+    pub at: String,
+}
+
+/// The outcome of a leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LeaveView {
+    pub event_id: String,
+    /// What the caller left: a seat or a waitlist place.
+    pub left: State,
+}
+
+fn audit(what: &'static str, event_id: &str, user_id: &str) {
+    tracing::info!(target: "audit", audit_event = what, event_id = %event_id, user_id = %user_id, "join audit");
+}
+
+async fn venue(seats: &impl Seats, event_id: &str) -> Result<Venue, JoinError> {
+    seats
+        .venue(event_id)
+        .await?
+        .ok_or_else(|| JoinError::NoSuchEvent(event_id.to_owned()))
+}
+
+/// How a rule goes on after a transition that did not commit.
+enum Again {
+    /// On the same reads (the store was busy: nothing changed that it knows of).
+    Same,
+    /// On the event as the store read it back.
+    Fresh(Venue),
+    /// On a new read.
+    Reread,
+}
+
+/// What a transition that did not commit means for a rule that retries: try again, or end
+/// the rule with the error.
+fn after_refusal(err: WriteError) -> Result<Again, JoinError> {
+    match err {
+        WriteError::Refused {
+            member: Some(m), ..
+        } => Err(JoinError::AlreadyJoined(m.state)),
+        WriteError::Refused {
+            lost_claim: true, ..
+        } => Err(JoinError::KeyTakenOver),
+        WriteError::Refused { venue, .. } => Ok(venue.map_or(Again::Reread, |v| Again::Fresh(*v))),
+        WriteError::Busy => Ok(Again::Same),
+        WriteError::SessionRevoked => Err(JoinError::SessionRevoked),
+        WriteError::Other(e) => Err(JoinError::Unexpected(e)),
+    }
+}
+
+/// Joins `user_id` to `event_id` at `now`: a seat while one is free and nobody waits, else the
+/// next waitlist place. `tail` builds the caller's part of the commit from the outcome it is
+/// about to commit (the idempotency completion holds the answer).
+pub async fn join<S: Seats>(
+    seats: &S,
+    event_id: &str,
+    user_id: &str,
+    now: OffsetDateTime,
+    mut retry: Retry,
+    tail: impl Fn(&JoinView) -> anyhow::Result<S::Tail>,
+) -> Result<JoinView, JoinError> {
+    let at = timestamp(now);
+    let mut current = venue(seats, event_id).await?;
+    while retry.can_try() {
+        if let Some(why) = current.closed(now) {
+            return Err(JoinError::NotJoinable(why));
+        }
+        if current.owes_promotion() {
+            // A capacity increase left seats free while people wait: they go first.
+            fill_free_seats(seats, event_id, promotions(&retry)).await?;
+            current = venue(seats, event_id).await?;
+            // Counted as an attempt: promotions that keep losing cannot spin this loop.
+            if !retry.wait().await {
+                break;
+            }
+            continue;
+        }
+        let v = &current;
+        let seat = v.has_free_seat();
+        let view = JoinView {
+            event_id: v.id.clone(),
+            user_id: user_id.to_owned(),
+            state: if seat {
+                State::Joined
+            } else {
+                State::Waitlisted
+            },
+            position: (!seat).then_some(v.waitlisted + 1),
+            at: at.clone(),
+        };
+        let tail = tail(&view)?;
+        let message = if seat {
+            joined_message(v, user_id)
+        } else {
+            waitlisted_message(v, user_id)
+        };
+        let commit = Commit {
+            venue: v,
+            at: &at,
+            now,
+            messages: &[message],
+            tail,
+        };
+        let result = if seat {
+            seats.take_seat(user_id, commit).await
+        } else {
+            seats.wait(user_id, commit).await
+        };
+        match result {
+            Ok(()) => {
+                if seat {
+                    metrics::counter!("JoinCreated").increment(1);
+                    audit("join_created", event_id, user_id);
+                } else {
+                    metrics::counter!("Waitlisted").increment(1);
+                    audit("waitlisted", event_id, user_id);
+                }
+                metrics::histogram!("JoinAttempts").record(f64::from(retry.attempt()));
+                return Ok(view);
+            }
+            Err(err) => {
+                match after_refusal(err)? {
+                    Again::Same => {}
+                    Again::Fresh(fresh) => current = fresh,
+                    Again::Reread => current = venue(seats, event_id).await?,
+                }
+                if !retry.wait().await {
+                    break;
+                }
+            }
+        }
+    }
+    Err(JoinError::Busy)
+}
+
+/// Takes `user_id` off `event_id` at `now`: a seat goes to the head of the waitlist in the same
+/// commit; a waitlist place is simply given up.
+pub async fn leave<S: Seats>(
+    seats: &S,
+    event_id: &str,
+    user_id: &str,
+    now: OffsetDateTime,
+    mut retry: Retry,
+    tail: impl Fn(&LeaveView) -> anyhow::Result<S::Tail>,
+) -> Result<LeaveView, JoinError> {
+    let at = timestamp(now);
+    while retry.can_try() {
+        let v = venue(seats, event_id).await?;
+        let m = seats
+            .membership(user_id, event_id)
+            .await?
+            .ok_or(JoinError::NotJoined)?;
+        if let Some(why) = v.closed(now) {
+            return Err(JoinError::NotJoinable(why));
+        }
+        let view = LeaveView {
+            event_id: v.id.clone(),
+            left: m.state,
+        };
+        let tail = tail(&view)?;
+        let head = match m.state {
+            State::Waitlisted => None,
+            State::Joined => seats.head(event_id).await?,
+        };
+        let mut messages = vec![left_message(&v, &m)];
+        messages.extend(head.as_ref().map(|h| promoted_message(&v, &h.user_id)));
+        let commit = Commit {
+            venue: &v,
+            at: &at,
+            now,
+            messages: &messages,
+            tail,
+        };
+        let result = match m.state {
+            State::Waitlisted => seats.leave_waitlist(&m, commit).await,
+            State::Joined => seats.leave_seat(&m, head.as_ref(), commit).await,
+        };
+        let promoted = head;
+        match result {
+            Ok(()) => {
+                metrics::counter!("JoinCancelled").increment(1);
+                audit("join_cancelled", event_id, user_id);
+                if let Some(h) = promoted {
+                    metrics::counter!("Promoted").increment(1);
+                    audit("promoted", event_id, &h.user_id);
+                }
+                return Ok(view);
+            }
+            Err(err) => {
+                after_refusal(err)?;
+                if !retry.wait().await {
+                    break;
+                }
+            }
+        }
+    }
+    Err(JoinError::Busy)
+}
+
+/// How long promotions may take: 3 s at most (what is left waits for the next change).
+const PROMOTION_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+const PROMOTION_ATTEMPTS: u32 = 1000;
+
+/// The promotions' retries after a capacity increase (PATCH): their own 3 s budget.
+pub fn promotion_retry() -> Retry {
+    Retry::within("Promote", PROMOTION_BUDGET)
+        .pacing(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_millis(50),
+        )
+        .attempts(PROMOTION_ATTEMPTS)
+}
+
+/// The promotions' retries inside a join: within the join's own budget.
+fn promotions(join: &Retry) -> Retry {
+    join.nested("Promote", PROMOTION_BUDGET, PROMOTION_ATTEMPTS)
+}
+
+/// After a capacity increase: promotes the head of the waitlist while a seat is free, each
+/// promotion its own commit (conditional on a free seat and on the head's entry). Bounded by
+/// `retry` in count and in time: what is left waits for the next change. Returns how many it
+/// promoted.
+pub async fn fill_free_seats<S: Seats>(
+    seats: &S,
+    event_id: &str,
+    mut retry: Retry,
+) -> Result<u32, JoinError> {
+    let mut promoted = 0;
+    while retry.can_try() {
+        let Some(v) = seats.venue(event_id).await? else {
+            break;
+        };
+        if !v.owes_promotion() {
+            break;
+        }
+        let Some(head) = seats.head(event_id).await? else {
+            break;
+        };
+        let now = OffsetDateTime::now_utc();
+        let commit = Commit {
+            venue: &v,
+            at: &timestamp(now),
+            now,
+            messages: &[promoted_message(&v, &head.user_id)],
+            tail: S::Tail::default(),
+        };
+        match seats.promote(&head, commit).await {
+            Ok(()) => {
+                promoted += 1;
+                metrics::counter!("Promoted").increment(1);
+                audit("promoted", event_id, &head.user_id);
+            }
+            // Someone else changed the event or promoted the head, or the store was busy:
+            // read again after a pause.
+            Err(WriteError::Refused { .. } | WriteError::Busy) => {
+                if !retry.wait().await {
+                    break;
+                }
+            }
+            Err(WriteError::SessionRevoked) => return Err(JoinError::SessionRevoked),
+            Err(WriteError::Other(e)) => return Err(JoinError::Unexpected(e)),
+        }
+    }
+    Ok(promoted)
+}
+
+fn joined_message(v: &Venue, user_id: &str) -> OutboxMessage {
+    OutboxMessage::new(
+        "join.created",
+        &v.id,
+        vec![user_id.to_owned()],
+        format!("You're going to \"{}\"", v.title),
+        serde_json::json!({ "event_id": v.id, "state": "joined" }),
+    )
+}
+
+fn waitlisted_message(v: &Venue, user_id: &str) -> OutboxMessage {
+    let position = v.waitlisted + 1;
+    OutboxMessage::new(
+        "join.waitlisted",
+        &v.id,
+        vec![user_id.to_owned()],
+        format!(
+            "\"{}\" is full: you are number {position} on the waitlist",
+            v.title
+        ),
+        serde_json::json!({ "event_id": v.id, "state": "waitlisted", "position": position }),
+    )
+}
+
+fn left_message(v: &Venue, m: &Membership) -> OutboxMessage {
+    OutboxMessage::new(
+        "join.cancelled",
+        &v.id,
+        Vec::new(),
+        format!("{} left \"{}\"", m.user_id, v.title),
+        serde_json::json!({ "event_id": v.id, "user_id": m.user_id, "left": m.state.as_str() }),
+    )
+}
+
+/// The message announcing a promotion to the promoted user.
+pub fn promoted_message(v: &Venue, user_id: &str) -> OutboxMessage {
+    OutboxMessage::new(
+        "join.promoted",
+        &v.id,
+        vec![user_id.to_owned()],
+        format!("A seat freed up: you are now going to \"{}\"", v.title),
+        serde_json::json!({ "event_id": v.id, "state": "joined" }),
+    )
+}
