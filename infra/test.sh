@@ -7,6 +7,9 @@ cd "$root"
 bash infra/setup.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+step "no import cycles between the modules of a crate (infra/tools/module_cycles.py)"
+python3 infra/tools/module_cycles.py
+
 step "build (functions and tests)"
 cargo build --workspace --bins --tests --quiet
 

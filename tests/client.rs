@@ -231,15 +231,21 @@ async fn read_keys(
     secrets: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> shared::auth::KeySet {
-    // AWSCURRENT, as the functions ask: moto serves the first version otherwise.
-    let secret = secrets
+    shared::auth::KeySet::parse(&current_secret(secrets, secret_id).await).unwrap()
+}
+
+/// The text of the current version (AWSCURRENT, as the functions ask: moto serves the first
+/// version otherwise) of the secret `secret_id`.
+pub async fn current_secret(secrets: &aws_sdk_secretsmanager::Client, secret_id: &str) -> String {
+    secrets
         .get_secret_value()
         .secret_id(secret_id)
         .version_stage("AWSCURRENT")
         .send()
         .await
-        .expect("the signing keys secret");
-    shared::auth::KeySet::parse(secret.secret_string().unwrap()).unwrap()
+        .unwrap_or_else(|e| panic!("the secret {secret_id}: {e:?}"))
+        .secret_string
+        .expect("a secret string")
 }
 
 /// How a caller gets a new access token.

@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shared::auth::Role;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Api, Caller, Reply, s};
+use crate::{Api, Caller, Reply, Stack, TokenMinter, s};
+
+/// How most joins tests begin: the stack, a client of its gateway sending from `ip`, a token
+/// minter, and an organizer minted with it (roles attendee and organizer).
+pub async fn with_organizer(ip: [u8; 4]) -> (Stack, Api, TokenMinter, Caller) {
+    let (stack, api) = Stack::with_api(ip);
+    let minter = stack.token_minter().await;
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    (stack, api, minter, organizer)
+}
 
 pub fn at(days: i64) -> String {
     (OffsetDateTime::now_utc() + time::Duration::days(days))

@@ -26,6 +26,14 @@ impl Stack {
         Self::from_env("CITY_EVENTS_STACK")
     }
 
+    /// The stack ([`Stack::get`]) and a client of its gateway sending from `ip` ([`Api::new`]):
+    /// how most tests begin.
+    pub fn with_api(ip: [u8; 4]) -> (Stack, Api) {
+        let stack = Stack::get();
+        let api = Api::new(&stack, ip);
+        (stack, api)
+    }
+
     /// The second gateway `make test` starts on the same moto server and resources.
     pub fn second_gateway() -> Stack {
         Self::from_env("CITY_EVENTS_STACK_2")
@@ -74,6 +82,11 @@ impl Stack {
         aws_sdk_dynamodb::Client::new(&self.sdk().await)
     }
 
+    /// A DynamoDB client of the stack's moto server and the name of the stack's table.
+    pub async fn table(&self) -> (aws_sdk_dynamodb::Client, String) {
+        (self.dynamodb().await, self.env("TABLE_NAME"))
+    }
+
     /// One item of the stack's table, read consistently (tests of what is stored).
     pub async fn item(
         &self,
@@ -105,7 +118,7 @@ impl Stack {
     /// the functions like any other, and renewed like any other (see [`client`]).
     pub async fn token_minter(&self) -> TokenMinter {
         TokenMinter::new(
-            (self.dynamodb().await, self.env("TABLE_NAME")),
+            self.table().await,
             aws_sdk_secretsmanager::Client::new(&self.sdk().await),
             self.env("SIGNING_KEYS_SECRET_ID"),
             self.env("JWT_ISSUER"),
@@ -190,6 +203,12 @@ impl Api {
         }
     }
 
+    /// A client of the gateway of the stack ([`Stack::get`]) sending from `ip`, for a test that
+    /// needs nothing else of the stack.
+    pub fn at(ip: [u8; 4]) -> Api {
+        Api::new(&Stack::get(), ip)
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -262,6 +281,33 @@ impl Api {
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    /// Registers a new account (its answer unchecked) and logs it in with [`PASSWORD`]: (the
+    /// account's email, the login's answer). Two auth requests from this address.
+    pub async fn sign_up(&self) -> (String, Reply) {
+        let email = email();
+        self.register(&email).await;
+        let login = self.login(&email, PASSWORD).await;
+        (email, login)
+    }
+
+    /// `POST /v1/me/mfa/totp` with [`PASSWORD`], as the holder of `access`: starts enrolling an
+    /// authenticator (the answer holds its secret).
+    pub async fn enroll_totp(&self, access: &str) -> Reply {
+        let body = json!({ "password": PASSWORD });
+        let path = "/v1/me/mfa/totp";
+        self.send(reqwest::Method::POST, path, Some(body), Some(access))
+            .await
+    }
+
+    /// `POST /v1/me/mfa/totp/activate` with `code`, as the holder of `access`: turns the enrolled
+    /// authenticator on (the answer holds the recovery codes).
+    pub async fn activate_totp(&self, access: &str, code: &str) -> Reply {
+        let body = json!({ "code": code });
+        let path = "/v1/me/mfa/totp/activate";
+        self.send(reqwest::Method::POST, path, Some(body), Some(access))
             .await
     }
 }

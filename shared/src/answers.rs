@@ -90,6 +90,13 @@ pub fn add(responses: &mut Responses, problem: ProblemType, note: Option<&str>) 
     r.description.push_str(&line(&problem, note));
 }
 
+/// What a 401 of an operation that changes something means: its transaction checks the
+/// caller's session ([`crate::session::guard`]).
+pub const SESSION_GUARDED: &str = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write";
+
+/// What a 400 of a listing means: its cursor.
+pub const BAD_CURSOR: &str = "A tampered, foreign or expired cursor";
+
 /// The responses of `answers`: each problem type with what it means for the operation.
 pub fn responses(answers: &[(ProblemType, Option<&str>)]) -> Responses {
     let mut out = Responses::new();
@@ -109,7 +116,7 @@ pub fn responses(answers: &[(ProblemType, Option<&str>)]) -> Responses {
 /// ```
 #[macro_export]
 macro_rules! error_answers {
-    ($(#[$meta:meta])* $name:ident: $($problem:ident $(=> $note:literal)?),+ $(,)?) => {
+    ($(#[$meta:meta])* $name:ident: $($problem:ident $(=> $note:expr)?),+ $(,)?) => {
         $(#[$meta])*
         pub struct $name;
 
@@ -122,7 +129,7 @@ macro_rules! error_answers {
         }
     };
     (@note) => { None };
-    (@note $note:literal) => { Some($note) };
+    (@note $note:expr) => { Some($note) };
 }
 
 #[cfg(test)]

@@ -26,6 +26,17 @@ pub struct Position {
     pub id: String,
 }
 
+impl Position {
+    /// The position after the item `id` of a listing in one key order.
+    pub fn after_id(id: impl Into<String>) -> Self {
+        Position {
+            score: None,
+            starts_at: String::new(),
+            id: id.into(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Payload {
@@ -147,6 +158,58 @@ pub fn parse_limit(
                 format!("must be an integer from 1 to {max}"),
             )),
         },
+    }
+}
+
+/// One page of a listing: its size, where it starts (from a cursor checked against the key
+/// and the listing's query) and how the cursor of the next page is signed.
+pub struct Page {
+    pub limit: usize,
+    pub after: Option<Position>,
+    key: Vec<u8>,
+    query: String,
+    now: u64,
+}
+
+impl Page {
+    /// The page `req` asks for (`limit`: 1 to [`MAX_LIMIT`], `default` when absent; `cursor`)
+    /// of the listing whose canonical parameters are `query`.
+    pub async fn of(
+        req: &lambda_http::Request,
+        key: &CursorKey,
+        default: usize,
+        query: &[&str],
+    ) -> Result<Page, crate::ApiError> {
+        use lambda_http::RequestExt;
+        let params = req.query_string_parameters();
+        let limit = parse_limit(params.first("limit"), default, MAX_LIMIT)?;
+        Page::at(key, query, params.first("cursor"), limit).await
+    }
+
+    /// The page of `limit` items after `cursor` (a 400 naming it when it is not a live cursor
+    /// of this listing).
+    pub async fn at(
+        key: &CursorKey,
+        query: &[&str],
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, crate::ApiError> {
+        let key = key.get().await?;
+        let query = fingerprint(query);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+        let after = decode_param(&key, &query, cursor, now)?;
+        Ok(Page {
+            limit,
+            after,
+            key,
+            query,
+            now,
+        })
+    }
+
+    /// The cursor of the next page, which starts after `last` (None: this page is the last).
+    pub fn next(&self, last: Option<Position>) -> Option<String> {
+        last.map(|p| encode(&self.key, &self.query, &p, self.now))
     }
 }
 

@@ -415,6 +415,62 @@ pub async fn query_all(
     query_items(query).send().try_collect().await
 }
 
+// ------------------------------------------------------------------ single reads
+
+/// The item at `key` in `table`, read strongly consistently (one GetItem); `None` when there
+/// is none.
+pub async fn get_consistent(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, SdkError<aws_sdk_dynamodb::operation::get_item::GetItemError, HttpResponse>>
+{
+    let out = ddb
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await?;
+    Ok(out.item)
+}
+
+/// BatchWriteItem of `writes` (at most 25) to `table`. The items DynamoDB leaves unprocessed
+/// (throttling, a hot partition) are sent again with backoff until all are written; an error
+/// when they still are not after 10 s (the caller's unit of work is then retried whole, which
+/// must be safe: the writes are puts of the same items).
+pub async fn batch_write(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    writes: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> anyhow::Result<()> {
+    let mut retry = Retry::within("BatchWriteItem", Duration::from_secs(10))
+        .pacing(Duration::from_millis(50), Duration::from_secs(1));
+    let mut pending = writes;
+    while !pending.is_empty() {
+        let out = ddb
+            .batch_write_item()
+            .request_items(table, pending)
+            .send()
+            .await?;
+        pending = out
+            .unprocessed_items
+            .and_then(|mut left| left.remove(table))
+            .unwrap_or_default();
+        if pending.is_empty() {
+            break;
+        }
+        metrics::counter!("DynamoUnprocessedItems").increment(pending.len() as u64);
+        if !retry.wait().await {
+            anyhow::bail!(
+                "{} items of a BatchWriteItem left unprocessed",
+                pending.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

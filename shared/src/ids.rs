@@ -20,3 +20,13 @@ pub fn unit_random() -> f64 {
     let _ = aws_lc_rs::rand::fill(&mut b);
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
 }
+
+/// SHA-256 of `value` in lowercase hex (64 characters): a fixed-length id derived from longer
+/// parts (an SQS deduplication id is at most 128 characters).
+pub fn digest_hex(value: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -77,3 +77,16 @@ where
         .expect("the middleware never fails");
     serde_json::to_value(response).expect("the response serialises")
 }
+
+/// Asserts that each domain error maps to its catalogued problem type (status and `type`):
+/// the one test every domain's error enum has.
+pub fn assert_maps_to_problems<E>(cases: impl IntoIterator<Item = (E, crate::problem::ProblemType)>)
+where
+    E: std::fmt::Display + Into<ApiError>,
+{
+    for (e, p) in cases {
+        let text = e.to_string();
+        let api: ApiError = e.into();
+        assert_eq!((api.status, api.type_), (p.status, p.uri), "{text}");
+    }
+}

@@ -25,8 +25,7 @@ fn without_request_specifics(mut v: Value) -> Value {
 
 #[tokio::test]
 async fn register_login_me_refresh_logout_and_then_refresh_fails() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 1]);
+    let api = Api::at([127, 0, 1, 1]);
     let email = email();
     let r = api.register(&email).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -83,8 +82,7 @@ async fn register_login_me_refresh_logout_and_then_refresh_fails() {
 
 #[tokio::test]
 async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 2]);
+    let (stack, api) = Stack::with_api([127, 0, 1, 2]);
     let email = email();
     let registered = api.register(&email).await;
     assert_eq!(registered.status, 201);
@@ -92,14 +90,7 @@ async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
     let t = api.login(&email, PASSWORD).await;
     let access = s(&t.body, "access_token");
 
-    let enroll = api
-        .send(
-            reqwest::Method::POST,
-            "/v1/me/mfa/totp",
-            Some(json!({ "password": PASSWORD })),
-            Some(&access),
-        )
-        .await;
+    let enroll = api.enroll_totp(&access).await;
     assert_eq!(enroll.status, 200, "{}", enroll.body);
     let secret = s(&enroll.body, "secret");
     assert!(s(&enroll.body, "otpauth_uri").starts_with("otpauth://totp/"));
@@ -109,14 +100,7 @@ async fn totp_enroll_activate_challenge_verify_replay_and_recovery_codes() {
     let now = wait_away_from_step_boundary().await;
     let step = auth::totp::step_of(now);
     let previous = auth::totp::code_at(&secret, step - 1).unwrap();
-    let act = api
-        .send(
-            reqwest::Method::POST,
-            "/v1/me/mfa/totp/activate",
-            Some(json!({"code": previous})),
-            Some(&access),
-        )
-        .await;
+    let act = api.activate_totp(&access, &previous).await;
     assert_eq!(act.status, 200, "{}", act.body);
     let codes: Vec<String> = serde_json::from_value(act.body["recovery_codes"].clone()).unwrap();
     assert_eq!(codes.len(), 10);
@@ -201,11 +185,8 @@ async fn wait_away_from_step_boundary() -> u64 {
 
 #[tokio::test]
 async fn presenting_a_used_refresh_token_revokes_the_whole_family() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 3]);
-    let email = email();
-    api.register(&email).await;
-    let t = api.login(&email, PASSWORD).await;
+    let (stack, api) = Stack::with_api([127, 0, 1, 3]);
+    let (_, t) = api.sign_up().await;
     let first = s(&t.body, "refresh_token");
     let second = api.refresh(&first).await;
     assert_eq!(second.status, 200);
@@ -265,9 +246,8 @@ async fn two_gateways_sharing_one_table_let_exactly_100_of_120_parallel_requests
     let stack = Stack::get();
     let second = Stack::second_gateway();
     let api = Api::new(&stack, [127, 0, 1, 7]);
-    let email = email();
-    api.register(&email).await;
-    let access = s(&api.login(&email, PASSWORD).await.body, "access_token");
+    let (_, login) = api.sign_up().await;
+    let access = s(&login.body, "access_token");
 
     let clients = [
         Api::new(&stack, [127, 0, 1, 7]),
@@ -299,8 +279,7 @@ async fn two_gateways_sharing_one_table_let_exactly_100_of_120_parallel_requests
 
 #[tokio::test]
 async fn the_sixth_login_attempt_from_one_ip_within_a_minute_is_429() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 8]);
+    let api = Api::at([127, 0, 1, 8]);
     for i in 0..5 {
         let r = api.login(&email(), "wrong password entirely").await;
         assert_eq!(r.status, 401, "attempt {}", i + 1);
@@ -317,11 +296,9 @@ async fn the_sixth_login_attempt_from_one_ip_within_a_minute_is_429() {
 
 #[tokio::test]
 async fn after_a_rotation_old_tokens_verify_new_ones_use_the_new_key_and_jwks_lists_both() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 9]);
-    let email = email();
-    api.register(&email).await;
-    let old = s(&api.login(&email, PASSWORD).await.body, "access_token");
+    let api = Api::at([127, 0, 1, 9]);
+    let (email, login) = api.sign_up().await;
+    let old = s(&login.body, "access_token");
     let old_kid = jwt_part(&old, 0)["kid"].as_str().unwrap().to_owned();
 
     let rotated = api.post("/_local/rotate-keys", json!({})).await;
@@ -363,11 +340,9 @@ async fn after_a_rotation_old_tokens_verify_new_ones_use_the_new_key_and_jwks_li
 
 #[tokio::test]
 async fn forged_tokens_get_401_with_www_authenticate_and_wrong_roles_get_403() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 1, 10]);
-    let email = email();
-    api.register(&email).await;
-    let token = s(&api.login(&email, PASSWORD).await.body, "access_token");
+    let api = Api::at([127, 0, 1, 10]);
+    let (_, login) = api.sign_up().await;
+    let token = s(&login.body, "access_token");
     let parts: Vec<&str> = token.split('.').collect();
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let mut claims = jwt_part(&token, 1);

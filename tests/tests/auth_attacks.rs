@@ -3,7 +3,8 @@
 //! gets in. Each test sends from its own loopback addresses.
 
 use base64::Engine;
-use e2e::{Api, PASSWORD, Stack, admin_credentials, email, s};
+use e2e::client::current_secret;
+use e2e::{Api, PASSWORD, Reply, Stack, admin_credentials, email, s};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -22,8 +23,7 @@ fn jwt_claims(token: &str) -> Value {
 /// they try to give themself admin back; the route must go by the roles stored now.
 #[tokio::test]
 async fn a_demoted_admin_cannot_re_grant_themself_admin_with_their_old_token() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 1]);
+    let (stack, api) = Stack::with_api([127, 0, 8, 1]);
     let (root_email, root_password) = admin_credentials();
     let root = api.login(&root_email, &root_password).await;
     assert_eq!(root.status, StatusCode::OK, "{}", root.body);
@@ -96,27 +96,13 @@ async fn account_with_totp(api: &Api) -> (String, String, String, Vec<String>) {
     let registered = api.register(&victim).await;
     assert_eq!(registered.status, StatusCode::CREATED);
     let access = s(&api.login(&victim, PASSWORD).await.body, "access_token");
-    let enroll = api
-        .send(
-            Method::POST,
-            "/v1/me/mfa/totp",
-            Some(json!({ "password": PASSWORD })),
-            Some(&access),
-        )
-        .await;
+    let enroll = api.enroll_totp(&access).await;
     assert_eq!(enroll.status, StatusCode::OK, "{}", enroll.body);
     let secret = s(&enroll.body, "secret");
     // The current code: the server takes the current or the previous step, so a step boundary
     // between here and there does not matter.
     let code = auth::totp::code_at(&secret, auth::totp::step_of(shared::auth::now_unix())).unwrap();
-    let act = api
-        .send(
-            Method::POST,
-            "/v1/me/mfa/totp/activate",
-            Some(json!({ "code": code })),
-            Some(&access),
-        )
-        .await;
+    let act = api.activate_totp(&access, &code).await;
     assert_eq!(act.status, StatusCode::OK, "{}", act.body);
     let recovery = serde_json::from_value(act.body["recovery_codes"].clone()).unwrap();
     (s(&registered.body, "id"), victim, secret, recovery)
@@ -126,8 +112,7 @@ async fn account_with_totp(api: &Api) -> (String, String, String, Vec<String>) {
 /// challenge at once, each from its own address (the per-address limit is 5 a minute).
 #[tokio::test]
 async fn mfa_codes_cannot_be_brute_forced_even_in_parallel_and_the_owner_still_gets_in() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 2]);
+    let (stack, api) = Stack::with_api([127, 0, 8, 2]);
     let (user_id, victim, secret, recovery) = account_with_totp(&api).await;
 
     let challenge = s(&api.login(&victim, PASSWORD).await.body, "challenge");
@@ -262,8 +247,7 @@ async fn mfa_codes_cannot_be_brute_forced_even_in_parallel_and_the_owner_still_g
 /// authenticator, which would end the owner's sessions and give the thief the recovery codes.
 #[tokio::test]
 async fn a_stolen_access_token_cannot_enrol_an_authenticator_or_replace_one() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 5]);
+    let (stack, api) = Stack::with_api([127, 0, 8, 5]);
     let owner = email();
     assert_eq!(api.register(&owner).await.status, StatusCode::CREATED);
     let stolen = s(&api.login(&owner, PASSWORD).await.body, "access_token");
@@ -293,14 +277,7 @@ async fn a_stolen_access_token_cannot_enrol_an_authenticator_or_replace_one() {
     assert_eq!(guessed.status, StatusCode::UNAUTHORIZED, "{}", guessed.body);
     assert!(guessed.body.get("secret").is_none());
     // Nothing is pending, so nothing can be activated; the owner's session still works.
-    let activate = api
-        .send(
-            Method::POST,
-            "/v1/me/mfa/totp/activate",
-            Some(json!({"code": "123456"})),
-            Some(&stolen),
-        )
-        .await;
+    let activate = api.activate_totp(&stolen, "123456").await;
     assert_eq!(activate.status, StatusCode::CONFLICT, "{}", activate.body);
     assert_eq!(api.me(&stolen).await.status, StatusCode::OK);
 
@@ -316,14 +293,7 @@ async fn a_stolen_access_token_cannot_enrol_an_authenticator_or_replace_one() {
         )
         .await;
     assert_eq!(session.status, StatusCode::OK, "{}", session.body);
-    let replace = other
-        .send(
-            Method::POST,
-            "/v1/me/mfa/totp",
-            Some(json!({ "password": PASSWORD })),
-            Some(&s(&session.body, "access_token")),
-        )
-        .await;
+    let replace = other.enroll_totp(&s(&session.body, "access_token")).await;
     assert_eq!(replace.status, StatusCode::CONFLICT, "{}", replace.body);
 }
 
@@ -387,8 +357,7 @@ async fn a_token_of_a_freshly_rotated_key_is_accepted_by_warm_functions_at_once(
 /// mail would confuse with the real one. Emails are one account whatever the case.
 #[tokio::test]
 async fn an_email_that_differs_only_in_case_is_the_same_account() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 7]);
+    let api = Api::at([127, 0, 8, 7]);
     let local = format!("alice-{}", uuid::Uuid::new_v4().simple());
     let typed = format!("{local}@example.com");
     let shouted = format!("{}@EXAMPLE.com", local.to_uppercase());
@@ -408,8 +377,7 @@ async fn an_email_that_differs_only_in_case_is_the_same_account() {
 /// private document.
 #[tokio::test]
 async fn the_verifiers_secret_holds_only_public_keys_and_follows_rotation() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 5]);
+    let (stack, api) = Stack::with_api([127, 0, 8, 5]);
     let rotated = api.post("/_local/rotate-keys", json!({})).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
 
@@ -417,15 +385,7 @@ async fn the_verifiers_secret_holds_only_public_keys_and_follows_rotation() {
     let read = |id: String| {
         let sm = sm.clone();
         async move {
-            let text = sm
-                .get_secret_value()
-                .secret_id(id)
-                .version_stage("AWSCURRENT")
-                .send()
-                .await
-                .unwrap()
-                .secret_string
-                .unwrap();
+            let text = current_secret(&sm, &id).await;
             serde_json::from_str::<Value>(&text).unwrap()
         }
     };
@@ -479,9 +439,8 @@ async fn a_refresh_retried_or_raced_gets_the_same_successor_and_the_session_surv
         Api::new(&stack, [127, 0, 8, 7]),
         Api::new(&stack, [127, 0, 8, 8]),
     );
-    let email = email();
-    a.register(&email).await;
-    let first = s(&a.login(&email, PASSWORD).await.body, "refresh_token");
+    let (_, login) = a.sign_up().await;
+    let first = s(&login.body, "refresh_token");
 
     // A retry after a lost answer: the same successor, a fresh access token.
     let once = a.refresh(&first).await;
@@ -517,11 +476,9 @@ async fn a_refresh_retried_or_raced_gets_the_same_successor_and_the_session_surv
 /// later, with its successor never used) is a reuse and revokes the family.
 #[tokio::test]
 async fn a_refresh_token_presented_after_its_grace_revokes_the_family() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 9]);
-    let email = email();
-    api.register(&email).await;
-    let first = s(&api.login(&email, PASSWORD).await.body, "refresh_token");
+    let api = Api::at([127, 0, 8, 9]);
+    let (_, login) = api.sign_up().await;
+    let first = s(&login.body, "refresh_token");
     let second = api.refresh(&first).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     tokio::time::sleep(std::time::Duration::from_secs(31)).await;
@@ -543,8 +500,7 @@ async fn a_refresh_token_presented_after_its_grace_revokes_the_family() {
 #[tokio::test]
 async fn an_idempotency_record_of_a_register_holds_no_guessable_password_hash() {
     use sha2::{Digest, Sha256};
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 10]);
+    let (stack, api) = Stack::with_api([127, 0, 8, 10]);
     let key = uuid::Uuid::new_v4().to_string();
     let email = email();
     let body = json!({"email": email, "password": PASSWORD, "display_name": "E2E"}).to_string();
@@ -612,11 +568,8 @@ async fn an_idempotency_record_of_a_register_holds_no_guessable_password_hash() 
 /// token at once, without any partial write; reads go on until the token's 5 minutes end.
 #[tokio::test]
 async fn a_logged_out_token_can_no_longer_change_anything() {
-    use e2e::joining::{create_event, event_body, join, key};
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 8, 11]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    use e2e::joining::{create_event, event_body, join, key, with_organizer};
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 8, 11]).await;
     let attendee = minter.user(&[Role::Attendee]).await;
     let event = create_event(&api, &organizer, 10).await;
     let other = create_event(&api, &organizer, 10).await;
@@ -706,9 +659,8 @@ async fn a_logged_out_token_can_no_longer_change_anything() {
     // A client refused so signs in again and resends the same Idempotency-Key: it gets the
     // join, not the 401 replayed.
     let acct = Api::new(&stack, [127, 0, 8, 12]);
-    let email = email();
-    acct.register(&email).await;
-    let stale = s(&acct.login(&email, PASSWORD).await.body, "access_token");
+    let (email, login) = acct.sign_up().await;
+    let stale = s(&login.body, "access_token");
     let out = acct
         .send(Method::POST, "/v1/auth/logout", None, Some(&stale))
         .await;
@@ -732,6 +684,14 @@ async fn a_logged_out_token_can_no_longer_change_anything() {
     assert!(joined.headers.get("idempotent-replayed").is_none());
 }
 
+/// A login to `victim` from `api` with the `wrong` password (asserted refused: 401), then one
+/// with the right password: the answer to the right one.
+async fn wrong_then_right(api: &Api, victim: &str, wrong: &str) -> Reply {
+    let r = api.login(victim, wrong).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    api.login(victim, PASSWORD).await
+}
+
 /// Item 6: wrong passwords lock the account for the address they come from, not for its owner.
 /// An attacker's address is locked after five; the owner, from a clean address, still gets in
 /// (before, during and after the lock).
@@ -750,9 +710,7 @@ async fn an_attacker_locks_only_their_own_address_out_of_an_account() {
     // The attacker's address has spent its five logins of this minute (the per-address rate
     // limit); the fifth failure comes in the next window.
     tokio::time::sleep(std::time::Duration::from_secs(61)).await;
-    let fifth = attacker.login(&victim, "not the password at all").await;
-    assert_eq!(fifth.status, StatusCode::UNAUTHORIZED, "{}", fifth.body);
-    let locked = attacker.login(&victim, PASSWORD).await;
+    let locked = wrong_then_right(&attacker, &victim, "not the password at all").await;
     assert_eq!(
         locked.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -780,8 +738,7 @@ async fn an_attacker_locks_only_their_own_address_out_of_an_account() {
 /// correct password from a clean address still gets in.
 #[tokio::test]
 async fn guesses_from_many_addresses_brake_the_account_but_not_its_owner() {
-    let stack = Stack::get();
-    let owner = Api::new(&stack, [127, 0, 8, 15]);
+    let (stack, owner) = Stack::with_api([127, 0, 8, 15]);
     let victim = email();
     assert_eq!(owner.register(&victim).await.status, StatusCode::CREATED);
     let guesses = futures_util::future::join_all((0..4u8).map(|i| {
@@ -804,9 +761,7 @@ async fn guesses_from_many_addresses_brake_the_account_but_not_its_owner() {
         "{guesses:?}"
     );
     let late = Api::new(&stack, [127, 0, 8, 20]);
-    let one = late.login(&victim, "yet another guess here").await;
-    assert_eq!(one.status, StatusCode::UNAUTHORIZED, "{}", one.body);
-    let braked = late.login(&victim, PASSWORD).await;
+    let braked = wrong_then_right(&late, &victim, "yet another guess here").await;
     assert_eq!(
         braked.status,
         StatusCode::TOO_MANY_REQUESTS,

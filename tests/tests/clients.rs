@@ -3,15 +3,14 @@
 //! 401 (a skewed clock) renews once and sends the same request again, Idempotency-Key and all.
 
 use e2e::client::now_unix;
-use e2e::joining::{create_event, get_event, join, key};
+use e2e::joining::{create_event, get_event, join, key, with_organizer};
 use e2e::{Api, Stack};
 use reqwest::{Method, StatusCode};
 use shared::auth::Role;
 
 #[tokio::test]
 async fn a_caller_renews_a_token_that_is_about_to_expire_before_sending() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 7, 1]);
+    let (stack, api) = Stack::with_api([127, 0, 7, 1]);
     let minter = stack.token_minter().await;
     // The client believes 30 s are left, under the two minutes it keeps in hand (the token
     // itself lives ten minutes, so the check of the old token below cannot race its expiry).
@@ -36,10 +35,7 @@ async fn a_caller_renews_a_token_that_is_about_to_expire_before_sending() {
 
 #[tokio::test]
 async fn a_caller_refused_with_401_renews_once_and_resends_the_same_join() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 7, 2]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let (_, api, minter, organizer) = with_organizer([127, 0, 7, 2]).await;
     let event = create_event(&api, &organizer, 5).await;
     // Expired a minute ago (past the verifier's leeway), while the client's clock says it has
     // an hour left: the only way it can learn is the 401.
@@ -68,8 +64,7 @@ async fn a_caller_refused_with_401_renews_once_and_resends_the_same_join() {
 
 #[tokio::test]
 async fn an_account_renews_through_the_refresh_endpoint_and_the_old_refresh_token_is_spent() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 7, 3]);
+    let api = Api::at([127, 0, 7, 3]);
     let caller = api.account(&[]).await;
     let first = caller.current_token().await;
     caller.believe_expiry(now_unix()).await;

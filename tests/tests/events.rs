@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use e2e::{Api, Reply, Stack, s};
-use events::model::{Event, EventData, Status, utc};
+use events::model::{Event, EventData, utc};
 use events::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -56,6 +56,14 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// How the tests of creating and finding events begin: a client from `ip` (an address of the
+/// test's own), an organizer's access token signed in from it, and a city of the test's own.
+async fn organizer_in_a_new_city(ip: [u8; 4]) -> (Api, String, String) {
+    let api = Api::at(ip);
+    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    (api, token, city())
+}
+
 async fn list(api: &Api, query: &str) -> Reply {
     api.send(Method::GET, &format!("/v1/events?{query}"), None, None)
         .await
@@ -78,8 +86,7 @@ fn url_encode(v: &str) -> String {
 
 #[tokio::test]
 async fn etag_flow_428_412_200_and_304() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 3, 1]);
+    let (stack, api) = Stack::with_api([127, 0, 3, 1]);
     let (user_id, token) = api.account_with_roles(&["organizer"]).await;
     let c = city();
     let r = create(
@@ -122,12 +129,13 @@ async fn etag_flow_428_412_200_and_304() {
     let got = api.send(Method::GET, &path, None, None).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(header(&got, "etag"), "\"v1\"");
-    let not_modified = api
-        .exec(
+    let get_if_none_match_v1 = || {
+        api.exec(
             api.request(Method::GET, &path)
                 .header("if-none-match", "\"v1\""),
         )
-        .await;
+    };
+    let not_modified = get_if_none_match_v1().await;
     assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
     assert_eq!(header(&not_modified, "etag"), "\"v1\"");
 
@@ -166,12 +174,7 @@ async fn etag_flow_428_412_200_and_304() {
         StatusCode::PRECONDITION_FAILED,
         "the old ETag is stale now"
     );
-    let changed = api
-        .exec(
-            api.request(Method::GET, &path)
-                .header("if-none-match", "\"v1\""),
-        )
-        .await;
+    let changed = get_if_none_match_v1().await;
     assert_eq!(changed.status, StatusCode::OK);
     assert_eq!(changed.body["version"], 2);
 
@@ -268,10 +271,7 @@ async fn only_organizers_create_and_only_the_owner_or_an_admin_change() {
 
 #[tokio::test]
 async fn batch_answers_in_order_with_misses_and_refuses_101_ids() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 3, 6]);
-    let (_, token) = api.account_with_roles(&["organizer"]).await;
-    let c = city();
+    let (api, token, c) = organizer_in_a_new_city([127, 0, 3, 6]).await;
     let mut known = Vec::new();
     for i in 0..3 {
         known.push(
@@ -323,46 +323,20 @@ async fn batch_answers_in_order_with_misses_and_refuses_101_ids() {
 
 #[tokio::test]
 async fn search_stems_ands_ranks_and_combines_with_filters() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 3, 7]);
-    let (_, token) = api.account_with_roles(&["organizer"]).await;
-    let c = city();
-    let run_club = created(
-        &api,
-        &token,
-        new_event(&c, "Morning run club", "Easy pace", &["running"], 5),
-    )
-    .await;
-    let expo = created(
-        &api,
-        &token,
-        new_event(&c, "Shoe expo", "Shoes for running and walking", &[], 2),
-    )
-    .await;
-    let charity = created(
-        &api,
-        &token,
-        new_event(&c, "Charity runs", "Five km", &[], 3),
-    )
-    .await;
-    let jazz = created(
-        &api,
-        &token,
-        new_event(&c, "Jazz concerts", "Three bands", &[], 4),
-    )
-    .await;
-    let rock = created(
-        &api,
-        &token,
-        new_event(&c, "Rock concert", "Loud", &["festival"], 6),
-    )
-    .await;
-    let lights = created(
-        &api,
-        &token,
-        new_event(&c, "Festivals of light", "Lanterns", &[], 7),
-    )
-    .await;
+    let (api, token, c) = organizer_in_a_new_city([127, 0, 3, 7]).await;
+    let create_in_city = |title: &str, description: &str, tags: &[&str], start_day: i64| {
+        created(
+            &api,
+            &token,
+            new_event(&c, title, description, tags, start_day),
+        )
+    };
+    let run_club = create_in_city("Morning run club", "Easy pace", &["running"], 5).await;
+    let expo = create_in_city("Shoe expo", "Shoes for running and walking", &[], 2).await;
+    let charity = create_in_city("Charity runs", "Five km", &[], 3).await;
+    let jazz = create_in_city("Jazz concerts", "Three bands", &[], 4).await;
+    let rock = create_in_city("Rock concert", "Loud", &["festival"], 6).await;
+    let lights = create_in_city("Festivals of light", "Lanterns", &[], 7).await;
     let mut food = new_event(&c, "Street food festival", "Run by locals", &[], 8);
     food["category"] = json!("food");
     let food = created(&api, &token, food).await;
@@ -448,33 +422,23 @@ fn seeded(city: &str, owner: &str, i: usize) -> Event {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     // Several events share a start time, so the id decides their order.
     let starts = now + Duration::hours(24 + (i / 3) as i64);
-    Event {
-        id: format!(
-            "evt_{:012x}{:016x}",
-            0x019a_0000_0000_u64 + i as u64,
-            rand_u64()
-        ),
-        owner_id: owner.into(),
-        data: EventData {
-            title: format!("Seeded event {i}"),
-            description: String::new(),
-            city: city.into(),
-            category: "community".into(),
-            venue: "Hall".into(),
-            tags: vec![],
-            starts_at: starts,
-            ends_at: starts + Duration::hours(2),
-            capacity: 10,
-        },
-        status: Status::Active,
-        version: 1,
-        joined: 0,
-        waitlisted: 0,
-        wl_seq: 0,
-        msg_seq: 0,
-        created_at: utc(now),
-        updated_at: utc(now),
-    }
+    let id = format!(
+        "evt_{:012x}{:016x}",
+        0x019a_0000_0000_u64 + i as u64,
+        rand_u64()
+    );
+    let data = EventData {
+        title: format!("Seeded event {i}"),
+        description: String::new(),
+        city: city.into(),
+        category: "community".into(),
+        venue: "Hall".into(),
+        tags: vec![],
+        starts_at: starts,
+        ends_at: starts + Duration::hours(2),
+        capacity: 10,
+    };
+    Event::new(id, owner.into(), data, now)
 }
 
 fn rand_u64() -> u64 {
@@ -580,10 +544,7 @@ async fn walking_every_page_of_250_while_events_are_added_misses_and_repeats_not
 /// found by that word and changed — never a 500, and never a half-written event.
 #[tokio::test]
 async fn an_event_with_one_very_long_word_is_created_found_and_changed() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 3, 9]);
-    let (_, token) = api.account_with_roles(&["organizer"]).await;
-    let c = city();
+    let (api, token, c) = organizer_in_a_new_city([127, 0, 3, 9]).await;
     let ascii = "x".repeat(2100);
     let wide = "é".repeat(1100);
     let id = created(
@@ -620,8 +581,7 @@ async fn an_event_with_one_very_long_word_is_created_found_and_changed() {
 async fn a_transaction_dynamodb_refuses_writes_nothing_locally() {
     use aws_sdk_dynamodb::types::{AttributeValue as V, Put, TransactWriteItem};
     let stack = Stack::get();
-    let ddb = stack.dynamodb().await;
-    let table = stack.env("TABLE_NAME");
+    let (ddb, table) = stack.table().await;
     let ok_pk = format!("TEST#{}", uuid::Uuid::new_v4().simple());
     let put = |pk: String| {
         TransactWriteItem::builder()

@@ -46,17 +46,30 @@ fn assert_common_headers(resp: &reqwest::Response) {
     );
 }
 
-#[tokio::test]
-async fn healthz_is_200_with_version_function_and_cold_start() {
+/// GETs `path` of the stack's gateway, asserting that the answer is a 200 with the common
+/// headers.
+async fn get_200(path: &str) -> reqwest::Response {
     let stack = Stack::get();
     let resp = client()
-        .get(format!("{}/healthz", stack.url))
+        .get(format!("{}{path}", stack.url))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_common_headers(&resp);
-    let body: Value = resp.json().await.unwrap();
+    resp
+}
+
+/// Asserts that an access line carries every field the access log promises.
+fn assert_access_fields(a: &Value) {
+    for field in shared::http::ACCESS_LOG_FIELDS {
+        assert!(a.get(field).is_some(), "access line lacks {field}: {a}");
+    }
+}
+
+#[tokio::test]
+async fn healthz_is_200_with_version_function_and_cold_start() {
+    let body: Value = get_200("/healthz").await.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["function"], "HealthzFunction");
     assert!(body["version"].is_string() && body["cold_start"].is_boolean());
@@ -64,15 +77,7 @@ async fn healthz_is_200_with_version_function_and_cold_start() {
 
 #[tokio::test]
 async fn readyz_is_200_with_each_dependency_and_its_latency() {
-    let stack = Stack::get();
-    let resp = client()
-        .get(format!("{}/readyz", stack.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_common_headers(&resp);
-    let body: Value = resp.json().await.unwrap();
+    let body: Value = get_200("/readyz").await.json().await.unwrap();
     let checks = body["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(
@@ -105,15 +110,7 @@ async fn an_unknown_route_is_a_404_problem_with_security_headers() {
 
 #[tokio::test]
 async fn the_openapi_document_is_served_and_matches_the_checked_in_copy() {
-    let stack = Stack::get();
-    let resp = client()
-        .get(format!("{}/openapi.json", stack.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_common_headers(&resp);
-    let served: Value = resp.json().await.unwrap();
+    let served: Value = get_200("/openapi.json").await.json().await.unwrap();
     let checked_in: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
             .unwrap(),
@@ -209,9 +206,7 @@ async fn one_request_leaves_one_access_line_and_one_emf_document_and_no_secret()
         .collect();
     assert_eq!(access.len(), 1, "{mine:?}");
     let a = access[0];
-    for field in shared::http::ACCESS_LOG_FIELDS {
-        assert!(a.get(field).is_some(), "access line lacks {field}: {a}");
-    }
+    assert_access_fields(a);
     assert_eq!(
         a["trace_id"], "1-5759e988-bd862e3fe1be46a994272793",
         "the incoming trace continues"

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::joining::{create_event, event_body, get_event, join, key, leave};
+use e2e::joining::{create_event, event_body, get_event, join, key, leave, with_organizer};
 use e2e::{Api, Caller, PATIENCE, Stack, s};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
@@ -18,10 +18,7 @@ use time::OffsetDateTime;
 
 #[tokio::test]
 async fn one_idempotency_key_sent_20_times_at_once_joins_once() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 4, 2]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let (_, api, minter, organizer) = with_organizer([127, 0, 4, 2]).await;
     let me = minter.user(&[Role::Attendee]).await;
     let user = me.id.clone();
     let event = create_event(&api, &organizer, 5).await;
@@ -147,10 +144,7 @@ async fn wait_for_notification(api: &Api, who: &Caller, event: &str, kind: &str)
 
 #[tokio::test]
 async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_message_counts_once() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 4, 3]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 4, 3]).await;
     let a_user = minter.user(&[Role::Attendee]).await;
     let a = a_user.id.clone();
     let b_user = minter.user(&[Role::Attendee]).await;
@@ -348,6 +342,24 @@ fn dead_metric(stack: &Stack, reason: &str) -> u64 {
         .sum()
 }
 
+/// Sends `body` to the FIFO queue `queue` in the message group `group`, deduplicated by `id`.
+async fn send_to_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    body: String,
+    group: &str,
+    id: &str,
+) {
+    sqs.send_message()
+        .queue_url(queue)
+        .message_body(body)
+        .message_group_id(group)
+        .message_deduplication_id(id)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receives() {
     let stack = Stack::get();
@@ -355,14 +367,8 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
     let queue = stack.env("OUTBOX_QUEUE_URL");
     let marker = uuid::Uuid::new_v4().simple().to_string();
     let dead_before = dead_metric(&stack, "malformed");
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body(format!("{{not json {marker}"))
-        .message_group_id("e2e-malformed")
-        .message_deduplication_id(&marker)
-        .send()
-        .await
-        .unwrap();
+    let body = format!("{{not json {marker}");
+    send_to_queue(&sqs, &queue, body, "e2e-malformed", &marker).await;
     let dead = dlq_messages(&stack, &marker, PATIENCE).await;
     assert_eq!(dead.len(), 1, "the malformed message is in the DLQ");
     let attrs = dead[0].message_attributes().unwrap();
@@ -386,19 +392,11 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
     let poison = uuid::Uuid::new_v4().simple().to_string();
     let huge_user = "u".repeat(3000);
     let exhausted_before = dead_metric(&stack, "retries_exhausted");
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body(
-            json!({"id": poison, "type": "join.created", "aggregate_id": "evt_poison",
-                "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [huge_user],
-                "summary": "poison", "data": {}})
-            .to_string(),
-        )
-        .message_group_id("e2e-poison")
-        .message_deduplication_id(&poison)
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"id": poison, "type": "join.created", "aggregate_id": "evt_poison",
+        "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [huge_user],
+        "summary": "poison", "data": {}})
+    .to_string();
+    send_to_queue(&sqs, &queue, body, "e2e-poison", &poison).await;
     let dead = dlq_messages(&stack, &poison, PATIENCE).await;
     assert_eq!(dead.len(), 1, "the poison message is in the DLQ");
     let failures = stack
@@ -423,8 +421,7 @@ async fn malformed_messages_go_to_the_dlq_at_once_and_poison_ones_after_5_receiv
 
 #[tokio::test]
 async fn joining_is_refused_clearly() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 4, 4]);
+    let (stack, api) = Stack::with_api([127, 0, 4, 4]);
     let minter = stack.token_minter().await;
     let me = minter.user(&[Role::Attendee]).await;
     let unknown = join(&api, &me, "evt_0123456789abcdef0123456789ab", &key()).await;
@@ -446,20 +443,14 @@ async fn joining_is_refused_clearly() {
     assert_eq!(not_joined.status, StatusCode::NOT_FOUND);
     let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
     let event = create_event(&api, &organizer, 2).await;
-    let forbidden = api
-        .send_as(
-            &me,
-            Method::GET,
-            &format!("/v1/events/{event}/attendees"),
-            None,
-        )
-        .await;
+    let attendees = format!("/v1/events/{event}/attendees");
+    let forbidden = api.send_as(&me, Method::GET, &attendees, None).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     let bad_cursor = api
         .send_as(
             &organizer,
             Method::GET,
-            &format!("/v1/events/{event}/attendees?cursor=abc.def"),
+            &format!("{attendees}?cursor=abc.def"),
             None,
         )
         .await;

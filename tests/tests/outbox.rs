@@ -30,8 +30,7 @@ async fn commit_outbox_item(
 #[tokio::test]
 async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trace() {
     let stack = Stack::get();
-    let ddb = stack.dynamodb().await;
-    let table = stack.env("TABLE_NAME");
+    let (ddb, table) = stack.table().await;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let user = format!("usr_{}", uuid::Uuid::new_v4().simple());
     let trace = "Root=1-6b040000-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
@@ -70,8 +69,7 @@ async fn a_committed_outbox_item_reaches_the_recipients_inbox_once_with_its_trac
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     let stack = Stack::get();
-    let ddb = stack.dynamodb().await;
-    let table = stack.env("TABLE_NAME");
+    let (ddb, table) = stack.table().await;
     let user = format!("usr_{}", uuid::Uuid::new_v4().simple());
     let aggregate = format!("evt_kill_{}", uuid::Uuid::new_v4().simple());
     let count = 100;

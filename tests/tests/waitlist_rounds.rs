@@ -10,18 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use e2e::joining::{Readers, attendees, create_event, get_event, join, key, leave, watch_capacity};
-use e2e::{Api, Caller, Stack, s};
+use e2e::joining::{
+    Readers, attendees, create_event, get_event, join, key, leave, watch_capacity, with_organizer,
+};
+use e2e::{Api, Caller, s};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use shared::auth::Role;
 
 #[tokio::test]
 async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_exactly_once() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 4, 1]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 4, 1]).await;
     let users: Vec<Caller> = minter.users(500, &[Role::Attendee]).await;
     // One pool of readers for every round, so that no address goes over its budget of reads.
     let readers = Readers::new(
@@ -172,10 +171,7 @@ async fn rounds_of_500_concurrent_joins_on_50_seats_never_overbook_and_promote_e
 #[tokio::test]
 #[ignore = "a measurement: make bench-joins"]
 async fn contention_grows_with_concurrent_writers() {
-    let stack = Stack::get();
-    let api = Api::new(&stack, [127, 0, 6, 1]);
-    let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 6, 1]).await;
     println!("| writers | joins | seconds | joins/s | attempts per join: mean | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|---|");
     for writers in [1usize, 2, 4, 8, 16, 32] {

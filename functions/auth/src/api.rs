@@ -11,6 +11,7 @@ use shared::http::{Request, RequestParts, Response, json};
 use utoipa::ToSchema;
 
 use crate::email::Email;
+use crate::error::AuthError;
 use crate::store::{RolesChange, Rotation, Store, User, UserLock};
 use crate::{password, totp};
 
@@ -129,6 +130,14 @@ impl Auth {
         self.tokens(user, &family, refresh).await
     }
 
+    /// The (live) caller's account, as stored.
+    async fn account(&self, caller: &Caller) -> Result<User, ApiError> {
+        self.store
+            .user(&caller.id)
+            .await?
+            .ok_or_else(shared::auth::unauthorized)
+    }
+
     /// The caller's session must still be live: logout and MFA changes take effect at once here.
     async fn live_caller<'r>(&self, req: &'r Request) -> Result<&'r Caller, ApiError> {
         let caller = req.user()?;
@@ -142,6 +151,9 @@ impl Auth {
         Ok(caller)
     }
 }
+
+/// What a 503 of a route whose rate limiter fails closed means.
+const FAILS_CLOSED: &str = "The rate limiter's store is unavailable: this route fails closed";
 
 fn audit(event: &'static str, user_id: &str) {
     tracing::info!(target: "audit", audit_event = event, user_id, "security event");
@@ -339,30 +351,12 @@ pub struct SetRoles {
     pub roles: Vec<Role>,
 }
 
-// ------------------------------------------------------------------ errors
-
-fn invalid_credentials() -> ApiError {
-    ApiError::of(shared::problem::problems::INVALID_CREDENTIALS)
-        .detail("the email or the password is wrong")
-}
-
-fn locked(retry_after: u64) -> ApiError {
-    ApiError::of(shared::problem::problems::ACCOUNT_LOCKED)
-        .detail(format!(
-            "too many failed attempts; try again in {retry_after} s"
-        ))
-        .header(http::header::RETRY_AFTER, HeaderValue::from(retry_after))
-}
-
-fn invalid_code() -> ApiError {
-    ApiError::of(shared::problem::problems::INVALID_CODE)
-        .detail("the code is wrong, expired or already used")
-}
-
-fn invalid_refresh() -> ApiError {
-    ApiError::of(shared::problem::problems::INVALID_REFRESH_TOKEN)
-        .detail("the refresh token is unknown, expired, used or revoked; log in again")
-}
+shared::error_answers!(
+    /// What registering answers besides the profile.
+    RegisterErrors:
+    EMAIL_TAKEN,
+    VALIDATION => "A field is invalid (the password policy included)",
+);
 
 // ------------------------------------------------------------------ handlers
 
@@ -370,9 +364,7 @@ fn invalid_refresh() -> ApiError {
     params(("Idempotency-Key" = Option<String>, Header, description = "Optional. A repeat with the same key replays the first answer for 24 h (`Idempotent-Replayed: true`)")),
     responses(
         (status = 201, description = "Created; log in to get tokens", body = Profile),
-        (status = 409, description = "The email is taken; or a request with this Idempotency-Key is in flight", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (the password policy included); or the Idempotency-Key was used for another request", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
+        RegisterErrors,
     ))]
 pub async fn register(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     auth.idempotency
@@ -428,9 +420,7 @@ async fn register_once(
         )
         .await?;
     if !created {
-        return Err(ApiError::of(shared::problem::problems::EMAIL_TAKEN)
-            .detail("an account with this email exists; log in or reset the password")
-            .field("email", "is taken"));
+        return Err(AuthError::EmailTaken.into());
     }
     if let Some(c) = &claim {
         c.committed();
@@ -440,11 +430,17 @@ async fn register_once(
     Ok(r)
 }
 
+shared::error_answers!(
+    /// What a login answers besides tokens or a challenge.
+    LoginErrors:
+    INVALID_CREDENTIALS => "Wrong email or password (the same answer for both)",
+    ACCOUNT_LOCKED => "Locked for this address after failures (5 on the account from this address; 1 while the account has 20 or more failures in 15 min from everywhere, or the address 20 or more across accounts; an IPv6 client is its /64)",
+);
+
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     responses(
         (status = 200, description = "Tokens, or an MFA challenge when MFA is on", body = LoginAnswer),
-        (status = 401, description = "Wrong email or password (the same answer for both)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked for this address after failures (5 on the account from this address; 1 while the account has 20 or more failures in 15 min from everywhere, or the address 20 or more across accounts; an IPv6 client is its /64), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        LoginErrors,
     ))]
 pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Login = req.json_body()?;
@@ -457,7 +453,7 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let lock = auth.store.locked_for(&input.email, &address, now).await?;
     if lock > 0 {
         metrics::counter!("LoginAttempts", "outcome" => "locked").increment(1);
-        return Err(locked(lock));
+        return Err(AuthError::Locked(lock).into());
     }
     let user = auth.store.user_by_email(&input.email).await?;
     let ok = password::verify(
@@ -476,7 +472,7 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
             metrics::counter!("Lockouts").increment(1);
             tracing::warn!(target: "audit", audit_event = "account.locked", lock_seconds = lock, "security event");
         }
-        return Err(invalid_credentials());
+        return Err(AuthError::InvalidCredentials("the email or the password is wrong").into());
     };
     auth.store.clear_failures(&input.email, &address).await?;
     if user.mfa_enabled {
@@ -498,11 +494,17 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     json(StatusCode::OK, &auth.new_session(&user).await?)
 }
 
+shared::error_answers!(
+    /// What a second-factor check answers besides tokens.
+    MfaVerifyErrors:
+    INVALID_CODE => "Unknown, expired or burnt challenge (5 wrong codes), or a wrong, old or reused code",
+    ACCOUNT_LOCKED => "The account's second factor is locked after wrong codes (backoff as for passwords)",
+);
+
 #[utoipa::path(post, path = "/v1/auth/mfa/verify", tag = "auth", request_body = MfaVerify,
     responses(
         (status = 200, description = "Tokens", body = Tokens),
-        (status = 401, description = "Unknown, expired or burnt challenge (5 wrong codes), or a wrong, old or reused code", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The account's second factor is locked after wrong codes (backoff as for passwords), or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        MfaVerifyErrors,
     ))]
 pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: MfaVerify = req.json_body()?;
@@ -512,20 +514,24 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
         .store
         .reserve_challenge_attempt(&input.challenge, now)
         .await?
-        .ok_or_else(invalid_code)?;
+        .ok_or(AuthError::InvalidCode)?;
     // Wrong codes count per account across challenges (a new password login buys no new
     // guesses while the lock holds), with the password failures' backoff.
     unlocked(auth, UserLock::Mfa, &user_id, now)
         .await
         .inspect_err(|_| metrics::counter!("MfaLocked").increment(1))?;
-    let user = auth.store.user(&user_id).await?.ok_or_else(invalid_code)?;
+    let user = auth
+        .store
+        .user(&user_id)
+        .await?
+        .ok_or(AuthError::InvalidCode)?;
     if !check_second_factor(auth, &user, &input.code, now).await? {
-        let refused = Refusal::new(UserLock::Mfa, "mfa.failure", invalid_code());
+        let refused = Refusal::new(UserLock::Mfa, "mfa.failure", AuthError::InvalidCode);
         return Err(refused.count(auth, &user.id, now).await);
     }
     if !auth.store.consume_challenge(&input.challenge).await? {
         // Another request with this challenge won: one challenge, one session.
-        return Err(invalid_code());
+        return Err(AuthError::InvalidCode.into());
     }
     // The code is spent and the challenge consumed: a failed reset must not cost the session.
     if let Err(e) = auth
@@ -559,7 +565,7 @@ async fn step_up(
     let refused = Refusal::new(
         UserLock::StepUp,
         "mfa.step_up_refused",
-        wrong_credentials("the password is wrong"),
+        AuthError::InvalidCredentials("the password is wrong"),
     );
     Err(refused.count(auth, &user.id, now).await)
 }
@@ -568,23 +574,19 @@ async fn step_up(
 async fn unlocked(auth: &Auth, lock: UserLock, user_id: &str, now: u64) -> Result<(), ApiError> {
     match auth.store.user_locked_for(lock, user_id, now).await? {
         0 => Ok(()),
-        seconds => Err(locked(seconds)),
+        seconds => Err(AuthError::Locked(seconds).into()),
     }
-}
-
-fn wrong_credentials(detail: &'static str) -> ApiError {
-    ApiError::of(shared::problem::problems::INVALID_CREDENTIALS).detail(detail)
 }
 
 /// A wrong code or password, counted toward one of the user's locks.
 struct Refusal {
     lock: UserLock,
     audit_event: &'static str,
-    answer: ApiError,
+    answer: AuthError,
 }
 
 impl Refusal {
-    fn new(lock: UserLock, audit_event: &'static str, answer: ApiError) -> Self {
+    fn new(lock: UserLock, audit_event: &'static str, answer: AuthError) -> Self {
         Refusal {
             lock,
             audit_event,
@@ -610,11 +612,11 @@ impl Refusal {
         }
         tracing::info!(target: "audit", audit_event = self.audit_event, user_id, "security event");
         if lock == 0 {
-            return self.answer;
+            return self.answer.into();
         }
         metrics::counter!("Lockouts").increment(1);
         tracing::warn!(target: "audit", audit_event = "user.locked", lock = ?self.lock, user_id, lock_seconds = lock, "security event");
-        locked(lock)
+        AuthError::Locked(lock).into()
     }
 }
 
@@ -647,11 +649,17 @@ async fn check_second_factor(
     Ok(used)
 }
 
+shared::error_answers!(
+    /// What a refresh answers besides new tokens.
+    RefreshErrors:
+    INVALID_REFRESH_TOKEN => "Unknown, expired, revoked, or used — more than 30 s ago or after its successor was used; the whole family is then revoked",
+    SERVICE_UNAVAILABLE => "The session store kept conflicting; nothing changed: send the same refresh token again after Retry-After",
+);
+
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
     responses(
         (status = 200, description = "New tokens; the presented refresh token is retired. Presented again within 30 s of that (a retry, a second tab), while its successor is unused, it answers the same successor refresh token (and a new access token)", body = Tokens),
-        (status = 401, description = "Unknown, expired, revoked, or used — more than 30 s ago or after its successor was used; the whole family is then revoked", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The session store kept conflicting; nothing changed: send the same refresh token again after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        RefreshErrors,
     ))]
 pub async fn refresh(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Refresh = req.json_body()?;
@@ -673,29 +681,23 @@ pub async fn refresh(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         }
         Rotation::Busy => {
             metrics::counter!("RefreshOutcomes", "outcome" => "busy").increment(1);
-            Err(ApiError::service_unavailable(
-                "the session store is busy; send the same refresh token again",
-            )
-            .header(http::header::RETRY_AFTER, HeaderValue::from_static("1")))
+            Err(AuthError::SessionBusy.into())
         }
         Rotation::Reused { user_id, family } => {
             metrics::counter!("RefreshOutcomes", "outcome" => "reused").increment(1);
             metrics::counter!("RefreshReuseDetected").increment(1);
             tracing::warn!(target: "audit", audit_event = "refresh.reuse", user_id = %user_id, session_id = %family, "security event: refresh token reuse, family revoked");
-            Err(invalid_refresh())
+            Err(AuthError::InvalidRefresh.into())
         }
         Rotation::Invalid => {
             metrics::counter!("RefreshOutcomes", "outcome" => "invalid").increment(1);
-            Err(invalid_refresh())
+            Err(AuthError::InvalidRefresh.into())
         }
     }
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses(
-        (status = 204, description = "The session's refresh tokens are revoked"),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "The session's refresh tokens are revoked")))]
 pub async fn logout(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     auth.store
@@ -708,44 +710,36 @@ pub async fn logout(auth: &Auth, req: Request) -> Result<Response, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The caller's profile and roles", body = Profile),
-        (status = 401, description = "Missing, invalid or revoked token", body = shared::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, description = "The caller's profile and roles", body = Profile)))]
 pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
-    let user = auth
-        .store
-        .user(&caller.id)
-        .await?
-        .ok_or_else(shared::auth::unauthorized)?;
+    let user = auth.account(caller).await?;
     json(StatusCode::OK, &Profile::from(&user))
 }
+
+shared::error_answers!(
+    /// What enrolling an authenticator answers besides its secret.
+    TotpEnrollErrors:
+    INVALID_CREDENTIALS => "Wrong password (it counts toward the account's step-up lock)",
+    MFA_ENABLED => "MFA is already on: an active factor is replaced only by turning it off (password and a code) first",
+    ACCOUNT_LOCKED => "Locked after wrong passwords",
+    SERVICE_UNAVAILABLE => FAILS_CLOSED,
+);
 
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = StepUp,
     responses(
         (status = 200, description = "A new TOTP secret to confirm with /activate", body = TotpEnrollment),
-        (status = 401, description = "Wrong password (it counts toward the account's step-up lock)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA is already on: an active factor is replaced only by turning it off (password and a code) first", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "No JSON body", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The password is missing", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after wrong passwords, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The rate limiter's store is unavailable: this route fails closed", body = shared::Problem, content_type = "application/problem+json"),
+        TotpEnrollErrors,
     ))]
 pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     let input: StepUp = req.json_body()?;
-    let user = auth
-        .store
-        .user(&caller.id)
-        .await?
-        .ok_or_else(shared::auth::unauthorized)?;
+    let user = auth.account(caller).await?;
     // A stolen access token must not be able to enrol the thief's authenticator (activation
     // ends every session and hands out the recovery codes): the password, fresh, first.
     step_up(auth, &user, input.password, now_unix()).await?;
     if user.mfa_enabled {
-        return Err(ApiError::of(shared::problem::problems::MFA_ENABLED)
-            .detail("disable it first to enroll a new authenticator"));
+        return Err(AuthError::MfaEnabled.into());
     }
     let secret = totp::new_secret()?;
     let sealed = auth.mfa_keys().await?.seal(&user.id, &secret)?;
@@ -762,28 +756,30 @@ pub async fn totp_enroll(auth: &Auth, req: Request) -> Result<Response, ApiError
     )
 }
 
+shared::error_answers!(
+    /// What activating an authenticator answers besides the recovery codes.
+    TotpActivateErrors:
+    INVALID_CODE => "Wrong code",
+    NO_PENDING_ENROLLMENT => "Nothing to activate (enroll first)",
+);
+
 #[utoipa::path(post, path = "/v1/me/mfa/totp/activate", tag = "auth", security(("bearer" = [])), request_body = TotpCode,
     responses(
         (status = 200, description = "MFA is on; every session is revoked", body = RecoveryCodes),
-        (status = 401, description = "Wrong code", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`/problems/no-pending-enrollment`: nothing to activate (enroll first)", body = shared::Problem, content_type = "application/problem+json"),
+        TotpActivateErrors,
     ))]
 pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     let input: TotpCode = req.json_body()?;
-    let user = auth
-        .store
-        .user(&caller.id)
-        .await?
-        .ok_or_else(shared::auth::unauthorized)?;
-    let stored = user.pending_totp_secret.clone().ok_or_else(|| {
-        ApiError::of(shared::problem::problems::NO_PENDING_ENROLLMENT)
-            .detail("enroll first with POST /v1/me/mfa/totp")
-    })?;
+    let user = auth.account(caller).await?;
+    let stored = user
+        .pending_totp_secret
+        .clone()
+        .ok_or(AuthError::NoPendingEnrollment)?;
     let keys = auth.mfa_keys().await?;
     let secret = keys.open(&user.id, &stored)?;
     let step = totp::verify(&secret, input.code.trim(), now_unix(), user.last_totp_step)
-        .ok_or_else(invalid_code)?;
+        .ok_or(AuthError::InvalidCode)?;
     let mut codes = Vec::new();
     for _ in 0..10 {
         let raw = crate::store::random_token(10)?
@@ -801,7 +797,7 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
         .activate_totp(&user.id, &stored, step, hashes)
         .await?
     {
-        return Err(invalid_code());
+        return Err(AuthError::InvalidCode.into());
     }
     auth.store.revoke_all_sessions(&user.id).await?;
     audit("mfa.enabled", &user.id);
@@ -813,37 +809,37 @@ pub async fn totp_activate(auth: &Auth, req: Request) -> Result<Response, ApiErr
     )
 }
 
+shared::error_answers!(
+    /// What turning MFA off answers besides 204.
+    TotpDisableErrors:
+    INVALID_CREDENTIALS => "Wrong password or code (each counts toward its own lock)",
+    MFA_NOT_ENABLED,
+    ACCOUNT_LOCKED => "Locked after wrong passwords or codes",
+    SERVICE_UNAVAILABLE => FAILS_CLOSED,
+);
+
 #[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "auth", security(("bearer" = [])), request_body = DisableTotp,
     responses(
         (status = 204, description = "MFA is off; every session is revoked"),
-        (status = 401, description = "Wrong password or code (each counts toward its own lock)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA is not on", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The password or the code is missing", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked after wrong passwords or codes, or rate limited; see Retry-After", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The rate limiter's store is unavailable: this route fails closed", body = shared::Problem, content_type = "application/problem+json"),
+        TotpDisableErrors,
     ))]
 pub async fn totp_disable(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     let input: DisableTotp = req.json_body()?;
     let now = now_unix();
-    let user = auth
-        .store
-        .user(&caller.id)
-        .await?
-        .ok_or_else(shared::auth::unauthorized)?;
+    let user = auth.account(caller).await?;
     // A stolen access token is not enough: the password and a code from the factor itself,
     // under the same per-account lock as the MFA login.
     step_up(auth, &user, input.password, now).await?;
     if !user.mfa_enabled {
-        return Err(ApiError::of(shared::problem::problems::MFA_NOT_ENABLED)
-            .detail("there is no second factor to turn off"));
+        return Err(AuthError::MfaNotEnabled.into());
     }
     unlocked(auth, UserLock::Mfa, &user.id, now).await?;
     if !check_second_factor(auth, &user, &input.code, now).await? {
         let refused = Refusal::new(
             UserLock::Mfa,
             "mfa.disable_refused",
-            wrong_credentials("the code is wrong"),
+            AuthError::InvalidCredentials("the code is wrong"),
         );
         return Err(refused.count(auth, &user.id, now).await);
     }
@@ -870,14 +866,20 @@ pub async fn jwks(auth: &Auth) -> Result<Response, ApiError> {
     Ok(r)
 }
 
+shared::error_answers!(
+    /// What setting roles answers besides the profile.
+    SetRolesErrors:
+    FORBIDDEN => "The caller is not an admin now (roles are read from the account, not the token)",
+    NOT_FOUND => "No such user",
+    LAST_ADMIN,
+    ROLES_CHANGED => "The user's roles changed meanwhile; retry",
+);
+
 #[utoipa::path(put, path = "/v1/admin/users/{id}/roles", tag = "auth", security(("bearer" = [])), request_body = SetRoles,
     params(("id" = String, Path, description = "The user id (`usr_` and 20 to 40 hex digits)")),
     responses(
         (status = 200, description = "The user's roles. Every session of the user is revoked: the new roles apply at their next login", body = Profile),
-        (status = 400, description = "A malformed user id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin now (roles are read from the account, not the token)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It would remove the last admin (`/problems/last-admin`), or the user's roles changed meanwhile (`/problems/roles-changed`; retry)", body = shared::Problem, content_type = "application/problem+json"),
+        SetRolesErrors,
     ))]
 pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
@@ -888,7 +890,7 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
     let admin = auth.store.user(&caller.id).await?;
     if !admin.is_some_and(|a| a.roles.contains(&Role::Admin)) {
         tracing::warn!(target: "audit", audit_event = "roles.refused", user_id = %id, admin_id = %caller.id, "security event: a token with the admin role from an account without it");
-        return Err(ApiError::forbidden("this account is not an admin"));
+        return Err(AuthError::NotAdmin.into());
     }
     let mut roles = input.roles;
     if !roles.contains(&Role::Attendee) {
@@ -900,31 +902,22 @@ pub async fn set_roles(auth: &Auth, req: Request) -> Result<Response, ApiError> 
         .store
         .set_roles_settled(&id, &roles, Some(&caller.id))
         .await?;
-    match change {
-        RolesChange::Changed => {}
-        RolesChange::CallerNotAdmin => {
-            return Err(ApiError::forbidden("this account is not an admin"));
-        }
-        RolesChange::NoSuchUser => return Err(ApiError::not_found("no user has this id")),
-        RolesChange::LastAdmin => {
-            return Err(ApiError::of(shared::problem::problems::LAST_ADMIN)
-                .detail("this would leave no admin; grant admin to another account first"));
-        }
-        RolesChange::Conflict => {
-            return Err(ApiError::of(shared::problem::problems::ROLES_CHANGED)
-                .detail("the user's roles changed while this request ran; read them and retry"));
-        }
+    let refused = match change {
+        RolesChange::Changed => None,
+        RolesChange::CallerNotAdmin => Some(AuthError::NotAdmin),
+        RolesChange::NoSuchUser => Some(AuthError::NoSuchUser),
+        RolesChange::LastAdmin => Some(AuthError::LastAdmin),
+        RolesChange::Conflict => Some(AuthError::RolesChanged),
+    };
+    if let Some(e) = refused {
+        return Err(e.into());
     }
     // Tokens carry roles: every session of the user ends, so the next refresh fails and the
     // new roles apply from the next login (access tokens already issued run out within their
     // lifetime).
     let revoked = auth.store.revoke_all_sessions(&id).await?;
     tracing::info!(target: "audit", audit_event = "roles.changed", user_id = %id, admin_id = %caller.id, roles = ?roles, sessions_revoked = revoked, "security event");
-    let user = auth
-        .store
-        .user(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no user has this id"))?;
+    let user = auth.store.user(&id).await?.ok_or(AuthError::NoSuchUser)?;
     json(StatusCode::OK, &Profile::from(&user))
 }
 

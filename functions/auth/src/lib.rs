@@ -2,9 +2,17 @@
 
 pub mod api;
 pub mod email;
+pub mod error;
+pub mod lockout;
+pub mod memory;
 pub mod mfa_keys;
+pub mod model;
 pub mod openapi;
 pub mod password;
+pub mod refresh;
 pub mod rotation;
 pub mod store;
 pub mod totp;
+
+#[cfg(test)]
+mod tests;

@@ -161,7 +161,7 @@ impl MfaKeys {
             .iter()
             .map(|(kid, m)| Self::code_hash(kid, m, user_id, code))
             .collect();
-        out.push(crate::store::digest(&normalise(code)));
+        out.push(crate::model::digest(&normalise(code)));
         out
     }
 }

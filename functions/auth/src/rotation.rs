@@ -100,14 +100,30 @@ async fn create(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {
         .await?
         .unwrap_or_default();
     let next = current.rotated(KeyDocument::generate_key(now_unix())?);
+    let kids = next.keys.iter().map(|k| k.kid.as_str()).collect();
+    let staged = (PENDING, "keys.rotation_staged");
+    put_version(sm, &e.secret_id, e, &next, staged, kids).await
+}
+
+/// Writes `value` as this rotation's version (its request token) of `secret_id`, at `stage`,
+/// and audits the key ids it holds. Idempotent: a retried step writes the same value under
+/// the same request token.
+async fn put_version(
+    sm: &Client,
+    secret_id: &str,
+    e: &RotationEvent,
+    value: &impl serde::Serialize,
+    (stage, audit_event): (&str, &'static str),
+    kids: Vec<&str>,
+) -> anyhow::Result<()> {
     sm.put_secret_value()
-        .secret_id(&e.secret_id)
+        .secret_id(secret_id)
         .client_request_token(&e.token)
-        .secret_string(serde_json::to_string(&next)?)
-        .version_stages(PENDING)
+        .secret_string(serde_json::to_string(value)?)
+        .version_stages(stage)
         .send()
         .await?;
-    tracing::info!(target: "audit", audit_event = "keys.rotation_staged", kids = ?next.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), "security event");
+    tracing::info!(target: "audit", audit_event, kids = ?kids, "security event");
     Ok(())
 }
 
@@ -123,15 +139,9 @@ async fn pending(sm: &Client, e: &RotationEvent) -> anyhow::Result<KeyDocument> 
 async fn publish(sm: &Client, public_secret_id: &str, e: &RotationEvent) -> anyhow::Result<()> {
     let pending = pending(sm, e).await?;
     let public = KeySet::from_document(&pending)?.public_document();
-    sm.put_secret_value()
-        .secret_id(public_secret_id)
-        .client_request_token(&e.token)
-        .secret_string(serde_json::to_string(&public)?)
-        .version_stages(CURRENT)
-        .send()
-        .await?;
-    tracing::info!(target: "audit", audit_event = "keys.public_published", kids = ?public.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), "security event");
-    Ok(())
+    let kids = public.keys.iter().map(|k| k.kid.as_str()).collect();
+    let published = (CURRENT, "keys.public_published");
+    put_version(sm, public_secret_id, e, &public, published, kids).await
 }
 
 async fn test(sm: &Client, e: &RotationEvent) -> anyhow::Result<()> {

@@ -1,5 +1,7 @@
 //! The auth domain's items in the single table, and the conditional writes that keep them
-//! consistent.
+//! consistent. [`Store`] is also the DynamoDB adapter of the ports whose rules live elsewhere:
+//! [`crate::refresh::RefreshStore`] (refresh-token rotation) and
+//! [`crate::lockout::FailureStore`] (failure counting and lockout).
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
@@ -17,40 +19,26 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use shared::auth::Role;
 
 use crate::email::Email;
+use crate::lockout::FailureStore;
+use crate::refresh::{Outcome, RefreshStore};
 
+pub use crate::lockout::{
+    ACCOUNT_BRAKE_FAILURES, ADDRESS_BRAKE_FAILURES, LOCKOUT_FIRST_SECONDS, LOCKOUT_MAX_SECONDS,
+    LOCKOUT_THRESHOLD, LOCKOUT_WINDOW_SECONDS, Lockout, UserLock, lock_seconds, lock_seconds_after,
+};
+pub use crate::model::{REFRESH_TTL_SECONDS, User, digest, new_id, random_token};
+pub use crate::refresh::{
+    REFRESH_GRACE_SECONDS, RefreshRecord, Rotation, in_refresh_grace, successor_token,
+};
 pub use shared::ddb::Item;
 use shared::ddb::{Retry, TxError, get_bool, get_n, get_s, n, s};
 
-/// Refresh tokens (and so sessions) live 30 days.
-pub const REFRESH_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const CHALLENGE_TTL_SECONDS: u64 = 5 * 60;
-/// A just-rotated refresh token presented again within this many seconds (a retry after a lost
-/// answer, a second tab) gets the same successor instead of revoking its family.
-pub const REFRESH_GRACE_SECONDS: u64 = 30;
-/// Tries of the rotation transaction when DynamoDB cancels it for a TransactionConflict.
-const REFRESH_ATTEMPTS: u32 = 4;
 /// Codes one MFA challenge takes (each reserved before it is checked): five wrong ones burn it.
 pub const CHALLENGE_MAX_ATTEMPTS: u64 = 5;
-
-/// SHA-256, base64url: how tokens and emails appear in keys (never in clear).
-pub fn digest(value: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
-}
-
-/// A random, URL-safe token of `bytes` bytes of entropy.
-pub fn random_token(bytes: usize) -> anyhow::Result<String> {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
-}
-
-pub use shared::ids::new_id;
 
 /// Creates an admin account with a freshly generated password: (id, password). The operator
 /// command `create_admin` and the local stack's start use it; there is no default account.
@@ -107,43 +95,6 @@ pub enum RolesChange {
     Conflict,
 }
 
-/// A per-user failure lock (beside the per-email password lockout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserLock {
-    /// Wrong second-factor codes (MFA login, turning MFA off): only someone past the password
-    /// reaches them.
-    Mfa,
-    /// Wrong passwords on a step-up (enrolling or turning off MFA): only someone holding a
-    /// session reaches them, so they cannot lock the owner's login.
-    StepUp,
-}
-
-impl UserLock {
-    fn key(self, user_id: &str) -> String {
-        match self {
-            UserLock::Mfa => format!("MFALOCK#{user_id}"),
-            UserLock::StepUp => format!("STEPUPLOCK#{user_id}"),
-        }
-    }
-}
-
-/// A user as stored.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub display_name: String,
-    pub password_hash: String,
-    pub roles: Vec<Role>,
-    /// Bumped by every role change (0: never changed).
-    pub roles_version: u64,
-    pub mfa_enabled: bool,
-    pub totp_secret: Option<String>,
-    pub pending_totp_secret: Option<String>,
-    pub last_totp_step: Option<u64>,
-    pub recovery_codes: Vec<String>,
-}
-
 impl User {
     fn from_item(item: &Item) -> Option<User> {
         let roles = item
@@ -177,93 +128,6 @@ impl User {
     }
 }
 
-/// A refresh token's record.
-#[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    pub user_id: String,
-    pub family: String,
-    pub used: bool,
-    pub used_at: Option<u64>,
-    pub expires_at: u64,
-}
-
-/// Whether a token used at `used_at` is still in its grace at `now`.
-pub fn in_refresh_grace(used_at: Option<u64>, now: u64) -> bool {
-    used_at.is_some_and(|t| now.saturating_sub(t) <= REFRESH_GRACE_SECONDS)
-}
-
-/// The successor of a refresh token: derived with a key only the refresh function holds, not
-/// stored, so a retry in the grace gets the same successor while the table keeps only digests.
-/// Whoever lacks the key cannot compute it from an old token.
-pub fn successor_token(key: &[u8], family: &str, token: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let tag = aws_lc_rs::hmac::sign(&key, token.as_bytes());
-    format!("{family}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-}
-
-/// What presenting a refresh token led to.
-#[derive(Debug)]
-pub enum Rotation {
-    Rotated {
-        user: Box<User>,
-        family: String,
-        token: String,
-        /// The token had just been rotated: this is the same successor again (grace).
-        again: bool,
-    },
-    /// A retired token came back: the family is revoked.
-    Reused {
-        user_id: String,
-        family: String,
-    },
-    Invalid,
-    /// DynamoDB kept cancelling the rotation for conflicts: nothing changed, try again.
-    Busy,
-}
-
-/// What one try of the rotation transaction found.
-enum Outcome {
-    Rotated,
-    SessionRevoked,
-    UsedMeanwhile,
-}
-
-/// Lockout state of one account (keyed by email, known or not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lockout {
-    pub locked_for: u64,
-}
-
-/// Failures in this window lock the account.
-pub const LOCKOUT_THRESHOLD: u64 = 5;
-pub const LOCKOUT_WINDOW_SECONDS: u64 = 15 * 60;
-pub const LOCKOUT_FIRST_SECONDS: u64 = 60;
-pub const LOCKOUT_MAX_SECONDS: u64 = 3600;
-
-/// Failed logins on one account, from every address, in the window beyond which the account is
-/// braked: each address then gets one failure (not five) before its lock on that account. The
-/// owner's correct password from an address without failures still gets in.
-pub const ACCOUNT_BRAKE_FAILURES: u64 = 20;
-/// Failed logins from one address (an IPv6 /64), across accounts, in the window beyond which the
-/// address is braked: on every account, one failure (not five) locks it. Not a lock of its own:
-/// behind a shared NAT, a user who has not failed still gets in with the right password.
-pub const ADDRESS_BRAKE_FAILURES: u64 = 20;
-
-/// The lock for the `failures`-th failure in a window: none below the threshold, then one
-/// minute doubling per further failure, at most an hour.
-pub fn lock_seconds(failures: u64) -> u64 {
-    lock_seconds_after(failures, LOCKOUT_THRESHOLD)
-}
-
-/// As [`lock_seconds`], with the lock starting at the `threshold`-th failure.
-pub fn lock_seconds_after(failures: u64, threshold: u64) -> u64 {
-    if failures < threshold.max(1) {
-        return 0;
-    }
-    let doublings = (failures - threshold.max(1)).min(10);
-    (LOCKOUT_FIRST_SECONDS << doublings).min(LOCKOUT_MAX_SECONDS)
-}
-
 #[derive(Clone, Debug)]
 pub struct Store {
     pub ddb: Client,
@@ -276,6 +140,45 @@ impl Store {
             ddb: app.clients.dynamodb.clone(),
             table: app.config.table_name.clone(),
         }
+    }
+
+    /// GetItem of one item of the table.
+    fn get(
+        &self,
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+    }
+
+    /// UpdateItem of one item of the table.
+    fn update(
+        &self,
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+    }
+
+    /// DeleteItem of one item of the table.
+    fn delete(
+        &self,
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+    ) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
     }
 
     /// Creates the user and claims the email in one transaction; `Ok(false)` when the email is
@@ -324,11 +227,7 @@ impl Store {
 
     pub async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
         let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{id}")))
-            .key("sk", s("PROFILE"))
+            .get(format!("USER#{id}"), "PROFILE")
             .consistent_read(true)
             .send()
             .await?;
@@ -337,11 +236,7 @@ impl Store {
 
     pub async fn user_by_email(&self, email: &Email) -> anyhow::Result<Option<User>> {
         let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("EMAIL#{}", email.key())))
-            .key("sk", s("EMAIL"))
+            .get(format!("EMAIL#{}", email.key()), "EMAIL")
             .consistent_read(true)
             .send()
             .await?;
@@ -535,192 +430,30 @@ impl Store {
             .build()?)
     }
 
-    async fn refresh_record(&self, token: &str) -> anyhow::Result<Option<RefreshRecord>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("REFRESH#{}", digest(token))))
-            .key("sk", s("REFRESH"))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item.map(|i| RefreshRecord {
-            user_id: get_s(&i, "user_id").unwrap_or_default(),
-            family: get_s(&i, "family").unwrap_or_default(),
-            used: get_s(&i, "status").as_deref() == Some("used"),
-            used_at: get_n(&i, "used_at"),
-            expires_at: get_n(&i, "expires_at").unwrap_or(0),
-        }))
-    }
-
     /// Whether the session exists and is not revoked.
     pub async fn session_active(&self, user_id: &str, family: &str) -> anyhow::Result<bool> {
         let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s(format!("SESSION#{family}")))
+            .get(format!("USER#{user_id}"), format!("SESSION#{family}"))
             .consistent_read(true)
             .send()
             .await?;
         Ok(out.item.is_some_and(|i| !get_bool(&i, "revoked")))
     }
 
-    /// Presents a refresh token: rotates it (one transaction: retire the old, write the new,
-    /// on condition the old is still active and its session not revoked), or detects reuse.
-    /// The successor is derived from the token with `key` ([`successor_token`]): the same token
-    /// presented again within [`REFRESH_GRACE_SECONDS`] of its rotation gets the same successor
-    /// as long as that one is unused; later, or once the successor was used, it is a reuse
-    /// and revokes the family. A concurrent rotation of the same token (its transaction wins)
-    /// is read again and lands in the grace; a TransactionConflict is retried with backoff.
+    /// Presents a refresh token with the refresh function's retry policy: the rules are
+    /// [`crate::refresh::rotate`].
     pub async fn rotate_refresh(
         &self,
         token: &str,
         key: &[u8],
         now: u64,
     ) -> anyhow::Result<Rotation> {
-        let mut retry = Retry::within("RotateRefresh", std::time::Duration::from_secs(3))
-            .pacing(
-                std::time::Duration::from_millis(25),
-                std::time::Duration::from_millis(400),
-            )
-            .attempts(REFRESH_ATTEMPTS);
-        while retry.can_try() {
-            let Some(record) = self.refresh_record(token).await? else {
-                return Ok(Rotation::Invalid);
-            };
-            if record.expires_at <= now {
-                return Ok(Rotation::Invalid);
-            }
-            let next = successor_token(key, &record.family, token);
-            if record.used {
-                return self.present_again(record, next, now).await;
-            }
-            match self.try_rotate(token, &record, &next, now).await? {
-                Some(Outcome::Rotated) => {
-                    return Ok(match self.user(&record.user_id).await? {
-                        Some(user) => Rotation::Rotated {
-                            user: Box::new(user),
-                            family: record.family,
-                            token: next,
-                            again: false,
-                        },
-                        None => Rotation::Invalid,
-                    });
-                }
-                Some(Outcome::SessionRevoked) => return Ok(Rotation::Invalid),
-                // Another request retired the token first: read it again (the grace decides).
-                Some(Outcome::UsedMeanwhile) => {
-                    if !retry.wait().await {
-                        break;
-                    }
-                }
-                None => {
-                    if !retry.wait().await {
-                        break;
-                    }
-                }
-            }
-        }
-        metrics::counter!("RefreshConflicts").increment(1);
-        Ok(Rotation::Busy)
-    }
-
-    /// A used token came back: within the grace, and while its successor is unused and the
-    /// session live, the same successor again; otherwise a reuse, which revokes the family.
-    async fn present_again(
-        &self,
-        record: RefreshRecord,
-        next: String,
-        now: u64,
-    ) -> anyhow::Result<Rotation> {
-        if in_refresh_grace(record.used_at, now) {
-            let successor = self.refresh_record(&next).await?;
-            if successor.as_ref().is_some_and(|r| !r.used) {
-                if !self.session_active(&record.user_id, &record.family).await? {
-                    return Ok(Rotation::Invalid);
-                }
-                return Ok(match self.user(&record.user_id).await? {
-                    Some(user) => Rotation::Rotated {
-                        user: Box::new(user),
-                        family: record.family,
-                        token: next,
-                        again: true,
-                    },
-                    None => Rotation::Invalid,
-                });
-            }
-        }
-        self.revoke_session(&record.user_id, &record.family).await?;
-        Ok(Rotation::Reused {
-            user_id: record.user_id,
-            family: record.family,
-        })
-    }
-
-    /// One try of the rotation transaction; None when DynamoDB cancelled it for a conflict.
-    async fn try_rotate(
-        &self,
-        token: &str,
-        record: &RefreshRecord,
-        next: &str,
-        now: u64,
-    ) -> anyhow::Result<Option<Outcome>> {
-        let retire = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(format!("REFRESH#{}", digest(token))))
-            .key("sk", s("REFRESH"))
-            .update_expression("SET #status = :used, used_at = :now")
-            .condition_expression("#status = :active")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":used", s("used"))
-            .expression_attribute_values(":active", s("active"))
-            .expression_attribute_values(":now", n(now))
-            .build()?;
-        let session_live = aws_sdk_dynamodb::types::ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{}", record.user_id)))
-            .key("sk", s(format!("SESSION#{}", record.family)))
-            .condition_expression("revoked = :no")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .build()?;
-        let put = self.refresh_put(next, &record.user_id, &record.family, now)?;
-        let items = vec![
-            TransactWriteItem::builder().update(retire).build(),
-            // A session check (shared::session's guard shape): its failure is SessionRevoked.
-            TransactWriteItem::builder()
-                .condition_check(session_live)
-                .build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        match shared::ddb::transact(&self.ddb, items).await {
-            Ok(()) => Ok(Some(Outcome::Rotated)),
-            Err(TxError::SessionRevoked) => Ok(Some(Outcome::SessionRevoked)),
-            // The token was retired, or its successor exists (only if this token was rotated):
-            // read it again.
-            Err(TxError::Cancelled(_)) => Ok(Some(Outcome::UsedMeanwhile)),
-            Err(TxError::Conflict) => Ok(None),
-            // Throttled, failing inside, or no answer (after the SDK's retries): try again.
-            Err(e) => {
-                let err = e.into_error();
-                if shared::aws::is_transient(&err) {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        crate::refresh::rotate(self, token, key, now, crate::refresh::rotation_retry()).await
     }
 
     pub async fn revoke_session(&self, user_id: &str, family: &str) -> anyhow::Result<()> {
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s(format!("SESSION#{family}")))
+            .update(format!("USER#{user_id}"), format!("SESSION#{family}"))
             .update_expression("SET revoked = :yes")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
@@ -779,12 +512,7 @@ impl Store {
         token: &str,
         now: u64,
     ) -> anyhow::Result<Option<String>> {
-        let reserved = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("CHALLENGE#{}", digest(token))))
-            .key("sk", s("CHALLENGE"))
+        let reserved = self.update(format!("CHALLENGE#{}", digest(token)), "CHALLENGE")
             .update_expression("ADD attempts :one")
             .condition_expression(
                 "attribute_exists(pk) AND expires_at > :now AND (attribute_not_exists(attempts) OR attempts < :max)",
@@ -805,11 +533,7 @@ impl Store {
     /// Consumes a challenge (one use).
     pub async fn consume_challenge(&self, token: &str) -> anyhow::Result<bool> {
         let result = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("CHALLENGE#{}", digest(token))))
-            .key("sk", s("CHALLENGE"))
+            .delete(format!("CHALLENGE#{}", digest(token)), "CHALLENGE")
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
@@ -821,11 +545,7 @@ impl Store {
         &self,
         user_id: &str,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user_id}")))
-            .key("sk", s("PROFILE"))
+        self.update(format!("USER#{user_id}"), "PROFILE")
     }
 
     /// Records an accepted TOTP step, on condition it is later than the last one: two requests
@@ -910,53 +630,26 @@ impl Store {
     }
 
     // ------------------------------------------------------------------ lockout
-
-    /// The lock of one account from one address (an IPv6 /64): what wrong passwords lock.
-    fn lockout_key(email: &Email, address: &str) -> String {
-        format!("LOCKOUT#{}", digest(&format!("{}\n{address}", email.key())))
-    }
-
-    /// The account's failures from every address (a count, never a lock by itself).
-    fn account_failures_key(email: &Email) -> String {
-        format!("LOCKOUT#ACCOUNT#{}", digest(&email.key()))
-    }
-
-    /// The address's failures across accounts (a count, never a lock by itself).
-    fn address_failures_key(address: &str) -> String {
-        format!("LOCKOUT#ADDRESS#{}", digest(address))
-    }
+    // The rules are in crate::lockout; these delegate to them with this store.
 
     /// Seconds logins to the account from `address` are still locked for (0 when they are not).
     pub async fn locked_for(&self, email: &Email, address: &str, now: u64) -> anyhow::Result<u64> {
-        self.locked_at(Self::lockout_key(email, address), now).await
+        crate::lockout::locked_for(self, email, address, now).await
     }
 
-    /// Counts a failed login from `address` toward the (account, address) lock: after five
-    /// failures, or after one while the account ([`ACCOUNT_BRAKE_FAILURES`]) or the address
-    /// ([`ADDRESS_BRAKE_FAILURES`]) is braked. Returns the lock it caused (0: none yet).
+    /// [`crate::lockout::record_failure`]: returns the lock the failure caused (0: none yet).
     pub async fn record_failure(
         &self,
         email: &Email,
         address: &str,
         now: u64,
     ) -> anyhow::Result<u64> {
-        let (account, place) = tokio::try_join!(
-            self.count_failure(Self::account_failures_key(email), now),
-            self.count_failure(Self::address_failures_key(address), now),
-        )?;
-        let threshold = if account >= ACCOUNT_BRAKE_FAILURES || place >= ADDRESS_BRAKE_FAILURES {
-            1
-        } else {
-            LOCKOUT_THRESHOLD
-        };
-        self.record_failure_at(Self::lockout_key(email, address), now, threshold)
-            .await
+        crate::lockout::record_failure(self, email, address, now).await
     }
 
-    /// A successful login resets the failures of the account from that address (not the
-    /// account's count across addresses, nor the address's across accounts).
+    /// [`crate::lockout::clear_failures`].
     pub async fn clear_failures(&self, email: &Email, address: &str) -> anyhow::Result<()> {
-        self.clear_at(Self::lockout_key(email, address)).await
+        crate::lockout::clear_failures(self, email, address).await
     }
 
     /// Seconds `lock` of the user still holds for after failures (0: not locked).
@@ -966,32 +659,115 @@ impl Store {
         user_id: &str,
         now: u64,
     ) -> anyhow::Result<u64> {
-        self.locked_at(lock.key(user_id), now).await
+        crate::lockout::user_locked_for(self, lock, user_id, now).await
     }
 
-    /// Counts a failure toward `lock` of the user, with the password failures' backoff (5 in
-    /// 15 minutes lock for a minute, doubling to an hour); returns the lock it caused (0: none).
+    /// [`crate::lockout::record_user_failure`]: returns the lock it caused (0: none).
     pub async fn record_user_failure(
         &self,
         lock: UserLock,
         user_id: &str,
         now: u64,
     ) -> anyhow::Result<u64> {
-        self.record_failure_at(lock.key(user_id), now, LOCKOUT_THRESHOLD)
-            .await
+        crate::lockout::record_user_failure(self, lock, user_id, now).await
     }
 
+    /// [`crate::lockout::clear_user_failures`].
     pub async fn clear_user_failures(&self, lock: UserLock, user_id: &str) -> anyhow::Result<()> {
-        self.clear_at(lock.key(user_id)).await
+        crate::lockout::clear_user_failures(self, lock, user_id).await
+    }
+}
+
+/// The rotation's storage: the refresh-token items, the sessions and the users (the reads
+/// consistent), and the rotation as one TransactWriteItems.
+impl RefreshStore for Store {
+    async fn refresh_record(&self, token: &str) -> anyhow::Result<Option<RefreshRecord>> {
+        let out = self
+            .get(format!("REFRESH#{}", digest(token)), "REFRESH")
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.map(|i| RefreshRecord {
+            user_id: get_s(&i, "user_id").unwrap_or_default(),
+            family: get_s(&i, "family").unwrap_or_default(),
+            used: get_s(&i, "status").as_deref() == Some("used"),
+            used_at: get_n(&i, "used_at"),
+            expires_at: get_n(&i, "expires_at").unwrap_or(0),
+        }))
     }
 
-    async fn locked_at(&self, key: String, now: u64) -> anyhow::Result<u64> {
-        let out = self
-            .ddb
-            .get_item()
+    async fn try_rotate(
+        &self,
+        token: &str,
+        record: &RefreshRecord,
+        next: &str,
+        now: u64,
+    ) -> anyhow::Result<Option<Outcome>> {
+        let retire = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(key))
-            .key("sk", s("LOCKOUT"))
+            .key("pk", s(format!("REFRESH#{}", digest(token))))
+            .key("sk", s("REFRESH"))
+            .update_expression("SET #status = :used, used_at = :now")
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":used", s("used"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":now", n(now))
+            .build()?;
+        let session_live = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("USER#{}", record.user_id)))
+            .key("sk", s(format!("SESSION#{}", record.family)))
+            .condition_expression("revoked = :no")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()?;
+        let put = self.refresh_put(next, &record.user_id, &record.family, now)?;
+        let items = vec![
+            TransactWriteItem::builder().update(retire).build(),
+            // A session check (shared::session's guard shape): its failure is SessionRevoked.
+            TransactWriteItem::builder()
+                .condition_check(session_live)
+                .build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        match shared::ddb::transact(&self.ddb, items).await {
+            Ok(()) => Ok(Some(Outcome::Rotated)),
+            Err(TxError::SessionRevoked) => Ok(Some(Outcome::SessionRevoked)),
+            // The token was retired, or its successor exists (only if this token was rotated):
+            // read it again.
+            Err(TxError::Cancelled(_)) => Ok(Some(Outcome::UsedMeanwhile)),
+            Err(TxError::Conflict) => Ok(None),
+            // Throttled, failing inside, or no answer (after the SDK's retries): try again.
+            Err(e) => {
+                let err = e.into_error();
+                if shared::aws::is_transient(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn session_active(&self, user_id: &str, family: &str) -> anyhow::Result<bool> {
+        Store::session_active(self, user_id, family).await
+    }
+
+    async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
+        Store::user(self, id).await
+    }
+
+    async fn revoke_session(&self, user_id: &str, family: &str) -> anyhow::Result<()> {
+        Store::revoke_session(self, user_id, family).await
+    }
+}
+
+/// The lockout items (`LOCKOUT` sort key): `failures` in the window from `window_start`,
+/// `locked_until`, and `expires_at` for TTL.
+impl FailureStore for Store {
+    async fn locked_at(&self, key: &str, now: u64) -> anyhow::Result<u64> {
+        let out = self
+            .get(key, "LOCKOUT")
             .consistent_read(true)
             .send()
             .await?;
@@ -1002,37 +778,7 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Counts a failure toward the lock at `key` (locked from the `threshold`-th failure in the
-    /// window on, with backoff); returns the lock it caused (0: none).
-    async fn record_failure_at(
-        &self,
-        key: String,
-        now: u64,
-        threshold: u64,
-    ) -> anyhow::Result<u64> {
-        let failures = self.count_failure(key.clone(), now).await?;
-        let lock = lock_seconds_after(failures, threshold);
-        if lock > 0 {
-            // Never shortened by a concurrent failure that counted lower.
-            let set = self
-                .ddb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(key))
-                .key("sk", s("LOCKOUT"))
-                .update_expression("SET locked_until = :until")
-                .condition_expression("attribute_not_exists(locked_until) OR locked_until < :until")
-                .expression_attribute_values(":until", n(now + lock))
-                .send()
-                .await;
-            // A later lock already set: it stands.
-            shared::ddb::written(set)?;
-        }
-        Ok(lock)
-    }
-
-    /// Counts one failure in the current window at `key`; returns the window's count.
-    async fn count_failure(&self, key: String, now: u64) -> anyhow::Result<u64> {
+    async fn count_failure(&self, key: &str, now: u64) -> anyhow::Result<u64> {
         let cutoff = n(now.saturating_sub(LOCKOUT_WINDOW_SECONDS));
         let expires = n(now + LOCKOUT_WINDOW_SECONDS + LOCKOUT_MAX_SECONDS);
         // Count within the window; a failure after the window starts a new one. Both are
@@ -1041,11 +787,7 @@ impl Store {
         let mut failures = None;
         for _ in 0..3 {
             let counted = self
-                .ddb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(key.clone()))
-                .key("sk", s("LOCKOUT"))
+                .update(key, "LOCKOUT")
                 .update_expression("ADD failures :one SET expires_at = :exp")
                 .condition_expression("window_start > :cutoff")
                 .expression_attribute_values(":one", n(1))
@@ -1066,12 +808,16 @@ impl Store {
                 .ddb
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(key.clone()))
+                .item("pk", s(key))
                 .item("sk", s("LOCKOUT"))
                 .item("failures", n(1))
                 .item("window_start", n(now))
                 .item("expires_at", expires.clone())
-                .condition_expression("attribute_not_exists(pk) OR window_start <= :cutoff")
+                // An item that holds only a lock (its failures were cleared between a count and
+                // its lock) starts a window too: otherwise it could never count again.
+                .condition_expression(
+                    "attribute_not_exists(window_start) OR window_start <= :cutoff",
+                )
                 .expression_attribute_values(":cutoff", cutoff.clone())
                 .send()
                 .await;
@@ -1088,14 +834,20 @@ impl Store {
         Ok(failures.unwrap_or(LOCKOUT_THRESHOLD))
     }
 
-    async fn clear_at(&self, key: String) -> anyhow::Result<()> {
-        self.ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(key))
-            .key("sk", s("LOCKOUT"))
+    async fn extend_lock(&self, key: &str, until: u64) -> anyhow::Result<bool> {
+        let set = self
+            .update(key, "LOCKOUT")
+            .update_expression("SET locked_until = :until")
+            .condition_expression("attribute_not_exists(locked_until) OR locked_until < :until")
+            .expression_attribute_values(":until", n(until))
             .send()
-            .await?;
+            .await;
+        // Refused: a later lock already set, which stands.
+        Ok(shared::ddb::written(set)?)
+    }
+
+    async fn clear(&self, key: &str) -> anyhow::Result<()> {
+        self.delete(key, "LOCKOUT").send().await?;
         Ok(())
     }
 }
@@ -1105,42 +857,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_start_at_the_fifth_failure_and_double_up_to_an_hour() {
-        let locks: Vec<u64> = (1..=13).map(lock_seconds).collect();
-        assert_eq!(
-            locks,
-            [0, 0, 0, 0, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
-        );
-    }
-
-    #[test]
     fn digests_and_ids_are_url_safe_and_distinct() {
         assert_eq!(digest("a"), digest("a"));
         assert_ne!(digest("a"), digest("b"));
         let (a, b) = (new_id("usr").unwrap(), new_id("usr").unwrap());
         assert!(a.starts_with("usr_") && a != b);
         assert_eq!(random_token(32).unwrap().len(), 43);
-    }
-
-    #[test]
-    fn a_successor_is_the_same_for_the_same_token_and_key_and_unguessable_without_the_key() {
-        let t = "ses_1.abc";
-        let next = successor_token(b"key one", "ses_1", t);
-        assert_eq!(next, successor_token(b"key one", "ses_1", t));
-        assert_ne!(next, successor_token(b"key two", "ses_1", t));
-        assert_ne!(next, successor_token(b"key one", "ses_1", "ses_1.abd"));
-        assert!(next.starts_with("ses_1.") && next.len() == "ses_1.".len() + 43);
-    }
-
-    #[test]
-    fn the_grace_is_thirty_seconds_from_the_rotation() {
-        assert!(in_refresh_grace(Some(100), 100));
-        assert!(in_refresh_grace(Some(100), 130));
-        assert!(!in_refresh_grace(Some(100), 131));
-        assert!(!in_refresh_grace(None, 100));
-        assert!(
-            in_refresh_grace(Some(100), 90),
-            "a clock behind the writer's"
-        );
     }
 }

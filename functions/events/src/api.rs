@@ -22,6 +22,7 @@ use crate::model::{
 };
 use shared::ddb::{Retry, TxError};
 
+use crate::error::EventError;
 use crate::store::{Store, Unavailable};
 use crate::text;
 
@@ -73,26 +74,25 @@ fn event_response(status: StatusCode, e: &Event) -> Result<Response, ApiError> {
 
 pub fn event_id(req: &Request) -> Result<String, ApiError> {
     let raw: String = req.path_param("id")?;
-    parse_id(&raw)
-        .map_err(|reason| ApiError::bad_request(format!("id {reason}")).field("id", reason))
+    Ok(parse_id(&raw).map_err(EventError::MalformedId)?)
 }
 
 pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no event {id}"))
+    EventError::NotFound(id.to_owned()).into()
 }
 
-fn conflict(detail: impl Into<String>) -> ApiError {
-    ApiError::of(shared::problem::problems::EVENT_CONFLICT).detail(detail)
-}
-
-fn precondition_failed(current: &Event) -> ApiError {
-    ApiError::of(shared::problem::problems::STALE_ETAG).detail(format!(
-        "the event changed; its current ETag is {}",
-        current.etag()
-    ))
-}
+/// What a 503 of a change means when joins and leaves keep changing the event.
+const KEPT_CHANGING: &str = "The event kept changing for the whole time budget, or the data store is unavailable: retry after Retry-After";
 
 // ------------------------------------------------------------------ create
+
+shared::error_answers!(
+    /// What creating an event answers besides the event.
+    CreateErrors:
+    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
+    FORBIDDEN => "Not an organizer or admin",
+    EVENT_CONFLICT => "A new id collided with an existing event (nothing was written): retry",
+);
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", security(("bearer" = [])),
     request_body = NewEvent,
@@ -100,12 +100,7 @@ fn precondition_failed(current: &Event) -> ApiError {
     responses(
         (status = 201, description = "Created", body = EventView,
             headers(("Location" = String, description = "/v1/events/{id}"), ("ETag" = String, description = "\"v1\""))),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an organizer or admin", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is in flight (Retry-After)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named; or the Idempotency-Key was used for another request", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
+        CreateErrors,
     ))]
 pub async fn create(events: &Events, req: Request) -> Result<Response, ApiError> {
     events
@@ -123,20 +118,7 @@ async fn create_once(
     let input: NewEvent = req.json_body()?;
     let now = now();
     let data = input.validate(now)?;
-    let stamp = utc(now);
-    let e = Event {
-        id: shared::ids::new_id("evt")?,
-        owner_id: caller.id.clone(),
-        data,
-        status: Status::Active,
-        version: 1,
-        joined: 0,
-        waitlisted: 0,
-        wl_seq: 0,
-        msg_seq: 0,
-        created_at: stamp.clone(),
-        updated_at: stamp,
-    };
+    let e = Event::new(shared::ids::new_id("evt")?, caller.id.clone(), data, now);
     let mut r = event_response(StatusCode::CREATED, &e)?;
     r.headers_mut().insert(
         header::LOCATION,
@@ -150,7 +132,7 @@ async fn create_once(
     let retry = Retry::for_request("CreateEvent", &req);
     match events.store.create(&e, extra, retry).await {
         Ok(()) => {}
-        Err(TxError::Cancelled(_)) => return Err(conflict("an event with this id exists; retry")),
+        Err(TxError::Cancelled(_)) => return Err(EventError::IdTaken.into()),
         Err(err) => return Err(err.into()),
     }
     if let Some(c) = &claim {
@@ -169,8 +151,6 @@ async fn create_once(
     responses(
         (status = 200, description = "The event", body = EventView, headers(("ETag" = String))),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 400, description = "Malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
@@ -197,44 +177,39 @@ async fn editable(events: &Events, req: &Request, id: &str) -> Result<Event, Api
     let caller = req.user()?;
     let e = events.store.get(id).await?.ok_or_else(|| not_found(id))?;
     if e.owner_id != caller.id && !caller.roles.contains(&Role::Admin) {
-        return Err(ApiError::forbidden(
-            "only the event's organizer or an admin may change it",
-        ));
+        return Err(EventError::NotOwner.into());
     }
     Ok(e)
 }
+
+shared::error_answers!(
+    /// What changing an event answers besides the new version.
+    UpdateErrors:
+    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
+    FORBIDDEN => "Not the owner or an admin",
+    EVENT_CONFLICT => "Cancelled, or capacity below the seats taken",
+    STALE_ETAG,
+    IF_MATCH_REQUIRED,
+    SERVICE_UNAVAILABLE => KEPT_CHANGING,
+);
 
 #[utoipa::path(patch, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
     request_body = EventPatch,
     params(("id" = String, Path), ("If-Match" = String, Header, description = "The ETag of the version being changed")),
     responses(
         (status = 200, description = "Updated", body = EventView, headers(("ETag" = String))),
-        (status = 400, description = "Malformed id or If-Match", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Cancelled, or capacity below the seats taken", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match is stale", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The event kept changing under joins and leaves for the whole time budget, or the data store is unavailable: retry after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        UpdateErrors,
     ))]
 pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
     let if_match = req
         .headers()
         .get(header::IF_MATCH)
-        .ok_or_else(|| {
-            ApiError::of(shared::problem::problems::IF_MATCH_REQUIRED)
-                .detail("send If-Match with the ETag of the version you are changing")
-        })?
+        .ok_or(EventError::IfMatchRequired)?
         .to_str()
         .ok()
         .and_then(etag_version)
-        .ok_or_else(|| {
-            ApiError::bad_request("If-Match must be an ETag like \"v3\"")
-                .field("If-Match", "not an ETag this API issued")
-        })?;
+        .ok_or(EventError::BadIfMatch)?;
     let patch: EventPatch = req.json_body()?;
     let mut current = editable(events, &req, &id).await?;
     // Joins and leaves change the event's counts and message numbers, not its version: a
@@ -243,20 +218,18 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     let now = now();
     let next = loop {
         if current.version != if_match {
-            return Err(precondition_failed(&current));
+            return Err(EventError::Stale(current.etag()).into());
         }
         if current.status == Status::Cancelled {
-            return Err(conflict(
-                "the event is cancelled and can no longer be changed",
-            ));
+            return Err(EventError::Cancelled.into());
         }
         let data = patch.apply(&current.data, now)?;
         if data.capacity < current.joined {
-            return Err(conflict(format!(
-                "capacity {} is below the {} seats already taken",
-                data.capacity, current.joined
-            ))
-            .field("capacity", format!("must be at least {}", current.joined)));
+            return Err(EventError::CapacityBelowSeats {
+                capacity: data.capacity,
+                joined: current.joined,
+            }
+            .into());
         }
         let next = Event {
             data,
@@ -274,9 +247,7 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
             Ok(()) => break next,
             Err(TxError::Cancelled(_) | TxError::Conflict) => {
                 if !retry.wait().await {
-                    return Err(ApiError::service_unavailable(
-                        "the event kept changing; retry",
-                    ));
+                    return Err(EventError::KeptChanging.into());
                 }
                 current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
             }
@@ -306,15 +277,19 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
     event_response(StatusCode::OK, &next)
 }
 
+shared::error_answers!(
+    /// What cancelling an event answers besides the cancelled event.
+    CancelErrors:
+    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
+    FORBIDDEN => "Not the owner or an admin",
+    SERVICE_UNAVAILABLE => KEPT_CHANGING,
+);
+
 #[utoipa::path(delete, path = "/v1/events/{id}", tag = "events", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "Cancelled (also when it already was); kept for history", body = EventView, headers(("ETag" = String))),
-        (status = 400, description = "Malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the owner or an admin", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The event kept changing for the whole time budget, or the data store is unavailable: retry after Retry-After", body = shared::Problem, content_type = "application/problem+json"),
+        CancelErrors,
     ))]
 pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
@@ -359,9 +334,7 @@ pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError>
             // Changed meanwhile, or DynamoDB conflicted: read again after a jittered pause.
             Err(TxError::Cancelled(_) | TxError::Conflict) => {
                 if !retry.wait().await {
-                    return Err(ApiError::service_unavailable(
-                        "the event kept changing; retry",
-                    ));
+                    return Err(EventError::KeptChanging.into());
                 }
             }
             Err(err) => return Err(err.into()),
@@ -425,11 +398,16 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+shared::error_answers!(
+    /// What the events listing answers besides a page.
+    ListErrors:
+    BAD_REQUEST => shared::answers::BAD_CURSOR,
+);
+
 #[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events", params(ListQuery),
     responses(
         (status = 200, description = "Upcoming events, by start time then id; with `q`, by matched fields (most first), then start time, then id", body = EventPage),
-        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid parameters, each named", body = shared::Problem, content_type = "application/problem+json"),
+        ListErrors,
     ))]
 pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
     let params = req.query_string_parameters();
@@ -483,21 +461,17 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
     }
     p.into_result()?;
     let city = city.expect("checked above");
-    let query = cursor::fingerprint(&[
+    let query = [
         &city,
         category.as_deref().unwrap_or(""),
         &get("from").unwrap_or_default(),
         &get("to").unwrap_or_default(),
         &terms.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
-    ]);
+    ];
+    let page =
+        cursor::Page::at(&events.cursor_key, &query, get("cursor").as_deref(), limit).await?;
+    let after = page.after.as_ref();
     let now = now();
-    let key = events.cursor_key.get().await?;
-    let after = cursor::decode_param(
-        &key,
-        &query,
-        get("cursor").as_deref(),
-        now.unix_timestamp() as u64,
-    )?;
     let from = from.map_or(now, |f| f.max(now));
     let (items, next) = match &terms {
         None => {
@@ -508,9 +482,7 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
                     category.as_deref(),
                     from,
                     to,
-                    after
-                        .as_ref()
-                        .map(|p| (p.starts_at.as_str(), p.id.as_str())),
+                    after.map(|p| (p.starts_at.as_str(), p.id.as_str())),
                     limit,
                 )
                 .await?;
@@ -529,24 +501,20 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
                 from,
                 to,
                 terms,
-                after.as_ref(),
+                after,
                 limit,
             )
             .await?
         }
     };
-    let next_cursor =
-        next.map(|pos| cursor::encode(&key, &query, &pos, now.unix_timestamp() as u64));
-    let mut r = json(
+    let next_cursor = page.next(next);
+    json(
         StatusCode::OK,
         &EventPage {
             items: items.iter().map(Event::view).collect(),
             next_cursor,
         },
-    )?;
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    )
 }
 
 /// Search: the postings of every term (consistent reads), intersected; ranked by the number of
@@ -606,7 +574,7 @@ async fn search(
         .store
         .batch_get(&ids, BATCH_BUDGET)
         .await?
-        .map_err(|Unavailable| ApiError::service_unavailable("the event store is busy; retry"))?;
+        .map_err(|Unavailable| EventError::StoreBusy)?;
     let items: Vec<Event> = ids
         .iter()
         .filter_map(|id| found.get(id))
@@ -641,12 +609,18 @@ pub struct BatchResponse {
     pub not_found: Vec<String>,
 }
 
+shared::error_answers!(
+    /// What a batch read answers besides the events.
+    BatchErrors:
+    VALIDATION => "More than 100 ids, or a malformed id (named)",
+    SERVICE_UNAVAILABLE => "DynamoDB kept keys unprocessed past the time budget; nothing partial is returned",
+);
+
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events",
     request_body = BatchRequest,
     responses(
         (status = 200, description = "Found and missing ids", body = BatchResponse),
-        (status = 422, description = "More than 100 ids, or a malformed id (named)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "DynamoDB kept keys unprocessed past the time budget; nothing partial is returned", body = shared::Problem, content_type = "application/problem+json"),
+        BatchErrors,
     ))]
 pub async fn batch(events: &Events, req: Request) -> Result<Response, ApiError> {
     let input: BatchRequest = req.json_body()?;
@@ -671,7 +645,7 @@ pub async fn batch(events: &Events, req: Request) -> Result<Response, ApiError> 
         .store
         .batch_get(&ids, BATCH_BUDGET)
         .await?
-        .map_err(|Unavailable| ApiError::service_unavailable("the event store is busy; retry"))?;
+        .map_err(|Unavailable| EventError::StoreBusy)?;
     let (hit, miss): (Vec<&String>, Vec<&String>) =
         ids.iter().partition(|id| found.contains_key(*id));
     metrics::counter!("BatchMisses").increment(miss.len() as u64);

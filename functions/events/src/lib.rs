@@ -2,6 +2,7 @@
 //! docs/events-table.md.
 
 pub mod api;
+pub mod error;
 pub use shared::cursor;
 pub mod model;
 pub mod openapi;

@@ -185,6 +185,24 @@ pub struct EventView {
 }
 
 impl Event {
+    /// A new, active event of `owner_id`, created at `at`: version 1, nobody joined yet.
+    pub fn new(id: String, owner_id: String, data: EventData, at: OffsetDateTime) -> Event {
+        let stamp = utc(at);
+        Event {
+            id,
+            owner_id,
+            data,
+            status: Status::Active,
+            version: 1,
+            joined: 0,
+            waitlisted: 0,
+            wl_seq: 0,
+            msg_seq: 0,
+            created_at: stamp.clone(),
+            updated_at: stamp,
+        }
+    }
+
     pub fn view(&self) -> EventView {
         EventView {
             id: self.id.clone(),

@@ -17,7 +17,7 @@ use seating::{Membership, SeatReader, State};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::{Role, User};
-use shared::cursor::{self, Position};
+use shared::cursor::{self, Page, Position};
 use shared::ddb::Retry;
 use shared::http::{Request, RequestParts, Response, json};
 use shared::idempotency::{Claim, Idempotency};
@@ -53,6 +53,9 @@ impl Joins {
     }
 }
 
+/// What a 503 of a join or a leave means.
+const CONTENTION: &str = "Too much contention on the event; retry with the same key";
+
 /// The retries of one join or leave: until 1.5 s before the invocation's deadline (so that it
 /// answers 503 and frees its Idempotency-Key instead of being killed mid-request), at most
 /// [`MAX_ATTEMPTS`], full jitter up to 160 ms so that a crowd contending for one event does not
@@ -79,20 +82,85 @@ fn commit_tail(
     ])
 }
 
-/// A join's answer: 201 with a seat, 202 on the waitlist.
-fn join_answer(view: &JoinView) -> Result<Response, ApiError> {
-    let status = match view.state {
-        State::Joined => StatusCode::CREATED,
-        State::Waitlisted => StatusCode::ACCEPTED,
-    };
-    json(status, view)
+/// A transition of the caller's place at an event (its outcome names it): the seating rule
+/// that makes it and the answer it gives.
+trait Transition: Sized {
+    const OPERATION: &'static str;
+    fn answer(&self) -> Result<Response, ApiError>;
+    fn make(
+        seats: &DynamoSeats,
+        event_id: &str,
+        user_id: &str,
+        retry: Retry,
+        tail: impl Fn(&Self) -> anyhow::Result<Vec<TransactWriteItem>> + Send,
+    ) -> impl std::future::Future<Output = Result<Self, seating::JoinError>> + Send;
 }
 
-fn leave_answer(view: &LeaveView) -> Result<Response, ApiError> {
-    json(StatusCode::OK, view)
+impl Transition for JoinView {
+    const OPERATION: &'static str = "Join";
+    /// 201 with a seat, 202 on the waitlist.
+    fn answer(&self) -> Result<Response, ApiError> {
+        let status = match self.state {
+            State::Joined => StatusCode::CREATED,
+            State::Waitlisted => StatusCode::ACCEPTED,
+        };
+        json(status, self)
+    }
+    async fn make(
+        seats: &DynamoSeats,
+        event_id: &str,
+        user_id: &str,
+        retry: Retry,
+        tail: impl Fn(&Self) -> anyhow::Result<Vec<TransactWriteItem>> + Send,
+    ) -> Result<Self, seating::JoinError> {
+        rules::join(seats, event_id, user_id, now(), retry, tail).await
+    }
+}
+
+impl Transition for LeaveView {
+    const OPERATION: &'static str = "Leave";
+    fn answer(&self) -> Result<Response, ApiError> {
+        json(StatusCode::OK, self)
+    }
+    async fn make(
+        seats: &DynamoSeats,
+        event_id: &str,
+        user_id: &str,
+        retry: Retry,
+        tail: impl Fn(&Self) -> anyhow::Result<Vec<TransactWriteItem>> + Send,
+    ) -> Result<Self, seating::JoinError> {
+        rules::leave(seats, event_id, user_id, now(), retry, tail).await
+    }
+}
+
+/// One join or leave under its Idempotency-Key (required): the transition commits with the
+/// caller's session guard and the key's completion holding its answer.
+async fn transition<T: Transition>(joins: &Joins, req: Request) -> Result<Response, ApiError> {
+    joins
+        .idempotency
+        .run(req, true, |req, claim| async move {
+            let claim = claimed(claim)?;
+            let user = req.user()?;
+            let id = event_id(&req)?;
+            let tail = |v: &T| commit_tail(&joins.seats, user, &claim, v.answer());
+            let retry = retries(T::OPERATION, &req);
+            let outcome = T::make(&joins.seats, &id, &user.id, retry, tail).await?;
+            claim.committed();
+            outcome.answer()
+        })
+        .await
 }
 
 // ------------------------------------------------------------------ join
+
+shared::error_answers!(
+    /// What a join answers besides its seat.
+    JoinErrors:
+    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
+    ALREADY_JOINED,
+    EVENT_NOT_JOINABLE,
+    SERVICE_UNAVAILABLE => CONTENTION,
+);
 
 #[utoipa::path(post, path = "/v1/events/{id}/join", tag = "joins", security(("bearer" = [])),
     params(("id" = String, Path, description = "evt_ and 28 hex digits"),
@@ -100,68 +168,31 @@ fn leave_answer(view: &LeaveView) -> Result<Response, ApiError> {
     responses(
         (status = 201, description = "Joined: a seat is yours", body = JoinView),
         (status = 202, description = "The event is full: waitlisted at `position`", body = JoinView),
-        (status = 400, description = "Idempotency-Key missing or malformed, or a malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already joined or waitlisted (`state` names which); the event is cancelled or started; or a request with this key is in flight (Retry-After)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too much contention on the event; retry with the same key", body = shared::Problem, content_type = "application/problem+json"),
+        JoinErrors,
     ))]
 pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
-    joins
-        .idempotency
-        .run(req, true, |req, claim| join_once(joins, req, claim))
-        .await
-}
-
-async fn join_once(
-    joins: &Joins,
-    req: Request,
-    claim: Option<Arc<Claim>>,
-) -> Result<Response, ApiError> {
-    let claim = claimed(claim)?;
-    let user = req.user()?;
-    let id = event_id(&req)?;
-    let tail = |v: &JoinView| commit_tail(&joins.seats, user, &claim, join_answer(v));
-    let retry = retries("Join", &req);
-    let view = rules::join(&joins.seats, &id, &user.id, now(), retry, tail).await?;
-    claim.committed();
-    join_answer(&view)
+    transition::<JoinView>(joins, req).await
 }
 
 // ------------------------------------------------------------------ leave
+
+shared::error_answers!(
+    /// What a leave answers besides its outcome.
+    LeaveErrors:
+    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
+    NOT_JOINED,
+    EVENT_NOT_JOINABLE,
+    SERVICE_UNAVAILABLE => CONTENTION,
+);
 
 #[utoipa::path(delete, path = "/v1/events/{id}/join", tag = "joins", security(("bearer" = [])),
     params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "Required")),
     responses(
         (status = 200, description = "Left; a freed seat went to the head of the waitlist", body = LeaveView),
-        (status = 400, description = "Idempotency-Key missing or malformed, or a malformed id", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event, or you had not joined it", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The event is cancelled or started, or a request with this key is in flight", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request", body = shared::Problem, content_type = "application/problem+json"),
+        LeaveErrors,
     ))]
 pub async fn leave(joins: &Joins, req: Request) -> Result<Response, ApiError> {
-    joins
-        .idempotency
-        .run(req, true, |req, claim| leave_once(joins, req, claim))
-        .await
-}
-
-async fn leave_once(
-    joins: &Joins,
-    req: Request,
-    claim: Option<Arc<Claim>>,
-) -> Result<Response, ApiError> {
-    let claim = claimed(claim)?;
-    let user = req.user()?;
-    let id = event_id(&req)?;
-    let tail = |v: &LeaveView| commit_tail(&joins.seats, user, &claim, leave_answer(v));
-    let retry = retries("Leave", &req);
-    let view = rules::leave(&joins.seats, &id, &user.id, now(), retry, tail).await?;
-    claim.committed();
-    leave_answer(&view)
+    transition::<LeaveView>(joins, req).await
 }
 
 // ------------------------------------------------------------------ attendees
@@ -185,25 +216,27 @@ pub struct AttendeePage {
     pub next_cursor: Option<String>,
 }
 
-fn page_params(req: &Request) -> Result<(usize, Option<String>), ApiError> {
-    let q = req.query_string_parameters();
-    let limit = cursor::parse_limit(q.first("limit"), 50, cursor::MAX_LIMIT)?;
-    Ok((limit, q.first("cursor").map(str::to_owned)))
-}
+/// The default page size of the joins listings.
+const PAGE: usize = 50;
+
+shared::error_answers!(
+    /// What the attendee list answers besides a page.
+    AttendeesErrors:
+    BAD_REQUEST => shared::answers::BAD_CURSOR,
+    FORBIDDEN => "Not the organizer or an admin",
+);
 
 #[utoipa::path(get, path = "/v1/events/{id}/attendees", tag = "joins", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1 to 100, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses(
         (status = 200, description = "Joined attendees, then the waitlist in order", body = AttendeePage),
-        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not the organizer or an admin", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
+        AttendeesErrors,
     ))]
 pub async fn attendees(joins: &Joins, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
-    let (limit, raw_cursor) = page_params(&req)?;
+    let params = req.query_string_parameters();
+    let limit = cursor::parse_limit(params.first("limit"), PAGE, cursor::MAX_LIMIT)?;
     let caller = req.user()?;
     let e = joins.events.get(&id).await?.ok_or_else(|| not_found(&id))?;
     if e.owner_id != caller.id && !caller.has(Role::Admin) {
@@ -211,17 +244,20 @@ pub async fn attendees(joins: &Joins, req: Request) -> Result<Response, ApiError
             "only the event's organizer or an admin may list its attendees",
         ));
     }
-    let key = joins.cursor_key.get().await?;
-    let query = cursor::fingerprint(&["attendees", &id]);
-    let now = now().unix_timestamp() as u64;
-    let after = cursor::decode_param(&key, &query, raw_cursor.as_deref(), now)?;
-    let (page, more) = joins
+    let page = Page::at(
+        &joins.cursor_key,
+        &["attendees", &id],
+        params.first("cursor"),
+        limit,
+    )
+    .await?;
+    let (found, more) = joins
         .seats
-        .attendees(&id, after.as_ref().map(|p| p.id.as_str()), limit)
+        .attendees(&id, page.after.as_ref().map(|p| p.id.as_str()), limit)
         .await?;
     let mut next_position = None;
-    let mut items = Vec::with_capacity(page.len());
-    for a in &page {
+    let mut items = Vec::with_capacity(found.len());
+    for a in &found {
         let position = if a.state == State::Waitlisted {
             let p = match next_position {
                 Some(p) => p,
@@ -242,18 +278,8 @@ pub async fn attendees(joins: &Joins, req: Request) -> Result<Response, ApiError
             at: a.at.clone(),
         });
     }
-    let next_cursor = more.then(|| page.last()).flatten().map(|a| {
-        cursor::encode(
-            &key,
-            &query,
-            &Position {
-                score: None,
-                starts_at: String::new(),
-                id: a.sk.clone(),
-            },
-            now,
-        )
-    });
+    let last = more.then(|| found.last()).flatten();
+    let next_cursor = page.next(last.map(|a| Position::after_id(&a.sk)));
     json(StatusCode::OK, &AttendeePage { items, next_cursor })
 }
 
@@ -295,26 +321,23 @@ fn order_key(e: &Event, now: OffsetDateTime) -> (u32, String, String) {
     }
 }
 
+shared::error_answers!(
+    /// What my joins answer besides a page.
+    MyJoinsErrors:
+    BAD_REQUEST => shared::answers::BAD_CURSOR,
+);
+
 #[utoipa::path(get, path = "/v1/me/joins", tag = "joins", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses(
         (status = 200, description = "My joins with their event, upcoming first", body = MyJoinPage),
-        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
+        MyJoinsErrors,
     ))]
 pub async fn my_joins(joins: &Joins, req: Request) -> Result<Response, ApiError> {
-    let (limit, raw_cursor) = page_params(&req)?;
     let user = req.user()?.id.clone();
-    let key = joins.cursor_key.get().await?;
-    let query = cursor::fingerprint(&["my-joins", &user]);
+    let page = Page::of(&req, &joins.cursor_key, PAGE, &["my-joins", &user]).await?;
     let now = now();
-    let after = cursor::decode_param(
-        &key,
-        &query,
-        raw_cursor.as_deref(),
-        now.unix_timestamp() as u64,
-    )?;
     let memberships = joins.seats.memberships(&user).await?;
     let ids: Vec<String> = memberships.iter().map(|m| m.event_id.clone()).collect();
     let mut found: HashMap<String, Event> = HashMap::new();
@@ -323,7 +346,7 @@ pub async fn my_joins(joins: &Joins, req: Request) -> Result<Response, ApiError>
             .events
             .batch_get(chunk, events::api::BATCH_BUDGET)
             .await?
-            .map_err(|_| ApiError::service_unavailable("the event store is busy; retry"))?;
+            .map_err(|_| events::error::EventError::StoreBusy)?;
         found.extend(got);
     }
     let mut rows: Vec<((u32, String, String), &Membership, &Event)> = memberships
@@ -331,17 +354,17 @@ pub async fn my_joins(joins: &Joins, req: Request) -> Result<Response, ApiError>
         .filter_map(|m| found.get(&m.event_id).map(|e| (order_key(e, now), m, e)))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let start = match &after {
+    let start = match &page.after {
         None => 0,
         Some(p) => {
             let k = (p.score.unwrap_or(0), p.starts_at.clone(), p.id.clone());
             rows.partition_point(|r| r.0 <= k)
         }
     };
-    let page: Vec<_> = rows.iter().skip(start).take(limit).collect();
-    let more = rows.len() > start + page.len();
-    let mut items = Vec::with_capacity(page.len());
-    for (_, m, e) in &page {
+    let shown: Vec<_> = rows.iter().skip(start).take(page.limit).collect();
+    let more = rows.len() > start + shown.len();
+    let mut items = Vec::with_capacity(shown.len());
+    for (_, m, e) in &shown {
         let position = match (m.state, m.ticket) {
             (State::Waitlisted, Some(t)) => Some(joins.seats.position(&e.id, t).await?),
             _ => None,
@@ -353,18 +376,11 @@ pub async fn my_joins(joins: &Joins, req: Request) -> Result<Response, ApiError>
             event: e.view(),
         });
     }
-    let next_cursor = more.then(|| page.last()).flatten().map(|r| {
-        cursor::encode(
-            &key,
-            &query,
-            &Position {
-                score: Some(r.0.0),
-                starts_at: r.0.1.clone(),
-                id: r.0.2.clone(),
-            },
-            now.unix_timestamp() as u64,
-        )
-    });
+    let next_cursor = page.next(more.then(|| shown.last()).flatten().map(|r| Position {
+        score: Some(r.0.0),
+        starts_at: r.0.1.clone(),
+        id: r.0.2.clone(),
+    }));
     json(StatusCode::OK, &MyJoinPage { items, next_cursor })
 }
 
@@ -393,28 +409,17 @@ mod tests {
 
     fn sample(id: &str) -> Event {
         let t = events::model::parse_time("2026-01-01T00:00:00Z").unwrap();
-        Event {
-            id: id.into(),
-            owner_id: "usr".into(),
-            data: events::model::EventData {
-                title: "t".into(),
-                description: String::new(),
-                city: "x".into(),
-                category: "music".into(),
-                venue: "v".into(),
-                tags: vec![],
-                starts_at: t,
-                ends_at: t,
-                capacity: 1,
-            },
-            status: events::model::Status::Active,
-            version: 1,
-            joined: 0,
-            waitlisted: 0,
-            wl_seq: 0,
-            msg_seq: 0,
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
+        let data = events::model::EventData {
+            title: "t".into(),
+            description: String::new(),
+            city: "x".into(),
+            category: "music".into(),
+            venue: "v".into(),
+            tags: vec![],
+            starts_at: t,
+            ends_at: t,
+            capacity: 1,
+        };
+        Event::new(id.into(), "usr".into(), data, t)
     }
 }

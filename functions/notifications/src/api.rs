@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderValue, StatusCode, header};
-use lambda_http::RequestExt;
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::cursor::{self, Position};
+use shared::cursor::{Page, Position};
 use shared::http::{Request, RequestParts, Response, json};
 use utoipa::ToSchema;
 
@@ -97,51 +96,50 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The key of the item `sk` in the partition of user `user` (inbox items, the read mark).
+fn user_key(user: &str, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("USER#{user}"))),
+        ("sk".into(), s(sk)),
+    ])
+}
+
 impl Notifications {
     /// The read mark: up to which id, and when it was last set (None for marks set before
     /// the time was kept).
     async fn read_mark(&self, user: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("USER#{user}")))
-            .key("sk", s(READ_MARK))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item.map(|i| {
+        let key = user_key(user, READ_MARK);
+        let item = shared::ddb::get_consistent(&self.ddb, &self.table, key).await?;
+        Ok(item.map(|i| {
             let at = get_s(&i, "marked_at").filter(|a| !a.is_empty());
             (get_s(&i, "read_up_to").unwrap_or_default(), at)
         }))
     }
 }
 
+shared::error_answers!(
+    /// What my notifications answer besides a page.
+    ListErrors:
+    BAD_REQUEST => shared::answers::BAD_CURSOR,
+);
+
 #[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", operation_id = "list_notifications", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses(
         (status = 200, description = "My notifications, newest first", body = NotificationPage),
-        (status = 400, description = "A tampered, foreign or expired cursor", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = shared::Problem, content_type = "application/problem+json"),
+        ListErrors,
     ))]
 pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError> {
-    let q = req.query_string_parameters();
-    let limit = cursor::parse_limit(q.first("limit"), 20, cursor::MAX_LIMIT)?;
     let user = req.user()?.id.clone();
-    let key = n.cursor_key.get().await?;
-    let query = cursor::fingerprint(&["notifications", &user]);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
-    let after = cursor::decode_param(&key, &query, q.first("cursor"), now)?;
+    let page = Page::of(&req, &n.cursor_key, 20, &["notifications", &user]).await?;
+    let limit = page.limit;
     let pk = format!("USER#{user}");
     let (mark, marked_at) = n.read_mark(&user).await?.unwrap_or_default();
-    let start: Option<Item> = after.map(|p| {
-        HashMap::from([
-            ("pk".into(), s(&pk)),
-            ("sk".into(), s(format!("{PREFIX}{}", p.id))),
-        ])
-    });
+    let start = page
+        .after
+        .as_ref()
+        .map(|p| user_key(&user, format!("{PREFIX}{}", p.id)));
     let mut pages = shared::ddb::query_items(
         n.ddb
             .query()
@@ -186,38 +184,31 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
             data: serde_json::from_str(&i.data).unwrap_or(serde_json::Value::Null),
         });
     }
-    let next_cursor = more.then(|| items.last()).flatten().map(|last| {
-        cursor::encode(
-            &key,
-            &query,
-            &Position {
-                score: None,
-                starts_at: String::new(),
-                id: last.id.clone(),
-            },
-            now,
-        )
-    });
+    let last = more.then(|| items.last()).flatten();
+    let next_cursor = page.next(last.map(|l| Position::after_id(&l.id)));
     let unread_on_page = items.iter().filter(|i| !i.read).count();
-    let mut r = json(
+    json(
         StatusCode::OK,
         &NotificationPage {
             items,
             unread_on_page,
             next_cursor,
         },
-    )?;
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    )
 }
+
+shared::error_answers!(
+    /// What marking notifications read answers besides the mark.
+    MarkReadErrors:
+    UNAUTHORIZED => "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change)",
+    VALIDATION => "`up_to` is not a notification id",
+);
 
 #[utoipa::path(post, path = "/v1/me/notifications/read", tag = "notifications", security(("bearer" = [])),
     request_body = MarkRead,
     responses(
         (status = 200, description = "Read up to the given id (the mark never moves back). A notification that reaches the inbox after the mark was set stays unread (its id may sort before the mark when its delivery was late) until the next mark", body = ReadMark),
-        (status = 401, description = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change)", body = shared::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`up_to` is not a notification id", body = shared::Problem, content_type = "application/problem+json"),
+        MarkReadErrors,
     ))]
 pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiError> {
     let input: MarkRead = req.json_body()?;
@@ -234,8 +225,7 @@ pub async fn mark_read(n: &Notifications, req: Request) -> Result<Response, ApiE
         .ddb
         .update_item()
         .table_name(&n.table)
-        .key("pk", s(format!("USER#{user}")))
-        .key("sk", s(READ_MARK))
+        .set_key(Some(user_key(&user, READ_MARK)))
         // Marking up to the current mark again (or beyond) also marks what arrived since.
         .update_expression("SET read_up_to = :id, marked_at = :now")
         .condition_expression("attribute_not_exists(read_up_to) OR read_up_to <= :id")

@@ -1,28 +1,93 @@
 //! The notifications consumer: outbox messages → one inbox item per recipient. Idempotent by
-//! message id (the inbox item's key is derived from it and written with a condition), so a
-//! redelivered message never makes a second notification. Failed messages are reported one by
-//! one; the queue redelivers only those and moves them to the DLQ after 5 receives.
+//! message id (the inbox item's key is derived from it), so a redelivered message never makes
+//! a second notification. Failed messages are reported one by one; the queue redelivers only
+//! those and moves them to the DLQ after 5 receives.
+//!
+//! A message for every attendee of an event (`fanout = "attendees"`) is delivered in chunks of
+//! [`FANOUT_CHUNK`] attendees, written with BatchWriteItem: one invocation does one chunk and
+//! queues the rest as a continuation of the same message (`fanout_after` = where the next chunk
+//! starts), so the work per invocation stays bounded whatever the audience.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::queue::FifoQueue;
 use crate::relay::TRACE_ATTRIBUTE;
 use shared::outbox::OutboxMessage;
 
 /// Where inbox items are written.
-pub trait Inbox {
+pub trait Inbox: Sync {
     /// Writes the notification for `user_id` unless it exists; `Ok(false)` when it already did.
     fn deliver(
         &self,
         user_id: &str,
         message: &OutboxMessage,
     ) -> impl std::future::Future<Output = anyhow::Result<bool>> + Send;
-    /// Everyone joined or waitlisted at `event_id` (for `fanout = "attendees"` messages).
+    /// Up to `limit` of the attendees (seats, then the waitlist) of `event_id` after `after`,
+    /// for `fanout = "attendees"` messages: their user ids, and where the next chunk starts
+    /// (None: this was the last).
     fn attendees(
         &self,
         event_id: &str,
-    ) -> impl std::future::Future<Output = anyhow::Result<Vec<String>>> + Send;
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl std::future::Future<Output = anyhow::Result<(Vec<String>, Option<String>)>> + Send;
+    /// Writes the notification for each of `users`. A retried chunk writes the same items
+    /// again (same keys): never a second notification.
+    fn deliver_all(
+        &self,
+        users: &[String],
+        message: &OutboxMessage,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            for user in users {
+                self.deliver(user, message).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Attendees one fan-out message notifies in one invocation; the rest go on in a continuation
+/// (1 000: 40 BatchWriteItem requests, a few seconds at most).
+pub const FANOUT_CHUNK: usize = 1000;
+
+/// BatchWriteItem requests of one chunk in flight at once.
+const FANOUT_CONCURRENCY: usize = 8;
+
+/// Where the rest of a fan-out goes: back on the outbox queue, in the event's message group.
+pub trait Continuations {
+    /// Queues the fan-out of `message` from `after` on. Sending the same continuation again
+    /// (a retried chunk) is deduplicated.
+    fn continue_fanout(
+        &self,
+        message: &OutboxMessage,
+        after: &str,
+        trace: Option<&str>,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The outbox queue: the same message, with `fanout_after`, in the event's group; deduplicated
+/// by (message, chunk).
+impl Continuations for FifoQueue {
+    async fn continue_fanout(
+        &self,
+        message: &OutboxMessage,
+        after: &str,
+        trace: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut next = message.clone();
+        if let Some(data) = next.data.as_object_mut() {
+            data.insert("fanout_after".into(), after.into());
+        }
+        let dedup = shared::ids::digest_hex(&format!("{}\n{after}", message.id));
+        let mut attributes = vec![("type", message.kind.as_str())];
+        attributes.extend(trace.map(|t| (TRACE_ATTRIBUTE, t)));
+        let body = serde_json::to_string(&next)?;
+        self.send(&body, &message.aggregate_id, &dedup, &attributes)
+            .await
+    }
 }
 
 /// An inbox item: `pk = USER#<id>`, `sk = NOTIF#<occurred_at>#<message id>` (serde_dynamo).
@@ -82,14 +147,49 @@ pub struct DynamoInbox {
 }
 
 impl Inbox for DynamoInbox {
-    async fn attendees(&self, event_id: &str) -> anyhow::Result<Vec<String>> {
+    async fn attendees(
+        &self,
+        event_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<String>, Option<String>)> {
         use seating::SeatReader;
-        seating::dynamo::DynamoSeats {
+        let seats = seating::dynamo::DynamoSeats {
             ddb: self.dynamodb.clone(),
             table: self.table.clone(),
+        };
+        let (page, more) = seats.attendees(event_id, after, limit).await?;
+        let next = more.then(|| page.last().map(|a| a.sk.clone())).flatten();
+        Ok((page.into_iter().map(|a| a.user_id).collect(), next))
+    }
+
+    /// BatchWriteItem, 25 items a request, [`FANOUT_CONCURRENCY`] requests at once, each
+    /// request's unprocessed items sent again with backoff (an error once its budget is spent:
+    /// the message is redelivered and the chunk written again).
+    async fn deliver_all(&self, users: &[String], message: &OutboxMessage) -> anyhow::Result<()> {
+        use futures_util::StreamExt;
+        let mut requests = Vec::new();
+        for chunk in users.chunks(25) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            for user in chunk {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .set_item(Some(shared::ddb::to_item(&InboxItem::new(user, message))?))
+                    .build()?;
+                writes.push(
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(put)
+                        .build(),
+                );
+            }
+            requests.push(writes);
         }
-        .everyone(event_id)
-        .await
+        let mut results = futures_util::stream::iter(requests)
+            .map(|writes| shared::ddb::batch_write(&self.dynamodb, &self.table, writes))
+            .buffer_unordered(FANOUT_CONCURRENCY);
+        while let Some(result) = results.next().await {
+            result?;
+        }
+        Ok(())
     }
 
     async fn deliver(&self, user_id: &str, message: &OutboxMessage) -> anyhow::Result<bool> {
@@ -117,30 +217,38 @@ pub trait DeadLetters {
 }
 
 /// The outbox DLQ (FIFO: the message id deduplicates a repeat).
-pub struct SqsDeadLetters {
-    pub sqs: aws_sdk_sqs::Client,
-    pub dlq_url: String,
+impl DeadLetters for FifoQueue {
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
+        self.send(
+            record.body.as_deref().unwrap_or_default(),
+            "malformed",
+            record.message_id.as_deref().unwrap_or_default(),
+            &[("dead-reason", reason)],
+        )
+        .await
+    }
 }
 
-impl DeadLetters for SqsDeadLetters {
+/// The consumer's two queues: the DLQ and the outbox queue (for continuations).
+pub struct Queues<'a> {
+    pub dead: &'a FifoQueue,
+    pub outbox: &'a FifoQueue,
+}
+
+impl DeadLetters for Queues<'_> {
     async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
-        let id = record.message_id.clone().unwrap_or_default();
-        self.sqs
-            .send_message()
-            .queue_url(&self.dlq_url)
-            .message_body(record.body.clone().unwrap_or_default())
-            .message_group_id("malformed")
-            .message_deduplication_id(&id)
-            .message_attributes(
-                "dead-reason",
-                aws_sdk_sqs::types::MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(reason)
-                    .build()?,
-            )
-            .send()
-            .await?;
-        Ok(())
+        self.dead.dead_letter(record, reason).await
+    }
+}
+
+impl Continuations for Queues<'_> {
+    async fn continue_fanout(
+        &self,
+        message: &OutboxMessage,
+        after: &str,
+        trace: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.outbox.continue_fanout(message, after, trace).await
     }
 }
 
@@ -165,7 +273,9 @@ pub enum Failure {
 /// The consumer as deployed: the inbox and the DLQ in AWS, and the queue's maxReceiveCount.
 pub struct Consumer {
     pub inbox: DynamoInbox,
-    pub dead: SqsDeadLetters,
+    pub dead: FifoQueue,
+    /// The outbox queue, for the continuations of large fan-outs.
+    pub outbox: FifoQueue,
     pub max_receives: u32,
 }
 
@@ -177,16 +287,24 @@ impl Consumer {
                 dynamodb: app.clients.dynamodb.clone(),
                 table: app.config.table_name.clone(),
             },
-            dead: SqsDeadLetters {
+            dead: FifoQueue {
                 sqs: app.clients.sqs.clone(),
-                dlq_url: app.config.outbox_dlq_url.clone(),
+                url: app.config.outbox_dlq_url.clone(),
+            },
+            outbox: FifoQueue {
+                sqs: app.clients.sqs.clone(),
+                url: app.config.outbox_queue_url.clone(),
             },
             max_receives: max_receives_from_env()?,
         }))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
-        Ok(consume(&self.inbox, &self.dead, self.max_receives, event).await)
+        let queues = Queues {
+            dead: &self.dead,
+            outbox: &self.outbox,
+        };
+        Ok(consume(&self.inbox, &queues, self.max_receives, event).await)
     }
 }
 
@@ -198,7 +316,7 @@ impl Consumer {
 /// (AWS's rule for FIFO partial batch responses). Other groups go on.
 pub async fn consume(
     inbox: &impl Inbox,
-    dead: &impl DeadLetters,
+    queues: &(impl DeadLetters + Continuations),
     max_receives: u32,
     event: SqsEvent,
 ) -> SqsBatchResponse {
@@ -219,9 +337,9 @@ pub async fn consume(
             .get("ApproximateReceiveCount")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        let failed = match consume_one(inbox, &record).await {
+        let failed = match consume_one(inbox, queues, &record).await {
             Ok(()) => false,
-            Err(Failure::Malformed(reason)) => match dead.dead_letter(&record, &reason).await {
+            Err(Failure::Malformed(reason)) => match queues.dead_letter(&record, &reason).await {
                 Ok(()) => {
                     metrics::counter!("OutboxDead", "reason" => "malformed").increment(1);
                     tracing::error!(message_id = %id, reason = %reason, "malformed message sent to the DLQ");
@@ -255,7 +373,11 @@ pub async fn consume(
     response
 }
 
-async fn consume_one(inbox: &impl Inbox, record: &SqsMessage) -> Result<(), Failure> {
+async fn consume_one(
+    inbox: &impl Inbox,
+    continuations: &impl Continuations,
+    record: &SqsMessage,
+) -> Result<(), Failure> {
     let span = tracing::info_span!("notifications.consume", otel.kind = "consumer", message_id = ?record.message_id);
     let trace = record
         .message_attributes
@@ -269,26 +391,50 @@ async fn consume_one(inbox: &impl Inbox, record: &SqsMessage) -> Result<(), Fail
         let message: OutboxMessage = serde_json::from_str(body)
             .map_err(|e| Failure::Malformed(format!("not an outbox message: {e}")))?;
         let fanout = message.data.get("fanout").and_then(|v| v.as_str());
-        let recipients = match fanout {
-            Some("attendees") => inbox
-                .attendees(&message.aggregate_id)
-                .await
-                .map_err(Failure::Transient)?,
-            Some(other) => return Err(Failure::Malformed(format!("unknown fanout {other:?}"))),
-            None => message.recipients.clone(),
-        };
+        let notifies = NOTIFYING.contains(&message.kind.as_str());
         let mut delivered = 0;
-        if NOTIFYING.contains(&message.kind.as_str()) {
-            for user in &recipients {
-                if inbox
-                    .deliver(user, &message)
+        let recipients = match fanout {
+            Some("attendees") => {
+                let after = message.data.get("fanout_after").and_then(|v| v.as_str());
+                let (users, next) = inbox
+                    .attendees(&message.aggregate_id, after, FANOUT_CHUNK)
                     .await
-                    .map_err(Failure::Transient)?
-                {
-                    delivered += 1;
+                    .map_err(Failure::Transient)?;
+                if notifies {
+                    inbox
+                        .deliver_all(&users, &message)
+                        .await
+                        .map_err(Failure::Transient)?;
+                    delivered = users.len();
+                    metrics::counter!("FanOutDelivered").increment(users.len() as u64);
                 }
+                // The rest, after this chunk is written: a failure here redelivers the chunk,
+                // which writes the same items again and sends the same continuation.
+                if let Some(after) = next {
+                    continuations
+                        .continue_fanout(&message, &after, trace)
+                        .await
+                        .map_err(Failure::Transient)?;
+                    metrics::counter!("FanOutContinued").increment(1);
+                }
+                users
             }
-        }
+            Some(other) => return Err(Failure::Malformed(format!("unknown fanout {other:?}"))),
+            None => {
+                if notifies {
+                    for user in &message.recipients {
+                        if inbox
+                            .deliver(user, &message)
+                            .await
+                            .map_err(Failure::Transient)?
+                        {
+                            delivered += 1;
+                        }
+                    }
+                }
+                message.recipients.clone()
+            }
+        };
         metrics::counter!("ConsumerProcessed", "type" => message.kind.clone()).increment(1);
         tracing::info!(outbox_id = %message.id, r#type = %message.kind, aggregate_id = %message.aggregate_id, delivered, recipients = recipients.len(), "notifications delivered");
         Ok(())

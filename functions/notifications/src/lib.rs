@@ -4,6 +4,7 @@
 pub mod api;
 pub mod consumer;
 pub mod openapi;
+pub mod queue;
 pub mod relay;
 
 pub use shared::outbox::OutboxMessage;

@@ -5,12 +5,12 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::Deserialize;
 use tracing::Instrument;
 use tracing_opentelemetry_ext::set_remote_parent;
 
 use crate::OutboxMessage;
+use crate::queue::FifoQueue;
 
 pub use shared::outbox::OUTBOX_PK_PREFIX;
 /// Message attribute carrying the trace of the request that wrote the item.
@@ -36,39 +36,19 @@ pub trait Publisher {
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// The SQS FIFO outbox queue.
-pub struct SqsPublisher {
-    pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
-}
-
-impl Publisher for SqsPublisher {
+/// The outbox queue: one message group per aggregate, the outbox id deduplicates a repeat, the
+/// writing request's trace travels as a message attribute.
+impl Publisher for FifoQueue {
     async fn publish(&self, item: &OutboxItem, message: &OutboxMessage) -> anyhow::Result<()> {
-        let mut send = self
-            .sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(&item.message)
-            .message_group_id(&message.aggregate_id)
-            .message_deduplication_id(&message.id)
-            .message_attributes(
-                "type",
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(&message.kind)
-                    .build()?,
-            );
-        if let Some(trace) = &item.trace {
-            send = send.message_attributes(
-                TRACE_ATTRIBUTE,
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(trace)
-                    .build()?,
-            );
-        }
-        send.send().await?;
-        Ok(())
+        let mut attributes = vec![("type", message.kind.as_str())];
+        attributes.extend(item.trace.as_deref().map(|t| (TRACE_ATTRIBUTE, t)));
+        self.send(
+            &item.message,
+            &message.aggregate_id,
+            &message.id,
+            &attributes,
+        )
+        .await
     }
 }
 
@@ -111,16 +91,9 @@ impl DynamoSequencer {
 
 impl Sequencer for DynamoSequencer {
     async fn published(&self, aggregate: &str) -> anyhow::Result<u64> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(aggregate)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out
-            .item
+        let item =
+            shared::ddb::get_consistent(&self.ddb, &self.table, Self::key(aggregate)).await?;
+        Ok(item
             .and_then(|i| shared::ddb::get_n(&i, "published"))
             .unwrap_or(0))
     }
@@ -197,16 +170,16 @@ enum Step {
 
 /// The relay as deployed: SQS to publish to, the sequence bookkeeping in the table.
 pub struct Relay {
-    pub publisher: SqsPublisher,
+    pub publisher: FifoQueue,
     pub sequencer: DynamoSequencer,
 }
 
 impl Relay {
     pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
         Ok(std::sync::Arc::new(Relay {
-            publisher: SqsPublisher {
+            publisher: FifoQueue {
                 sqs: app.clients.sqs.clone(),
-                queue_url: app.config.outbox_queue_url.clone(),
+                url: app.config.outbox_queue_url.clone(),
             },
             sequencer: DynamoSequencer {
                 ddb: app.clients.dynamodb.clone(),

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use notifications::OutboxMessage;
-use notifications::consumer::{DeadLetters, Inbox, consume};
+use notifications::consumer::{Continuations, DeadLetters, FANOUT_CHUNK, Inbox, consume};
 use notifications::relay::{OutboxItem, Publisher, Sequencer, relay};
 use shared::testing::sample_event;
 
@@ -77,6 +78,17 @@ fn numbered_stream(messages: &[(&str, u64)]) -> Event {
     event
 }
 
+/// Asserts that the relay reported one failure, the record `sequence_number`: the stream
+/// retries the batch from it.
+fn assert_retried_from(response: &DynamoDbEventResponse, sequence_number: &str) {
+    let failed: Vec<Option<&str>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_deref())
+        .collect();
+    assert_eq!(failed, [Some(sequence_number)]);
+}
+
 fn published_ids(p: &Published) -> Vec<String> {
     p.bodies
         .lock()
@@ -122,14 +134,42 @@ impl Inbox for MemoryInbox {
             .insert((user_id.to_owned(), message.id.clone())))
     }
 
-    async fn attendees(&self, _event_id: &str) -> anyhow::Result<Vec<String>> {
-        Ok(self.attendees.clone())
+    /// A chunk of the attendees, by index: `after` is the index where it starts.
+    async fn attendees(
+        &self,
+        _event_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<String>, Option<String>)> {
+        let start: usize = after.map_or(0, |a| a.parse().unwrap());
+        let end = (start + limit).min(self.attendees.len());
+        let next = (end < self.attendees.len()).then(|| end.to_string());
+        Ok((self.attendees[start..end].to_vec(), next))
     }
 }
 
 #[derive(Default)]
 struct MemoryDlq {
     dead: Mutex<Vec<(String, String)>>,
+    /// The continuations queued (their bodies).
+    continued: Mutex<Vec<String>>,
+}
+
+impl Continuations for MemoryDlq {
+    async fn continue_fanout(
+        &self,
+        message: &OutboxMessage,
+        after: &str,
+        _trace: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut next = message.clone();
+        next.data["fanout_after"] = after.into();
+        self.continued
+            .lock()
+            .unwrap()
+            .push(serde_json::to_string(&next)?);
+        Ok(())
+    }
 }
 
 impl DeadLetters for MemoryDlq {
@@ -198,11 +238,7 @@ async fn a_failed_publish_is_reported_by_sequence_number_for_the_stream_to_retry
         ..Default::default()
     };
     let response = relay(&publisher, &MemorySequencer::default(), stream_event(), GAP).await;
-    assert_eq!(response.batch_item_failures.len(), 1);
-    assert_eq!(
-        response.batch_item_failures[0].item_identifier.as_deref(),
-        Some("111")
-    );
+    assert_retried_from(&response, "111");
 }
 
 #[tokio::test]
@@ -366,11 +402,7 @@ async fn a_failure_after_reordering_reports_the_earliest_unpublished_record() {
     )
     .await;
     assert_eq!(published_ids(&publisher.0), ["evt_a-1-1"]);
-    assert_eq!(response.batch_item_failures.len(), 1);
-    assert_eq!(
-        response.batch_item_failures[0].item_identifier.as_deref(),
-        Some("1")
-    );
+    assert_retried_from(&response, "1");
 }
 
 #[tokio::test]
@@ -526,4 +558,51 @@ async fn a_fanout_message_reaches_every_attendee() {
         .collect();
     users.sort();
     assert_eq!(users, ["usr_a", "usr_b", "usr_c"]);
+}
+
+#[tokio::test]
+async fn a_fanout_to_a_large_audience_goes_on_in_bounded_chunks_and_a_retried_chunk_adds_nothing() {
+    let audience = 2 * FANOUT_CHUNK + 500;
+    let inbox = MemoryInbox {
+        attendees: (0..audience).map(|i| format!("usr_{i:05}")).collect(),
+        ..Default::default()
+    };
+    let queues = MemoryDlq::default();
+    let mut body = serde_json::json!({
+        "id": "c0ffee", "type": "event.cancelled", "aggregate_id": "evt_1",
+        "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [],
+        "summary": "cancelled", "data": {"fanout": "attendees"}
+    })
+    .to_string();
+    let mut invocations = 0;
+    loop {
+        let mut event = sqs_event();
+        event.records[0].body = Some(body.clone());
+        let before = *inbox.attempts.lock().unwrap();
+        let response = consume(&inbox, &queues, 5, event.clone()).await;
+        assert!(response.batch_item_failures.is_empty());
+        invocations += 1;
+        let written = *inbox.attempts.lock().unwrap() - before;
+        assert!(written <= FANOUT_CHUNK, "one invocation wrote {written}");
+        if invocations == 2 {
+            // The queue delivers this chunk again: the same items, and the same continuation.
+            let items = inbox.items.lock().unwrap().len();
+            consume(&inbox, &queues, 5, event).await;
+            assert_eq!(inbox.items.lock().unwrap().len(), items);
+            let continued = queues.continued.lock().unwrap();
+            assert_eq!(
+                continued[continued.len() - 1],
+                continued[continued.len() - 2]
+            );
+        }
+        match queues.continued.lock().unwrap().last() {
+            Some(next) if *next != body => body = next.clone(),
+            _ => break,
+        }
+    }
+    assert_eq!(invocations, 3, "2 500 attendees in chunks of 1 000");
+    let items = inbox.items.lock().unwrap();
+    assert_eq!(items.len(), audience, "every attendee once");
+    assert!(items.iter().all(|(_, id)| id == "c0ffee"));
+    assert!(queues.dead.lock().unwrap().is_empty());
 }

@@ -17,22 +17,29 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use shared::ddb::{Item, TxError, get_n, get_s, n, query_items, require_n, require_s, s};
+use shared::ddb::{
+    Item, TxError, get_consistent, get_n, get_s, n, query_items, require_n, require_s, s,
+};
 use shared::outbox::utc;
 use time::OffsetDateTime;
 
 use crate::model::{Attendee, Membership, State, Venue, WaitEntry};
 use crate::port::{Commit, SeatReader, Seats, WriteError};
 
+/// The key of the item `sk` in the partition of event `event_id`.
+fn in_event(event_id: &str, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("EVENT#{event_id}"))),
+        ("sk".into(), s(sk)),
+    ])
+}
 /// The event item's key.
 pub fn event_key(id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("EVENT#{id}"))),
-        ("sk".into(), s("EVENT")),
-    ])
+    in_event(id, "EVENT")
 }
 pub fn membership_key(user_id: &str, event_id: &str) -> Item {
     HashMap::from([
@@ -41,20 +48,14 @@ pub fn membership_key(user_id: &str, event_id: &str) -> Item {
     ])
 }
 fn seat_key(event_id: &str, user_id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("EVENT#{event_id}"))),
-        ("sk".into(), s(format!("SEAT#{user_id}"))),
-    ])
+    in_event(event_id, format!("SEAT#{user_id}"))
 }
 /// The sort key of waitlist ticket `ticket`: fixed width, so the waitlist reads in order.
 pub fn wait_sk(ticket: u64) -> String {
     format!("WAIT#{ticket:012}")
 }
 fn wait_key(event_id: &str, ticket: u64) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("EVENT#{event_id}"))),
-        ("sk".into(), s(wait_sk(ticket))),
-    ])
+    in_event(event_id, wait_sk(ticket))
 }
 
 fn membership_from_item(item: &Item) -> Option<Membership> {
@@ -201,6 +202,16 @@ impl DynamoSeats {
         Ok(TransactWriteItem::builder().delete(d.build()?).build())
     }
 
+    /// A strongly consistent Query of event `event_id`'s partition (`:pk`); the caller adds its
+    /// key condition on the sort key.
+    fn event_query(&self, event_id: &str) -> QueryFluentBuilder {
+        self.ddb
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
+    }
+
     fn update(
         &self,
         update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
@@ -274,15 +285,8 @@ impl Seats for DynamoSeats {
     type Tail = Vec<TransactWriteItem>;
 
     async fn venue(&self, event_id: &str) -> anyhow::Result<Option<Venue>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(event_key(event_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        out.item.as_ref().map(venue_from_item).transpose()
+        let item = get_consistent(&self.ddb, &self.table, event_key(event_id)).await?;
+        item.as_ref().map(venue_from_item).transpose()
     }
 
     async fn membership(
@@ -290,25 +294,15 @@ impl Seats for DynamoSeats {
         user_id: &str,
         event_id: &str,
     ) -> anyhow::Result<Option<Membership>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(membership_key(user_id, event_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item.as_ref().and_then(membership_from_item))
+        let key = membership_key(user_id, event_id);
+        let item = get_consistent(&self.ddb, &self.table, key).await?;
+        Ok(item.as_ref().and_then(membership_from_item))
     }
 
     async fn head(&self, event_id: &str) -> anyhow::Result<Option<WaitEntry>> {
         let out = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
+            .event_query(event_id)
             .key_condition_expression("pk = :pk AND begins_with(sk, :wait)")
-            .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
             .expression_attribute_values(":wait", s("WAIT#"))
             .limit(1)
             .send()
@@ -442,13 +436,9 @@ impl Seats for DynamoSeats {
 impl SeatReader for DynamoSeats {
     async fn position(&self, event_id: &str, ticket: u64) -> anyhow::Result<u32> {
         let mut pages = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
+            .event_query(event_id)
             .select(aws_sdk_dynamodb::types::Select::Count)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
             .expression_attribute_values(":lo", s("WAIT#"))
             .expression_attribute_values(":hi", s(wait_sk(ticket)))
             .into_paginator()
@@ -472,19 +462,12 @@ impl SeatReader for DynamoSeats {
             if after.is_some_and(|a| prefix == "SEAT#" && a.starts_with("WAIT#")) {
                 continue;
             }
-            let start: Option<Item> = after.filter(|a| a.starts_with(prefix)).map(|a| {
-                HashMap::from([
-                    ("pk".into(), s(format!("EVENT#{event_id}"))),
-                    ("sk".into(), s(a)),
-                ])
-            });
+            let start = after
+                .filter(|a| a.starts_with(prefix))
+                .map(|a| in_event(event_id, a));
             let q = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
+                .event_query(event_id)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(format!("EVENT#{event_id}")))
                 .expression_attribute_values(":prefix", s(prefix))
                 .limit((limit + 1 - out.len()) as i32)
                 .set_exclusive_start_key(start);

@@ -86,11 +86,7 @@ mod tests {
                 problems::INTERNAL,
             ),
         ];
-        for (e, p) in cases {
-            let text = e.to_string();
-            let api = ApiError::from(e);
-            assert_eq!((api.status, api.type_), (p.status, p.uri), "{text}");
-        }
+        shared::testing::assert_maps_to_problems(cases);
     }
 
     #[test]

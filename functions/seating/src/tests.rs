@@ -48,6 +48,22 @@ async fn leave_as(s: &MemorySeats, user: &str) -> Result<State, JoinError> {
         .map(|l| l.left)
 }
 
+/// A store holding the event with `capacity` seats, after `users` joined it in that order.
+async fn joined_by(capacity: u32, users: &[&str]) -> MemorySeats {
+    let s = MemorySeats::with([venue(capacity)]);
+    for u in users {
+        join_as(&s, u).await.unwrap();
+    }
+    s
+}
+
+/// Queues `n` busy answers (TransactionConflicts) for the next transitions of `s`.
+fn busy_for(s: &MemorySeats, n: usize) {
+    for _ in 0..n {
+        s.inject(Fault::Busy);
+    }
+}
+
 /// The invariants of docs/joins.md, checked on the stored items.
 fn assert_consistent(s: &MemorySeats) {
     let v = s.stored(EVT).unwrap();
@@ -130,9 +146,7 @@ async fn a_free_seat_is_taken_then_the_full_event_waitlists_in_order() {
 
 #[tokio::test]
 async fn joining_twice_is_refused_naming_where_the_user_stands() {
-    let s = MemorySeats::with([venue(1)]);
-    join_as(&s, "a").await.unwrap();
-    join_as(&s, "b").await.unwrap();
+    let s = joined_by(1, &["a", "b"]).await;
     assert!(matches!(
         join_as(&s, "a").await,
         Err(JoinError::AlreadyJoined(State::Joined))
@@ -170,10 +184,7 @@ async fn nobody_joins_or_leaves_a_missing_cancelled_or_started_event() {
 
 #[tokio::test]
 async fn a_freed_seat_goes_to_the_head_of_the_waitlist_in_the_same_commit() {
-    let s = MemorySeats::with([venue(1)]);
-    for u in ["a", "b", "c"] {
-        join_as(&s, u).await.unwrap();
-    }
+    let s = joined_by(1, &["a", "b", "c"]).await;
     assert_eq!(leave_as(&s, "a").await.unwrap(), State::Joined);
     assert_eq!(s.seated(EVT), ["b"]);
     assert_eq!(s.waitlist(EVT), [(2, "c".into())]);
@@ -196,9 +207,7 @@ async fn a_freed_seat_goes_to_the_head_of_the_waitlist_in_the_same_commit() {
 
 #[tokio::test]
 async fn leaving_the_waitlist_or_a_seat_nobody_waits_for_frees_the_place() {
-    let s = MemorySeats::with([venue(1)]);
-    join_as(&s, "a").await.unwrap();
-    join_as(&s, "b").await.unwrap();
+    let s = joined_by(1, &["a", "b"]).await;
     assert_eq!(leave_as(&s, "b").await.unwrap(), State::Waitlisted);
     assert_eq!(leave_as(&s, "a").await.unwrap(), State::Joined);
     let v = s.stored(EVT).unwrap();
@@ -209,10 +218,7 @@ async fn leaving_the_waitlist_or_a_seat_nobody_waits_for_frees_the_place() {
 
 #[tokio::test]
 async fn after_a_capacity_increase_the_waiting_go_before_a_newcomer() {
-    let s = MemorySeats::with([venue(1)]);
-    for u in ["a", "b", "c", "d"] {
-        join_as(&s, u).await.unwrap();
-    }
+    let s = joined_by(1, &["a", "b", "c", "d"]).await;
     s.change(EVT, |v| v.capacity = 3);
     let newcomer = join_as(&s, "e").await.unwrap();
     assert_eq!(
@@ -226,10 +232,7 @@ async fn after_a_capacity_increase_the_waiting_go_before_a_newcomer() {
 
 #[tokio::test]
 async fn filling_free_seats_promotes_in_ticket_order_and_stops_when_full() {
-    let s = MemorySeats::with([venue(1)]);
-    for u in ["a", "b", "c", "d"] {
-        join_as(&s, u).await.unwrap();
-    }
+    let s = joined_by(1, &["a", "b", "c", "d"]).await;
     assert_eq!(
         fill_free_seats(&s, EVT, retry()).await.unwrap(),
         0,
@@ -252,8 +255,7 @@ async fn filling_free_seats_promotes_in_ticket_order_and_stops_when_full() {
 #[tokio::test]
 async fn a_busy_store_is_retried_and_a_failing_one_is_not() {
     let s = MemorySeats::with([venue(1)]);
-    s.inject(Fault::Busy);
-    s.inject(Fault::Busy);
+    busy_for(&s, 2);
     assert_eq!(join_as(&s, "a").await.unwrap().state, State::Joined);
     s.inject(Fault::Unavailable);
     assert!(matches!(
@@ -289,17 +291,13 @@ async fn contention_that_outlasts_the_budget_answers_busy_and_writes_nothing() {
             .pacing(Duration::ZERO, Duration::ZERO)
             .attempts(3)
     };
-    for _ in 0..3 {
-        s.inject(Fault::Busy);
-    }
+    busy_for(&s, 3);
     assert!(matches!(
         join(&s, EVT, "a", now(), few(), |_| Ok(())).await,
         Err(JoinError::Busy)
     ));
     join_as(&s, "a").await.unwrap();
-    for _ in 0..3 {
-        s.inject(Fault::Busy);
-    }
+    busy_for(&s, 3);
     assert!(matches!(
         leave(&s, EVT, "a", now(), few(), |_| Ok(())).await,
         Err(JoinError::Busy)
@@ -307,9 +305,7 @@ async fn contention_that_outlasts_the_budget_answers_busy_and_writes_nothing() {
     // A capacity increase whose promotions keep losing counts against the join's budget too.
     join_as(&s, "b").await.unwrap();
     s.change(EVT, |v| v.capacity = 2);
-    for _ in 0..5000 {
-        s.inject(Fault::Busy);
-    }
+    busy_for(&s, 5000);
     // The promotions share the join's deadline: 300 ms here.
     let short = Retry::within("Test", Duration::from_millis(300)).attempts(3);
     assert!(matches!(
@@ -339,8 +335,7 @@ async fn a_tail_that_cannot_be_built_commits_nothing() {
 
 #[tokio::test]
 async fn the_tail_sees_the_outcome_it_commits() {
-    let s = MemorySeats::with([venue(1)]);
-    join_as(&s, "a").await.unwrap();
+    let s = joined_by(1, &["a"]).await;
     let seen = std::sync::Mutex::new(Vec::new());
     let j = join(&s, EVT, "b", now(), retry(), |v| {
         seen.lock().unwrap().push(v.clone());
@@ -353,10 +348,7 @@ async fn the_tail_sees_the_outcome_it_commits() {
 
 #[tokio::test]
 async fn listings_page_through_seats_then_the_waitlist() {
-    let s = MemorySeats::with([venue(2)]);
-    for u in ["c", "a", "d", "b", "e"] {
-        join_as(&s, u).await.unwrap();
-    }
+    let s = joined_by(2, &["c", "a", "d", "b", "e"]).await;
     let (first, more) = s.attendees(EVT, None, 3).await.unwrap();
     let users: Vec<&str> = first.iter().map(|a| a.user_id.as_str()).collect();
     assert_eq!((users, more), (vec!["a", "c", "d"], true));
@@ -485,4 +477,28 @@ proptest! {
             assert_consistent(&s);
         });
     }
+}
+
+#[tokio::test]
+async fn a_promotion_the_store_fails_is_an_error_and_an_empty_waitlist_promotes_nobody() {
+    let s = joined_by(1, &["a", "b"]).await;
+    s.change(EVT, |v| v.capacity = 2);
+    s.inject(Fault::Unavailable);
+    assert!(matches!(
+        fill_free_seats(&s, EVT, retry()).await,
+        Err(JoinError::Unexpected(_))
+    ));
+    s.inject(Fault::SessionRevoked);
+    assert!(matches!(
+        fill_free_seats(&s, EVT, retry()).await,
+        Err(JoinError::SessionRevoked)
+    ));
+    assert_eq!(s.seated(EVT), ["a"], "nothing was promoted");
+    // The counters say someone waits, but the waitlist is empty: nobody to promote.
+    let s = joined_by(1, &["a"]).await;
+    s.change(EVT, |v| {
+        v.capacity = 2;
+        v.waitlisted = 1;
+    });
+    assert_eq!(fill_free_seats(&s, EVT, retry()).await.unwrap(), 0);
 }

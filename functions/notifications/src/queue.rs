@@ -1,0 +1,42 @@
+//! The SQS adapter: the FIFO queues these functions send to. The relay publishes to the outbox
+//! queue (its `Publisher`); the consumer sends what it can never process to the outbox DLQ (its
+//! `DeadLetters`). Each port's implementation lives beside the port.
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+/// An SQS FIFO queue: a send repeated with the same deduplication id is one message.
+pub struct FifoQueue {
+    pub sqs: aws_sdk_sqs::Client,
+    pub url: String,
+}
+
+impl FifoQueue {
+    /// Sends `body` in message group `group`, deduplicated by `dedup`, with the string message
+    /// attributes `attributes` (name, value).
+    pub async fn send(
+        &self,
+        body: &str,
+        group: &str,
+        dedup: &str,
+        attributes: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let mut send = self
+            .sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(dedup);
+        for (name, value) in attributes {
+            send = send.message_attributes(
+                *name,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(*value)
+                    .build()?,
+            );
+        }
+        send.send().await?;
+        Ok(())
+    }
+}
