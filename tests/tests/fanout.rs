@@ -68,6 +68,7 @@ async fn inbox(ddb: &aws_sdk_dynamodb::Client, table: &str, user: &str, event: &
             serde_json::json!({
                 "type": i.get("type").and_then(|t| t.as_s().ok()).cloned().unwrap_or_default(),
                 "message_id": i.get("message_id").and_then(|t| t.as_s().ok()).cloned().unwrap_or_default(),
+                "data": i.get("data").and_then(|t| t.as_s().ok()).cloned().unwrap_or_default(),
             })
         })
         .collect()
@@ -137,6 +138,11 @@ async fn cancelling_an_event_with_thousands_of_attendees_notifies_each_exactly_o
     for (user, got) in users.iter().zip(&items) {
         assert_eq!(got.len(), 1, "{user}: {got:?}");
         assert_eq!(got[0]["type"], "event.cancelled", "{user}");
+        let data = got[0]["data"].as_str().unwrap();
+        assert!(
+            !data.contains("fanout_after"),
+            "{user} sees where a chunk starts: {data}"
+        );
     }
     assert_eq!(ids.len(), 1, "one cancellation message, every chunk of it");
     // What it cost: the consumer's invocations of this message (one per chunk).

@@ -6,7 +6,9 @@
 //! A message for every attendee of an event (`fanout = "attendees"`) is delivered in chunks of
 //! [`FANOUT_CHUNK`] attendees, written with BatchWriteItem: one invocation does one chunk and
 //! queues the rest as a continuation of the same message (`fanout_after` = where the next chunk
-//! starts), so the work per invocation stays bounded whatever the audience.
+//! starts, `fanout_chunk` = its number), so the work per invocation stays bounded whatever the
+//! audience. A chunk's items are stamped with the time its message was first received, so a
+//! redelivered chunk writes exactly the same items again (nothing read becomes unread).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
@@ -33,12 +35,14 @@ pub trait Inbox: Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl std::future::Future<Output = anyhow::Result<(Vec<String>, Option<String>)>> + Send;
-    /// Writes the notification for each of `users`. A retried chunk writes the same items
-    /// again (same keys): never a second notification.
+    /// Writes the notification for each of `users`, delivered at `delivered_at`. A retried
+    /// chunk writes the same items again (same keys, same contents): never a second
+    /// notification. By default one [`Inbox::deliver`] each (the first delivery's time stands).
     fn deliver_all(
         &self,
         users: &[String],
         message: &OutboxMessage,
+        _delivered_at: &str,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
         async move {
             for user in users {
@@ -56,14 +60,22 @@ pub const FANOUT_CHUNK: usize = 1000;
 /// BatchWriteItem requests of one chunk in flight at once.
 const FANOUT_CONCURRENCY: usize = 8;
 
+/// Chunks a fan-out may take (a million attendees): a message claiming a later chunk is
+/// malformed (a continuation loop), and goes to the DLQ.
+pub const MAX_FANOUT_CHUNKS: u64 = 1000;
+
+/// The fields of a message's `data` that steer its fan-out, not shown to its recipients.
+const FANOUT_FIELDS: [&str; 2] = ["fanout_after", "fanout_chunk"];
+
 /// Where the rest of a fan-out goes: back on the outbox queue, in the event's message group.
 pub trait Continuations {
-    /// Queues the fan-out of `message` from `after` on. Sending the same continuation again
-    /// (a retried chunk) is deduplicated.
+    /// Queues chunk number `chunk` of the fan-out of `message`, from `after` on. Sending the
+    /// same continuation again (a retried chunk) is deduplicated by (message, chunk).
     fn continue_fanout(
         &self,
         message: &OutboxMessage,
         after: &str,
+        chunk: u64,
         trace: Option<&str>,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
@@ -75,13 +87,15 @@ impl Continuations for FifoQueue {
         &self,
         message: &OutboxMessage,
         after: &str,
+        chunk: u64,
         trace: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut next = message.clone();
         if let Some(data) = next.data.as_object_mut() {
             data.insert("fanout_after".into(), after.into());
+            data.insert("fanout_chunk".into(), chunk.into());
         }
-        let dedup = shared::ids::digest_hex(&format!("{}\n{after}", message.id));
+        let dedup = shared::ids::digest_hex(&format!("{}\n{chunk}", message.id));
         let mut attributes = vec![("type", message.kind.as_str())];
         attributes.extend(trace.map(|t| (TRACE_ATTRIBUTE, t)));
         let body = serde_json::to_string(&next)?;
@@ -122,6 +136,18 @@ pub struct InboxItem {
     pub trace_id: String,
 }
 
+/// A message's `data` as its recipients see it: without the fields that steer a fan-out (where
+/// a chunk starts names another attendee).
+fn recipients_data(data: &serde_json::Value) -> String {
+    let mut data = data.clone();
+    if let Some(fields) = data.as_object_mut() {
+        for f in FANOUT_FIELDS {
+            fields.remove(f);
+        }
+    }
+    data.to_string()
+}
+
 impl InboxItem {
     pub fn new(user_id: &str, message: &OutboxMessage) -> Self {
         Self {
@@ -130,7 +156,7 @@ impl InboxItem {
             kind: message.kind.clone(),
             summary: message.summary.clone(),
             aggregate_id: message.aggregate_id.clone(),
-            data: message.data.to_string(),
+            data: recipients_data(&message.data),
             message_id: message.id.clone(),
             occurred_at: message.occurred_at.clone(),
             seq: message.seq,
@@ -166,14 +192,25 @@ impl Inbox for DynamoInbox {
     /// BatchWriteItem, 25 items a request, [`FANOUT_CONCURRENCY`] requests at once, each
     /// request's unprocessed items sent again with backoff (an error once its budget is spent:
     /// the message is redelivered and the chunk written again).
-    async fn deliver_all(&self, users: &[String], message: &OutboxMessage) -> anyhow::Result<()> {
+    async fn deliver_all(
+        &self,
+        users: &[String],
+        message: &OutboxMessage,
+        delivered_at: &str,
+    ) -> anyhow::Result<()> {
         use futures_util::StreamExt;
+        // One request may not name an item twice (a user who left a seat and rejoined the
+        // waitlist between the chunk's two reads).
+        let mut seen = std::collections::HashSet::new();
+        let users: Vec<&String> = users.iter().filter(|u| seen.insert(*u)).collect();
         let mut requests = Vec::new();
         for chunk in users.chunks(25) {
             let mut writes = Vec::with_capacity(chunk.len());
             for user in chunk {
+                let mut item = InboxItem::new(user, message);
+                item.delivered_at = delivered_at.to_owned();
                 let put = aws_sdk_dynamodb::types::PutRequest::builder()
-                    .set_item(Some(shared::ddb::to_item(&InboxItem::new(user, message))?))
+                    .set_item(Some(shared::ddb::to_item(&item)?))
                     .build()?;
                 writes.push(
                     aws_sdk_dynamodb::types::WriteRequest::builder()
@@ -246,9 +283,12 @@ impl Continuations for Queues<'_> {
         &self,
         message: &OutboxMessage,
         after: &str,
+        chunk: u64,
         trace: Option<&str>,
     ) -> anyhow::Result<()> {
-        self.outbox.continue_fanout(message, after, trace).await
+        self.outbox
+            .continue_fanout(message, after, chunk, trace)
+            .await
     }
 }
 
@@ -396,13 +436,20 @@ async fn consume_one(
         let recipients = match fanout {
             Some("attendees") => {
                 let after = message.data.get("fanout_after").and_then(|v| v.as_str());
+                let chunk = message.data.get("fanout_chunk").and_then(|v| v.as_u64());
+                let chunk = chunk.unwrap_or(0);
+                if chunk >= MAX_FANOUT_CHUNKS {
+                    return Err(Failure::Malformed(format!(
+                        "fan-out chunk {chunk}: more than {MAX_FANOUT_CHUNKS} chunks"
+                    )));
+                }
                 let (users, next) = inbox
                     .attendees(&message.aggregate_id, after, FANOUT_CHUNK)
                     .await
                     .map_err(Failure::Transient)?;
                 if notifies {
                     inbox
-                        .deliver_all(&users, &message)
+                        .deliver_all(&users, &message, &first_received(record))
                         .await
                         .map_err(Failure::Transient)?;
                     delivered = users.len();
@@ -412,7 +459,7 @@ async fn consume_one(
                 // which writes the same items again and sends the same continuation.
                 if let Some(after) = next {
                     continuations
-                        .continue_fanout(&message, &after, trace)
+                        .continue_fanout(&message, &after, chunk + 1, trace)
                         .await
                         .map_err(Failure::Transient)?;
                     metrics::counter!("FanOutContinued").increment(1);
@@ -443,6 +490,18 @@ async fn consume_one(
     .await
 }
 
+/// When the queue first handed `record` out (its `ApproximateFirstReceiveTimestamp`; now, when
+/// it does not say): the same on every redelivery.
+fn first_received(record: &SqsMessage) -> String {
+    let at = record
+        .attributes
+        .get("ApproximateFirstReceiveTimestamp")
+        .and_then(|ms| ms.parse::<i128>().ok())
+        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    shared::outbox::timestamp(at)
+}
+
 /// `OUTBOX_MAX_RECEIVES`: the outbox queue's maxReceiveCount. Fails at start, naming it, when it
 /// is missing or not a positive number.
 pub fn max_receives_from_env() -> anyhow::Result<u32> {
@@ -455,4 +514,34 @@ pub fn max_receives_from_env() -> anyhow::Result<u32> {
                 "missing configuration: OUTBOX_MAX_RECEIVES (the outbox queue's maxReceiveCount, a positive number)"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_never_see_where_a_fan_out_chunk_starts() {
+        let message: OutboxMessage = serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "type": "event.cancelled", "aggregate_id": "evt_1",
+            "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [], "summary": "s",
+            "data": {"fanout": "attendees", "fanout_after": "SEAT#usr_other", "fanout_chunk": 3}
+        }))
+        .unwrap();
+        let item = InboxItem::new("usr_me", &message);
+        let data: serde_json::Value = serde_json::from_str(&item.data).unwrap();
+        assert_eq!(data, serde_json::json!({"fanout": "attendees"}));
+    }
+
+    #[test]
+    fn a_redelivered_chunk_is_stamped_with_its_first_receive() {
+        let mut record = SqsMessage::default();
+        record.attributes.insert(
+            "ApproximateFirstReceiveTimestamp".into(),
+            "1795000000123".into(),
+        );
+        let first = first_received(&record);
+        assert_eq!(first, first_received(&record));
+        assert!(first.starts_with("2026-11-18T"), "{first}");
+    }
 }

@@ -8,7 +8,9 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use notifications::OutboxMessage;
-use notifications::consumer::{Continuations, DeadLetters, FANOUT_CHUNK, Inbox, consume};
+use notifications::consumer::{
+    Continuations, DeadLetters, FANOUT_CHUNK, Inbox, MAX_FANOUT_CHUNKS, consume,
+};
 use notifications::relay::{OutboxItem, Publisher, Sequencer, relay};
 use shared::testing::sample_event;
 
@@ -160,10 +162,12 @@ impl Continuations for MemoryDlq {
         &self,
         message: &OutboxMessage,
         after: &str,
+        chunk: u64,
         _trace: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut next = message.clone();
         next.data["fanout_after"] = after.into();
+        next.data["fanout_chunk"] = chunk.into();
         self.continued
             .lock()
             .unwrap()
@@ -605,4 +609,26 @@ async fn a_fanout_to_a_large_audience_goes_on_in_bounded_chunks_and_a_retried_ch
     assert_eq!(items.len(), audience, "every attendee once");
     assert!(items.iter().all(|(_, id)| id == "c0ffee"));
     assert!(queues.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_fanout_that_claims_more_chunks_than_any_event_has_goes_to_the_dlq() {
+    let inbox = MemoryInbox {
+        attendees: vec!["usr_a".into()],
+        ..Default::default()
+    };
+    let queues = MemoryDlq::default();
+    let mut event = sqs_event();
+    event.records[0].body = Some(
+        serde_json::json!({
+            "id": "c0ffee", "type": "event.cancelled", "aggregate_id": "evt_1",
+            "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [], "summary": "s",
+            "data": {"fanout": "attendees", "fanout_after": "0", "fanout_chunk": MAX_FANOUT_CHUNKS}
+        })
+        .to_string(),
+    );
+    let response = consume(&inbox, &queues, 5, event).await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    assert_eq!(queues.dead.lock().unwrap().len(), 1);
+    assert!(inbox.items.lock().unwrap().is_empty());
 }
