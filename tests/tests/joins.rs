@@ -457,3 +457,52 @@ async fn joining_is_refused_clearly() {
     assert_eq!(bad_cursor.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_cursor.body["invalid_params"][0]["name"], "cursor");
 }
+
+/// The caller's place at `event` (`GET /v1/events/{id}/join`).
+async fn place(api: &Api, who: &Caller, event: &str) -> e2e::Reply {
+    let path = format!("/v1/events/{event}/join");
+    api.call(Some(who), |r| r.get(&path)).await
+}
+
+#[tokio::test]
+async fn the_callers_place_is_their_seat_or_current_waitlist_position_until_they_leave() {
+    let (_, api, minter, organizer) = with_organizer([127, 0, 0, 72]).await;
+    let event = create_event(&api, &organizer, 1).await;
+    let users = minter.users(3, &[Role::Attendee]).await;
+    let (a, b, c) = (&users[0], &users[1], &users[2]);
+    let never = place(&api, a, &event).await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND, "{}", never.body);
+    assert_eq!(s(&never.body, "type"), "/problems/not-joined");
+    assert_eq!(
+        join(&api, a, &event, &key()).await.status,
+        StatusCode::CREATED
+    );
+    for who in [b, c] {
+        assert_eq!(
+            join(&api, who, &event, &key()).await.status,
+            StatusCode::ACCEPTED
+        );
+    }
+    let seat = place(&api, a, &event).await;
+    assert_eq!(seat.status, StatusCode::OK, "{}", seat.body);
+    assert_eq!(
+        (s(&seat.body, "state"), seat.body.get("position")),
+        ("joined".into(), None)
+    );
+    assert_eq!(s(&seat.body, "user_id"), a.id);
+    let second = place(&api, c, &event).await;
+    assert_eq!(
+        (s(&second.body, "state"), &second.body["position"]),
+        ("waitlisted".into(), &json!(2))
+    );
+    // A leaves: B is promoted, C moves up.
+    assert_eq!(leave(&api, a, &event, None).await.status, StatusCode::OK);
+    let promoted = place(&api, b, &event).await;
+    assert_eq!(s(&promoted.body, "state"), "joined");
+    assert_eq!(place(&api, c, &event).await.body["position"], json!(1));
+    assert_eq!(place(&api, a, &event).await.status, StatusCode::NOT_FOUND);
+    // Nobody reads another event's place: a malformed id is 400.
+    let path = "/v1/events/not-an-id/join";
+    let bad = api.call(Some(c), |r| r.get(path)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}

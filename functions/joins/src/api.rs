@@ -195,6 +195,43 @@ pub async fn leave(joins: &Joins, req: Request) -> Result<Response, ApiError> {
     transition::<LeaveView>(joins, req).await
 }
 
+// ------------------------------------------------------------------ my place
+
+shared::error_answers!(
+    /// What the caller's place at an event answers besides it.
+    MyPlaceErrors:
+    NOT_JOINED => "You hold no seat or waitlist place at this event (never joined, left, or no such event)",
+);
+
+/// `GET /v1/events/{id}/join`: the caller's seat or waitlist place at the event, as a join
+/// answered it (the position as it is now). What a client reads after a join it is unsure of
+/// (a lost answer, a 503) instead of joining again.
+#[utoipa::path(get, path = "/v1/events/{id}/join", tag = "joins", operation_id = "get_join", security(("bearer" = [])),
+    params(("id" = String, Path, description = "evt_ and 28 hex digits")),
+    responses(
+        (status = 200, description = "Your seat, or your place on the waitlist (`position`, 1 = next)", body = JoinView),
+        MyPlaceErrors,
+    ))]
+pub async fn my_place(seats: &DynamoSeats, req: Request) -> Result<Response, ApiError> {
+    let user = req.user()?;
+    let id = event_id(&req)?;
+    let m = seating::Seats::membership(seats, &user.id, &id)
+        .await?
+        .ok_or(seating::JoinError::NotJoined)?;
+    let position = match (m.state, m.ticket) {
+        (State::Waitlisted, Some(t)) => Some(seats.position(&id, t).await?),
+        _ => None,
+    };
+    let view = JoinView {
+        event_id: id,
+        user_id: m.user_id,
+        state: m.state,
+        position,
+        at: m.at,
+    };
+    json(StatusCode::OK, &view)
+}
+
 // ------------------------------------------------------------------ attendees
 
 /// One attendee.

@@ -4,7 +4,8 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::api::join, crate::api::leave, crate::api::attendees, crate::api::my_joins),
+    paths(crate::api::join, crate::api::leave, crate::api::my_place, crate::api::attendees,
+        crate::api::my_joins),
     components(schemas(
         seating::rules::JoinView, seating::rules::LeaveView, crate::api::AttendeeView,
         crate::api::AttendeePage, crate::api::MyJoin, crate::api::MyJoinPage,
