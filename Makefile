@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test test-rounds test-fanout contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins
+.PHONY: dev test test-rounds test-fanout contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
@@ -72,6 +72,11 @@ bench:
 ## function), prints a table of transactions per join (docs/performance.md).
 bench-joins:
 	LOCAL_MAX_INSTANCES=32 bash infra/test.sh --test waitlist_rounds -- --ignored --nocapture contention
+
+## Joins/s on ONE event as concurrent writers grow 1, 8, 32, 128, and the same joins spread over
+## 100 events (issue 14's yardstick): its own local stack, 32 instances per function.
+bench-hot:
+	LOCAL_MAX_INSTANCES=32 bash infra/test.sh --test hot -- --ignored --nocapture joins_per_second
 
 ## RS256 token verify/sign and argon2id hash cost per call (release build of one binary).
 bench-auth:
