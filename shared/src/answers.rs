@@ -90,9 +90,10 @@ pub fn add(responses: &mut Responses, problem: ProblemType, note: Option<&str>) 
     r.description.push_str(&line(&problem, note));
 }
 
-/// What a 401 of an operation that changes something means: its transaction checks the
-/// caller's session ([`crate::session::guard`]).
-pub const SESSION_GUARDED: &str = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): checked in the same transaction as the write";
+/// What a 401 of an operation that changes something means: it checks the caller's session
+/// (in its transaction, [`crate::session::guard`], or with one consistent read), so a revoked
+/// one is refused at once.
+pub const SESSION_GUARDED: &str = "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change): a change checks the session at once";
 
 /// What a 400 of a listing means: its cursor.
 pub const BAD_CURSOR: &str = "A tampered, foreign or expired cursor";

@@ -261,6 +261,16 @@ async fn fail_times(s: &MemoryAuth, who: &Email, from: &str, times: usize) {
     }
 }
 
+/// A store in which Ann failed four times from each of `addresses` at [`NOW`].
+async fn four_failures_from(addresses: [&str; 2]) -> (MemoryAuth, Email) {
+    let s = MemoryAuth::default();
+    let ann = email("ann@example.com");
+    for address in addresses {
+        fail_times(&s, &ann, address, 4).await;
+    }
+    (s, ann)
+}
+
 /// Seconds logins of `who` from `from` are locked for at `now`.
 async fn locked(s: &MemoryAuth, who: &Email, from: &str, now: u64) -> u64 {
     locked_for(s, who, from, now).await.unwrap()
@@ -330,12 +340,8 @@ async fn a_lock_runs_out_and_holds_for_every_spelling_of_the_email() {
 
 #[tokio::test]
 async fn failures_a_window_apart_do_not_add_up() {
-    let s = MemoryAuth::default();
-    let ann = email("ann@example.com");
     let (inside, outside) = ("192.0.2.1", "192.0.2.2");
-    for address in [inside, outside] {
-        fail_times(&s, &ann, address, 4).await;
-    }
+    let (s, ann) = four_failures_from([inside, outside]).await;
     let last_second = NOW + LOCKOUT_WINDOW_SECONDS - 1;
     assert_eq!(fail(&s, &ann, inside, last_second).await, 60);
     let next_window = NOW + LOCKOUT_WINDOW_SECONDS;
@@ -346,12 +352,8 @@ async fn failures_a_window_apart_do_not_add_up() {
 
 #[tokio::test]
 async fn a_success_clears_only_that_account_from_that_address() {
-    let s = MemoryAuth::default();
-    let ann = email("ann@example.com");
     let (here, there) = ("192.0.2.1", "192.0.2.2");
-    for address in [here, there] {
-        fail_times(&s, &ann, address, 4).await;
-    }
+    let (s, ann) = four_failures_from([here, there]).await;
     clear_failures(&s, &ann, here).await.unwrap();
     assert_eq!(fail(&s, &ann, here, NOW).await, 0);
     assert_eq!(s.lockout(&lockout_key(&ann, here)).unwrap().failures, 1);

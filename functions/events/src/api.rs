@@ -11,7 +11,6 @@ use shared::ApiError;
 use shared::auth::Role;
 use shared::http::{Request, RequestParts, Response, json};
 use shared::idempotency::Claim;
-use shared::outbox::OutboxMessage;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
@@ -24,7 +23,7 @@ use shared::ddb::{Retry, TxError};
 
 use crate::error::EventError;
 use crate::store::{Store, Unavailable};
-use crate::text;
+use crate::{rules, text};
 
 /// Ids per batch request.
 pub const MAX_BATCH: usize = 100;
@@ -89,7 +88,6 @@ const KEPT_CHANGING: &str = "The event kept changing for the whole time budget, 
 shared::error_answers!(
     /// What creating an event answers besides the event.
     CreateErrors:
-    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
     FORBIDDEN => "Not an organizer or admin",
     EVENT_CONFLICT => "A new id collided with an existing event (nothing was written): retry",
 );
@@ -172,20 +170,25 @@ pub async fn get(events: &Events, req: Request) -> Result<Response, ApiError> {
 
 // ------------------------------------------------------------------ update / cancel
 
+/// Whether `caller` may change `e`: its organizer or an admin.
+fn may_change(e: &Event, caller: &shared::auth::User) -> Result<(), EventError> {
+    if e.owner_id != caller.id && !caller.roles.contains(&Role::Admin) {
+        return Err(EventError::NotOwner);
+    }
+    Ok(())
+}
+
 /// Reads the event a caller may change: it exists, the caller owns it or is admin.
 async fn editable(events: &Events, req: &Request, id: &str) -> Result<Event, ApiError> {
     let caller = req.user()?;
     let e = events.store.get(id).await?.ok_or_else(|| not_found(id))?;
-    if e.owner_id != caller.id && !caller.roles.contains(&Role::Admin) {
-        return Err(EventError::NotOwner.into());
-    }
+    may_change(&e, caller)?;
     Ok(e)
 }
 
 shared::error_answers!(
     /// What changing an event answers besides the new version.
     UpdateErrors:
-    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
     FORBIDDEN => "Not the owner or an admin",
     EVENT_CONFLICT => "Cancelled, or capacity below the seats taken",
     STALE_ETAG,
@@ -211,49 +214,14 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
         .and_then(etag_version)
         .ok_or(EventError::BadIfMatch)?;
     let patch: EventPatch = req.json_body()?;
-    let mut current = editable(events, &req, &id).await?;
-    // Joins and leaves change the event's counts and message numbers, not its version: a
-    // transaction they beat is tried again on the fresh counts while the version still matches.
-    let mut retry = Retry::for_request("UpdateEvent", &req);
+    let current = editable(events, &req, &id).await?;
     let now = now();
-    let next = loop {
-        if current.version != if_match {
-            return Err(EventError::Stale(current.etag()).into());
-        }
-        if current.status == Status::Cancelled {
-            return Err(EventError::Cancelled.into());
-        }
-        let data = patch.apply(&current.data, now)?;
-        if data.capacity < current.joined {
-            return Err(EventError::CapacityBelowSeats {
-                capacity: data.capacity,
-                joined: current.joined,
-            }
-            .into());
-        }
-        let next = Event {
-            data,
-            version: current.version + 1,
-            updated_at: utc(now),
-            ..current.clone()
-        };
-        let messages: Vec<OutboxMessage> = changed_message(&current, &next).into_iter().collect();
-        let extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
-        match events
-            .store
-            .replace(&current, &next, &messages, extra)
-            .await
-        {
-            Ok(()) => break next,
-            Err(TxError::Cancelled(_) | TxError::Conflict) => {
-                if !retry.wait().await {
-                    return Err(EventError::KeptChanging.into());
-                }
-                current = events.store.get(&id).await?.ok_or_else(|| not_found(&id))?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+    let user = req.user()?;
+    let tail = || Ok(vec![shared::session::guard(&events.store.table, user)?]);
+    let retry = Retry::for_request("UpdateEvent", &req);
+    let apply = |d: &crate::model::EventData| patch.apply(d, now);
+    let (current, next) =
+        rules::change(&events.store, current, if_match, apply, now, retry, tail).await?;
     metrics::counter!("EventsUpdated").increment(1);
     audit("event.updated", &next, &req.user()?.id);
     // The change is committed: promotion is best effort from here (a failure is logged, not
@@ -280,7 +248,6 @@ pub async fn update(events: &Events, req: Request) -> Result<Response, ApiError>
 shared::error_answers!(
     /// What cancelling an event answers besides the cancelled event.
     CancelErrors:
-    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
     FORBIDDEN => "Not the owner or an admin",
     SERVICE_UNAVAILABLE => KEPT_CHANGING,
 );
@@ -293,79 +260,19 @@ shared::error_answers!(
     ))]
 pub async fn cancel(events: &Events, req: Request) -> Result<Response, ApiError> {
     let id = event_id(&req)?;
-    let mut retry = Retry::for_request("CancelEvent", &req).pacing(
+    let retry = Retry::for_request("CancelEvent", &req).pacing(
         std::time::Duration::from_millis(10),
         std::time::Duration::from_millis(200),
     );
-    loop {
-        let current = editable(events, &req, &id).await?;
-        if current.status == Status::Cancelled {
-            return event_response(StatusCode::OK, &current);
-        }
-        let next = Event {
-            status: Status::Cancelled,
-            version: current.version + 1,
-            updated_at: utc(now()),
-            data: crate::model::EventData {
-                // The capacity condition must hold whatever was joined meanwhile.
-                capacity: current.data.capacity.max(current.joined),
-                ..current.data.clone()
-            },
-            ..current.clone()
-        };
-        let message = OutboxMessage::new(
-            "event.cancelled",
-            &next.id,
-            Vec::new(),
-            format!("\"{}\" was cancelled", next.data.title),
-            serde_json::json!({ "event_id": next.id, "fanout": "attendees" }),
-        );
-        let extra = vec![shared::session::guard(&events.store.table, req.user()?)?];
-        match events
-            .store
-            .replace(&current, &next, &[message], extra)
-            .await
-        {
-            Ok(()) => {
-                metrics::counter!("EventsCancelled").increment(1);
-                audit("event.cancelled", &next, &req.user()?.id);
-                return event_response(StatusCode::OK, &next);
-            }
-            // Changed meanwhile, or DynamoDB conflicted: read again after a jittered pause.
-            Err(TxError::Cancelled(_) | TxError::Conflict) => {
-                if !retry.wait().await {
-                    return Err(EventError::KeptChanging.into());
-                }
-            }
-            Err(err) => return Err(err.into()),
-        }
+    let user = req.user()?;
+    let tail = || Ok(vec![shared::session::guard(&events.store.table, user)?]);
+    let allowed = |e: &Event| may_change(e, user);
+    let (event, cancelled) = rules::cancel(&events.store, &id, allowed, now, retry, tail).await?;
+    if cancelled {
+        metrics::counter!("EventsCancelled").increment(1);
+        audit("event.cancelled", &event, &user.id);
     }
-}
-
-/// The message telling the attendees what changed, when something they plan around did.
-fn changed_message(old: &Event, new: &Event) -> Option<OutboxMessage> {
-    let (o, n) = (&old.data, &new.data);
-    let mut changed = Vec::new();
-    if o.title != n.title {
-        changed.push("title");
-    }
-    if o.starts_at != n.starts_at || o.ends_at != n.ends_at {
-        changed.push("time");
-    }
-    if o.venue != n.venue || o.city != n.city {
-        changed.push("place");
-    }
-    if changed.is_empty() {
-        return None;
-    }
-    Some(OutboxMessage::new(
-        "event.changed",
-        &new.id,
-        Vec::new(),
-        format!("\"{}\" changed: {}", n.title, changed.join(", ")),
-        serde_json::json!({ "event_id": new.id, "fanout": "attendees", "changed": changed,
-            "starts_at": utc(n.starts_at), "venue": n.venue }),
-    ))
+    event_response(StatusCode::OK, &event)
 }
 
 // ------------------------------------------------------------------ list and search

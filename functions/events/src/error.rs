@@ -34,6 +34,13 @@ pub enum EventError {
     /// DynamoDB kept keys unprocessed past the time budget.
     #[error("the event store is busy; retry")]
     StoreBusy,
+    /// Fields of a change that are not acceptable (each named).
+    #[error("invalid fields")]
+    Invalid(ApiError),
+    /// The store refused the transaction for a reason the rules do not retry (a revoked
+    /// session, a failure).
+    #[error("the store refused the change")]
+    Store(shared::ddb::TxError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -59,6 +66,8 @@ impl From<EventError> for ApiError {
             EventError::KeptChanging | EventError::StoreBusy => {
                 ApiError::service_unavailable(detail)
             }
+            EventError::Invalid(e) => e,
+            EventError::Store(e) => e.into(),
             EventError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -91,6 +100,14 @@ mod tests {
             (EventError::BadIfMatch, problems::BAD_REQUEST),
             (EventError::KeptChanging, problems::SERVICE_UNAVAILABLE),
             (EventError::StoreBusy, problems::SERVICE_UNAVAILABLE),
+            (
+                EventError::Invalid(ApiError::validation("title", "too long")),
+                problems::VALIDATION,
+            ),
+            (
+                EventError::Store(shared::ddb::TxError::SessionRevoked),
+                problems::UNAUTHORIZED,
+            ),
             (
                 EventError::Unexpected(anyhow::anyhow!("boom")),
                 problems::INTERNAL,

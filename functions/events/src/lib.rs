@@ -6,5 +6,6 @@ pub mod error;
 pub use shared::cursor;
 pub mod model;
 pub mod openapi;
+pub mod rules;
 pub mod store;
 pub mod text;

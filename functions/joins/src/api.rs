@@ -156,7 +156,6 @@ async fn transition<T: Transition>(joins: &Joins, req: Request) -> Result<Respon
 shared::error_answers!(
     /// What a join answers besides its seat.
     JoinErrors:
-    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
     ALREADY_JOINED,
     EVENT_NOT_JOINABLE,
     SERVICE_UNAVAILABLE => CONTENTION,
@@ -179,7 +178,6 @@ pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
 shared::error_answers!(
     /// What a leave answers besides its outcome.
     LeaveErrors:
-    UNAUTHORIZED => shared::answers::SESSION_GUARDED,
     NOT_JOINED,
     EVENT_NOT_JOINABLE,
     SERVICE_UNAVAILABLE => CONTENTION,

@@ -200,7 +200,6 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
 shared::error_answers!(
     /// What marking notifications read answers besides the mark.
     MarkReadErrors:
-    UNAUTHORIZED => "Missing or invalid token, or its session was revoked (logout, refresh reuse, a role or MFA change)",
     VALIDATION => "`up_to` is not a notification id",
 );
 

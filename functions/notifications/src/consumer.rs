@@ -266,32 +266,6 @@ impl DeadLetters for FifoQueue {
     }
 }
 
-/// The consumer's two queues: the DLQ and the outbox queue (for continuations).
-pub struct Queues<'a> {
-    pub dead: &'a FifoQueue,
-    pub outbox: &'a FifoQueue,
-}
-
-impl DeadLetters for Queues<'_> {
-    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
-        self.dead.dead_letter(record, reason).await
-    }
-}
-
-impl Continuations for Queues<'_> {
-    async fn continue_fanout(
-        &self,
-        message: &OutboxMessage,
-        after: &str,
-        chunk: u64,
-        trace: Option<&str>,
-    ) -> anyhow::Result<()> {
-        self.outbox
-            .continue_fanout(message, after, chunk, trace)
-            .await
-    }
-}
-
 /// The types that notify someone; other types are processed without an inbox item.
 pub const NOTIFYING: [&str; 5] = [
     "join.created",
@@ -340,11 +314,8 @@ impl Consumer {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
-        let queues = Queues {
-            dead: &self.dead,
-            outbox: &self.outbox,
-        };
-        Ok(consume(&self.inbox, &queues, self.max_receives, event).await)
+        let queues = (&self.dead, &self.outbox);
+        Ok(consume(&self.inbox, queues, self.max_receives, event).await)
     }
 }
 
@@ -356,7 +327,7 @@ impl Consumer {
 /// (AWS's rule for FIFO partial batch responses). Other groups go on.
 pub async fn consume(
     inbox: &impl Inbox,
-    queues: &(impl DeadLetters + Continuations),
+    (dead, continuations): (&impl DeadLetters, &impl Continuations),
     max_receives: u32,
     event: SqsEvent,
 ) -> SqsBatchResponse {
@@ -377,9 +348,9 @@ pub async fn consume(
             .get("ApproximateReceiveCount")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        let failed = match consume_one(inbox, queues, &record).await {
+        let failed = match consume_one(inbox, continuations, &record).await {
             Ok(()) => false,
-            Err(Failure::Malformed(reason)) => match queues.dead_letter(&record, &reason).await {
+            Err(Failure::Malformed(reason)) => match dead.dead_letter(&record, &reason).await {
                 Ok(()) => {
                     metrics::counter!("OutboxDead", "reason" => "malformed").increment(1);
                     tracing::error!(message_id = %id, reason = %reason, "malformed message sent to the DLQ");

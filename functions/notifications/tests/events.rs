@@ -413,7 +413,7 @@ async fn a_failure_after_reordering_reports_the_earliest_unpublished_record() {
 async fn the_consumer_delivers_once_even_when_the_message_is_redelivered() {
     let (inbox, dlq) = (MemoryInbox::default(), MemoryDlq::default());
     for _ in 0..2 {
-        let response = consume(&inbox, &dlq, 5, sqs_event()).await;
+        let response = consume(&inbox, (&dlq, &dlq), 5, sqs_event()).await;
         assert!(response.batch_item_failures.is_empty());
     }
     let items = inbox.items.lock().unwrap();
@@ -432,7 +432,7 @@ async fn a_malformed_message_goes_to_the_dlq_at_once_and_the_rest_of_the_batch_i
     bad.body = Some("{not json".into());
     event.records.insert(0, bad);
     let (inbox, dlq) = (MemoryInbox::default(), MemoryDlq::default());
-    let response = consume(&inbox, &dlq, 5, event).await;
+    let response = consume(&inbox, (&dlq, &dlq), 5, event).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "a malformed message is not retried"
@@ -456,7 +456,7 @@ async fn a_failed_message_holds_back_the_rest_of_its_group_and_only_its_group() 
     };
     let dlq = MemoryDlq::default();
     // One event's messages (one message group): m-1 fails, so m-2..m-4 must wait for it.
-    let response = consume(&inbox, &dlq, 5, batch(5)).await;
+    let response = consume(&inbox, (&dlq, &dlq), 5, batch(5)).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -485,7 +485,7 @@ async fn a_failed_message_holds_back_the_rest_of_its_group_and_only_its_group() 
         failing_users: HashSet::from(["usr_1".to_owned(), "usr_3".to_owned()]),
         ..Default::default()
     };
-    let response = consume(&inbox, &dlq, 5, event).await;
+    let response = consume(&inbox, (&dlq, &dlq), 5, event).await;
     let mut failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -514,7 +514,7 @@ async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_
     // The process dies during the eighth delivery: the invocation never answers.
     // The invocation is abandoned the moment the "process" stops (no timer involved).
     let answered = tokio::select! {
-        _ = consume(&first, &dlq, 5, batch(6)) => true,
+        _ = consume(&first, (&dlq, &dlq), 5, batch(6)) => true,
         _ = first.stopped.notified() => false,
     };
     assert!(!answered, "the first invocation was cut off");
@@ -525,7 +525,7 @@ async fn a_consumer_stopped_mid_batch_loses_nothing_and_duplicates_nothing_when_
         items: Mutex::new(delivered_before),
         ..Default::default()
     };
-    let response = consume(&second, &dlq, 5, batch(6)).await;
+    let response = consume(&second, (&dlq, &dlq), 5, batch(6)).await;
     assert!(response.batch_item_failures.is_empty());
     let items = second.items.lock().unwrap();
     assert_eq!(items.len(), 12, "6 messages x 2 recipients, each once");
@@ -551,7 +551,13 @@ async fn a_fanout_message_reaches_every_attendee() {
         })
         .to_string(),
     );
-    let response = consume(&inbox, &MemoryDlq::default(), 5, event).await;
+    let response = consume(
+        &inbox,
+        (&MemoryDlq::default(), &MemoryDlq::default()),
+        5,
+        event,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     let mut users: Vec<String> = inbox
         .items
@@ -583,7 +589,7 @@ async fn a_fanout_to_a_large_audience_goes_on_in_bounded_chunks_and_a_retried_ch
         let mut event = sqs_event();
         event.records[0].body = Some(body.clone());
         let before = *inbox.attempts.lock().unwrap();
-        let response = consume(&inbox, &queues, 5, event.clone()).await;
+        let response = consume(&inbox, (&queues, &queues), 5, event.clone()).await;
         assert!(response.batch_item_failures.is_empty());
         invocations += 1;
         let written = *inbox.attempts.lock().unwrap() - before;
@@ -591,7 +597,7 @@ async fn a_fanout_to_a_large_audience_goes_on_in_bounded_chunks_and_a_retried_ch
         if invocations == 2 {
             // The queue delivers this chunk again: the same items, and the same continuation.
             let items = inbox.items.lock().unwrap().len();
-            consume(&inbox, &queues, 5, event).await;
+            consume(&inbox, (&queues, &queues), 5, event).await;
             assert_eq!(inbox.items.lock().unwrap().len(), items);
             let continued = queues.continued.lock().unwrap();
             assert_eq!(
@@ -627,7 +633,7 @@ async fn a_fanout_that_claims_more_chunks_than_any_event_has_goes_to_the_dlq() {
         })
         .to_string(),
     );
-    let response = consume(&inbox, &queues, 5, event).await;
+    let response = consume(&inbox, (&queues, &queues), 5, event).await;
     assert!(response.batch_item_failures.is_empty(), "not retried");
     assert_eq!(queues.dead.lock().unwrap().len(), 1);
     assert!(inbox.items.lock().unwrap().is_empty());

@@ -46,7 +46,7 @@ pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
             .into()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        for op in operations_mut(item) {
+        for (_, op) in operations_mut(item) {
             for param in op.parameters.iter_mut().flatten() {
                 let schema: Option<RefOr<Schema>> = match param.name.as_str() {
                     "id" if path.starts_with("/v1/events/") => {
@@ -93,19 +93,20 @@ pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The operations of a path (the methods this API uses).
+/// The operations of a path (the methods this API uses), each with whether it changes
+/// something (every method but GET).
 fn operations_mut(
     item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+) -> impl Iterator<Item = (bool, &mut utoipa::openapi::path::Operation)> {
     [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.patch,
+        (false, &mut item.get),
+        (true, &mut item.put),
+        (true, &mut item.post),
+        (true, &mut item.delete),
+        (true, &mut item.patch),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(changes, op)| op.as_mut().map(|op| (changes, op)))
 }
 
 /// Routes without the rate limiter, authentication or a body: they answer what they declare.
@@ -120,7 +121,7 @@ const OPEN_ROUTES: [&str; 4] = [
 /// shape, beside those it declares itself ([`shared::error_answers!`]): a body → 400
 /// (unparsable JSON), 413, 415, 422; query parameters → 400 (a bad cursor), 422; path
 /// parameters or an Idempotency-Key header → 400 (malformed); a path id → 404; a bearer token →
-/// 401; an Idempotency-Key → 409 (in flight) and 422 (reused); every rate-limited route → 429
+/// 401 (on a change, its note says the session is checked); an Idempotency-Key → 409 (in flight) and 422 (reused); every rate-limited route → 429
 /// and 503 (both with `Retry-After`). Both kinds are built by [`shared::answers::add`], one
 /// answer per status naming each of its problem types.
 pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
@@ -130,7 +131,7 @@ pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
         if OPEN_ROUTES.contains(&path.as_str()) {
             continue;
         }
-        for op in operations_mut(item) {
+        for (changes, op) in operations_mut(item) {
             let params = op.parameters.as_deref().unwrap_or_default();
             let has = |place: ParameterIn| {
                 params.iter().any(|x| {
@@ -157,7 +158,14 @@ pub fn complete_errors(doc: &mut utoipa::openapi::OpenApi) {
             if in_path {
                 add.push(p::NOT_FOUND);
             }
-            if secured {
+            // A secured change checks the caller's session, not only the token.
+            if secured && changes {
+                shared::answers::add(
+                    &mut op.responses.responses,
+                    p::UNAUTHORIZED,
+                    Some(shared::answers::SESSION_GUARDED),
+                );
+            } else if secured {
                 add.push(p::UNAUTHORIZED);
             }
             add.extend([p::RATE_LIMITED, p::SERVICE_UNAVAILABLE]);
