@@ -189,7 +189,8 @@ def create_resources(template, resolver, endpoint, visibility_timeout=None):
             props = res.get("Properties", {})
             try:
                 attrs = {}
-                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "DeduplicationScope",
+                            "FifoThroughputLimit"):
                     if key in props:
                         attrs[key] = str(props[key])
                 if visibility_timeout is not None and "VisibilityTimeout" in attrs:

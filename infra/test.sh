@@ -25,7 +25,7 @@ trap cleanup EXIT
 # On the first gateway keys are re-read from Secrets Manager every second, so the signing
 # functions use a new key right after a rotation test rotates it. The second gateway keeps the
 # deployed TTL (300 s): a freshly rotated key must reach its warm verifiers without waiting it out.
-stack_env=(--env SECRETS_CACHE_TTL_SECONDS=1)
+stack_env=(--env "SECRETS_CACHE_TTL_SECONDS=${SECRETS_CACHE_TTL_SECONDS:-1}")
 # The contract run's address (infra/contract/hooks.py) is an internal caller: its thousands of
 # generated requests test the operations, not the rate limiter (the e2e tests do that).
 stack_env+=(--env RATE_LIMIT_ALLOWLIST=127.0.0.88)

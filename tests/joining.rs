@@ -41,8 +41,18 @@ pub fn key() -> String {
 }
 
 pub async fn create_event(api: &Api, organizer: &Caller, capacity: u32) -> String {
+    create_event_with(api, organizer, event_body("Joins", capacity)).await
+}
+
+/// A hot event (decision 0012): its joins go through the ordered intake.
+pub async fn create_hot_event(api: &Api, organizer: &Caller, capacity: u32) -> String {
+    let mut body = event_body("Hot joins", capacity);
+    body["hot"] = json!(true);
+    create_event_with(api, organizer, body).await
+}
+
+async fn create_event_with(api: &Api, organizer: &Caller, body: Value) -> String {
     let k = key();
-    let body = event_body("Joins", capacity);
     let r = api
         .call(Some(organizer), |r| {
             r.post("/v1/events")
@@ -62,6 +72,29 @@ pub async fn join(api: &Api, caller: &Caller, event: &str, key: &str) -> Reply {
             .header("Idempotency-Key", key)
     })
     .await
+}
+
+/// The most a client resends a pending join ([`join_settled`]).
+const MAX_PENDING_SENDS: usize = 200;
+
+/// Joins `event` with `key` as a client of a hot event does: while the answer is 202
+/// `pending`, it waits the answer's Retry-After and resends the same key, which answers the
+/// outcome once the event's queue reached it. Returns the settled answer and how many sends
+/// were pending.
+pub async fn join_settled(api: &Api, caller: &Caller, event: &str, key: &str) -> (Reply, usize) {
+    for pending in 0..MAX_PENDING_SENDS {
+        let r = join(api, caller, event, key).await;
+        if !(r.status == StatusCode::ACCEPTED && s(&r.body, "state") == "pending") {
+            return (r, pending);
+        }
+        assert_eq!(
+            r.headers["location"].to_str().unwrap(),
+            format!("/v1/events/{event}/join")
+        );
+        let after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        tokio::time::sleep(Duration::from_secs(after)).await;
+    }
+    panic!("a join stayed pending for {MAX_PENDING_SENDS} sends");
 }
 
 pub async fn leave(api: &Api, caller: &Caller, event: &str, trace: Option<&str>) -> Reply {

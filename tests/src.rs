@@ -17,6 +17,8 @@ pub struct Stack {
     pub aws_endpoint_url: String,
     pub log_dir: PathBuf,
     pub env: serde_json::Map<String, serde_json::Value>,
+    /// The template's resources as created (logical id → table name, queue URL, secret ARN).
+    pub refs: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Stack {
@@ -50,7 +52,19 @@ impl Stack {
             aws_endpoint_url: v["aws_endpoint_url"].as_str().unwrap().to_owned(),
             log_dir: PathBuf::from(v["log_dir"].as_str().unwrap()),
             env: v["env"].as_object().unwrap().clone(),
+            refs: v["resources"]["refs"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         }
+    }
+
+    /// The resource `logical_id` of the template as created (a queue's URL, a table's name).
+    pub fn resource(&self, logical_id: &str) -> String {
+        self.refs[logical_id]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// An HTTP client whose requests come from `ip` (any 127.x.y.z address reaches the loopback

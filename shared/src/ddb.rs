@@ -235,8 +235,26 @@ pub async fn transact(
     ddb: &aws_sdk_dynamodb::Client,
     items: Vec<TransactWriteItem>,
 ) -> Result<(), TxError> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
     let guards: Vec<bool> = items.iter().map(crate::session::is_guard).collect();
+    send_transaction(ddb, items, &guards).await
+}
+
+/// [`transact`] for a transaction of many callers' items (a batch): a failed session guard is
+/// reported like any other failed condition, per item ([`TxError::Cancelled`]), never as
+/// [`TxError::SessionRevoked`], so that the caller can drop the one request it belongs to.
+pub async fn transact_itemwise(
+    ddb: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<(), TxError> {
+    send_transaction(ddb, items, &[]).await
+}
+
+async fn send_transaction(
+    ddb: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+    guards: &[bool],
+) -> Result<(), TxError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
     match ddb
         .transact_write_items()
         .set_transact_items(Some(items))
@@ -251,7 +269,7 @@ pub async fn transact(
                     .iter()
                     .map(|r| (r.code().map(str::to_owned), r.item().cloned()))
                     .collect();
-                match classify(reasons, &guards) {
+                match classify(reasons, guards) {
                     // Keep the SDK error (its display is what is_transient and the logs read).
                     TxError::Other(_) => Err(TxError::Other(err.into())),
                     other => Err(other),
@@ -416,6 +434,48 @@ pub async fn query_all(
 }
 
 // ------------------------------------------------------------------ single reads
+
+/// The items at `keys` (at most 100) of `table`, read consistently with BatchGetItem; keys
+/// DynamoDB leaves unprocessed (throttling) are asked again while `retry` allows, counted in
+/// `BatchUnprocessedRetries`. `None` when it ran out: never a silent partial answer.
+pub async fn batch_get_consistent(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    retry: &mut Retry,
+) -> anyhow::Result<Option<Vec<Item>>> {
+    let mut found = Vec::new();
+    if keys.is_empty() {
+        return Ok(Some(found));
+    }
+    let mut keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(true)
+        .build()?;
+    loop {
+        let out = ddb
+            .batch_get_item()
+            .request_items(table, keys.clone())
+            .send()
+            .await?;
+        found.extend(
+            out.responses
+                .unwrap_or_default()
+                .remove(table)
+                .unwrap_or_default(),
+        );
+        match out.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+            Some(rest) if !rest.keys().is_empty() => {
+                metrics::counter!("BatchUnprocessedRetries").increment(1);
+                if !retry.wait().await {
+                    return Ok(None);
+                }
+                keys = rest;
+            }
+            _ => return Ok(Some(found)),
+        }
+    }
+}
 
 /// The item at `key` in `table`, read strongly consistently (one GetItem); `None` when there
 /// is none.

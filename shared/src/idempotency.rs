@@ -122,38 +122,92 @@ impl Claim {
     }
 
     fn completed_item(&self, response: &Response) -> anyhow::Result<Item> {
-        let mut headers = BTreeMap::new();
-        for name in KEPT_HEADERS {
-            if let Some(v) = response.headers().get(&name) {
-                headers.insert(name.as_str().to_owned(), v.to_str()?.to_owned());
-            }
-        }
-        let body = match response.body() {
-            Body::Empty => String::new(),
-            Body::Text(t) => t.clone(),
-            Body::Binary(b) => String::from_utf8(b.clone())?,
-            _ => String::new(),
-        };
-        let now = now();
-        Ok(HashMap::from([
-            ("pk".into(), s(&self.pk)),
-            ("sk".into(), s("IDEM")),
-            ("type".into(), s("idempotency")),
-            ("status".into(), s("completed")),
-            ("token".into(), s(&self.token)),
-            ("fingerprint".into(), s(&self.fingerprint)),
-            ("expires_at".into(), n(now + COMPLETED_SECONDS)),
-            (
-                "response_status".into(),
-                n(response.status().as_u16() as i64),
-            ),
-            (
-                "response_headers".into(),
-                s(serde_json::to_string(&headers)?),
-            ),
-            ("response_body".into(), s(body)),
-        ]))
+        completed_item(&self.pk, &self.token, &self.fingerprint, response)
     }
+}
+
+/// The completed record of key `pk` holding `response`.
+fn completed_item(
+    pk: &str,
+    token: &str,
+    fingerprint: &str,
+    response: &Response,
+) -> anyhow::Result<Item> {
+    let mut headers = BTreeMap::new();
+    for name in KEPT_HEADERS {
+        if let Some(v) = response.headers().get(&name) {
+            headers.insert(name.as_str().to_owned(), v.to_str()?.to_owned());
+        }
+    }
+    let body = match response.body() {
+        Body::Empty => String::new(),
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8(b.clone())?,
+        _ => String::new(),
+    };
+    let now = now();
+    Ok(HashMap::from([
+        ("pk".into(), s(pk)),
+        ("sk".into(), s("IDEM")),
+        ("type".into(), s("idempotency")),
+        ("status".into(), s("completed")),
+        ("token".into(), s(token)),
+        ("fingerprint".into(), s(fingerprint)),
+        ("expires_at".into(), n(now + COMPLETED_SECONDS)),
+        (
+            "response_status".into(),
+            n(response.status().as_u16() as i64),
+        ),
+        (
+            "response_headers".into(),
+            s(serde_json::to_string(&headers)?),
+        ),
+        ("response_body".into(), s(body)),
+    ]))
+}
+
+/// A request's key, for a path where another function decides and records the outcome later
+/// (a hot event's join: the intake writer). It carries no request field: the record's key and
+/// the request's keyed fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRef {
+    pub pk: String,
+    pub fingerprint: String,
+}
+
+impl KeyRef {
+    /// The key of its record.
+    pub fn record_key(&self) -> Item {
+        HashMap::from([("pk".into(), s(&self.pk)), ("sk".into(), s("IDEM"))])
+    }
+    /// A digest of the key, fit for an SQS deduplication id (at most 128 characters).
+    pub fn dedup_id(&self) -> &str {
+        self.pk.trim_start_matches("IDEM#")
+    }
+}
+
+/// The put of `key`'s completed record holding `response`, in the transaction that makes the
+/// outcome: only if the key has no live record (a repeat delivery of the request, or another
+/// attempt that answered first, fails this item and so the transaction).
+pub fn record_put(
+    table: &str,
+    key: &KeyRef,
+    response: &Response,
+) -> anyhow::Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(completed_item(
+            &key.pk,
+            "intake",
+            &key.fingerprint,
+            response,
+        )?))
+        .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+        .expression_attribute_values(":now", n(now()))
+        .build()?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .put(put)
+        .build())
 }
 
 /// The route template of the request (`POST /v1/events/{id}/join`), or method and path.
@@ -274,28 +328,7 @@ impl Idempotency {
             }
             return handler(req, None).await;
         };
-        let caller = req
-            .user()
-            .map(|u| u.id.clone())
-            .unwrap_or_else(|_| "anonymous".into());
-        let route = route(&req);
-        let pk = format!(
-            "IDEM#{}",
-            digest(&[caller.as_bytes(), route.as_bytes(), key.as_bytes()])
-        );
-        let secret = self.key.as_ref().ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!(
-                "missing configuration: IDEMPOTENCY_KEY_SECRET_ID (this function has an idempotent route)"
-            ))
-        })?;
-        let fingerprint = fingerprint(
-            &secret.get().await?,
-            &[
-                req.method().as_str().as_bytes(),
-                req.uri().path().as_bytes(),
-                req.body().as_ref(),
-            ],
-        );
+        let KeyRef { pk, fingerprint } = self.identify(&req, &key).await?;
         let now = now();
         let in_flight_until = req
             .lambda_context_ref()
@@ -374,6 +407,71 @@ impl Idempotency {
                 self.release(&claim).await;
                 Err(e)
             }
+        }
+    }
+
+    /// The record's key and the request's fingerprint for `key`.
+    async fn identify(&self, req: &Request, key: &str) -> Result<KeyRef, ApiError> {
+        let caller = req
+            .user()
+            .map(|u| u.id.clone())
+            .unwrap_or_else(|_| "anonymous".into());
+        let route = route(req);
+        let pk = format!(
+            "IDEM#{}",
+            digest(&[caller.as_bytes(), route.as_bytes(), key.as_bytes()])
+        );
+        let secret = self.key.as_ref().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "missing configuration: IDEMPOTENCY_KEY_SECRET_ID (this function has an idempotent route)"
+            ))
+        })?;
+        let fingerprint = fingerprint(
+            &secret.get().await?,
+            &[
+                req.method().as_str().as_bytes(),
+                req.uri().path().as_bytes(),
+                req.body().as_ref(),
+            ],
+        );
+        Ok(KeyRef { pk, fingerprint })
+    }
+
+    /// The request's key (required: 400 without one), for a path that records its outcome
+    /// later ([`record_put`]).
+    pub async fn key_ref(&self, req: &Request) -> Result<KeyRef, ApiError> {
+        let key = key_of(req)?.ok_or_else(missing_key)?;
+        self.identify(req, &key).await
+    }
+
+    /// What `key` already answered, read consistently: `None` while it has no live record;
+    /// the stored answer (marked replayed) when completed; 422 when the key was used with
+    /// another request; 409 while another attempt holds it.
+    pub async fn answered(&self, key: &KeyRef) -> Result<Option<Response>, ApiError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.record_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+        self.answer_of(key, out.item)
+    }
+
+    /// [`Idempotency::answered`] of a record read by the caller (`None`: no item).
+    pub fn answer_of(
+        &self,
+        key: &KeyRef,
+        record: Option<Item>,
+    ) -> Result<Option<Response>, ApiError> {
+        let now = now();
+        match record {
+            Some(old) if crate::ddb::get_n(&old, "expires_at").is_some_and(|e| e as i64 >= now) => {
+                self.repeat(&old, &[&key.fingerprint], now).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 

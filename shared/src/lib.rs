@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod outbox;
 pub mod problem;
+pub mod queue;
 pub mod ratelimit;
 pub mod redact;
 pub mod runtime;

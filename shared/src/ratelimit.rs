@@ -2,9 +2,10 @@
 //!
 //! One item per (scope, subject): `pk = RATE#<scope>#<subject>`, `sk = RATE`, holding the start
 //! of the current one-minute window and the count in it. A request is one conditional update:
-//! "add one if the window is current and under the limit". When the condition fails, the item
-//! it returns says why: over the limit (refuse, with the time left), or the window is over
-//! (start a new one, itself conditional, so two instances cannot both reset it). Windows expire
+//! "add one if the window is current and under the limit, or open the window if there is none".
+//! When the condition fails, the item it returns says why: over the limit (refuse, with the
+//! time left), or the window is over (start a new one, itself conditional, so two instances
+//! cannot both reset it: the one case that costs a second write). Windows expire
 //! by TTL (`expires_at`), and expiry is checked in code, not left to TTL.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,10 +88,18 @@ impl RateLimiter {
                 .table_name(&self.table)
                 .key("pk", AttributeValue::S(pk.clone()))
                 .key("sk", AttributeValue::S("RATE".into()))
-                .update_expression("ADD #count :one")
-                .condition_expression("window_start > :cutoff AND #count < :limit")
+                // A subject's first request opens its window in the same request (one write,
+                // not two): the item is created with the window starting now.
+                .update_expression(
+                    "SET window_start = if_not_exists(window_start, :now), expires_at = if_not_exists(expires_at, :exp) ADD #count :one",
+                )
+                .condition_expression(
+                    "attribute_not_exists(window_start) OR (window_start > :cutoff AND #count < :limit)",
+                )
                 .expression_attribute_names("#count", "count")
                 .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":exp", n((now + 2 * window_ms) / 1000))
                 .expression_attribute_values(":cutoff", n(cutoff))
                 .expression_attribute_values(":limit", n(rule.limit as u64))
                 .return_values(ReturnValue::AllNew)

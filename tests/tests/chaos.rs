@@ -10,7 +10,9 @@ use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 
 use e2e::client::{RENEWALS, REQUESTS, RESENDS, SERVER_ERRORS};
-use e2e::joining::{attendees, create_event, get_event, join, key, leave};
+use e2e::joining::{
+    attendees, create_event, create_hot_event, get_event, join, join_settled, key, leave,
+};
 use e2e::{Api, Caller, PATIENCE, Stack};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -274,6 +276,85 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         SERVER_ERRORS.load(Ordering::Relaxed)
     );
     assert!(injected > 0, "the plan injected faults: {report}");
+    assert_eq!(
+        SERVER_ERRORS.load(Ordering::Relaxed),
+        0,
+        "no 500, no 503 without Retry-After"
+    );
+}
+
+/// A hot event on the same bad day: its joins queue (SQS faults on the send), its writer's
+/// batches fail and return to the queue (DynamoDB faults on the admission), and still every key
+/// answers one outcome, the waitlist is numbered without gaps, nothing is admitted twice and
+/// nothing reaches the intake DLQ.
+#[tokio::test]
+async fn a_hot_events_intake_survives_conflicts_throttling_errors_and_latency() {
+    let stack = Stack::get();
+    let minter = stack.token_minter().await;
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let users = minter.users(60, &[Role::Attendee]).await;
+    let apis: Vec<Api> = (0..6u8)
+        .map(|i| Api::new(&stack, [127, 0, 9, 11 + i]))
+        .collect();
+    let api = &apis[0];
+    let event = create_hot_event(api, &organizer, 15).await;
+
+    let _serial = PLAN_LOCK.lock().await;
+    let _on = FaultsOn(stack.aws_endpoint_url.clone());
+    let set = faults(&stack.aws_endpoint_url, PLAN);
+    assert_eq!(set["plan"]["seed"], 12, "{set}");
+    let keys: Vec<String> = users.iter().map(|_| key()).collect();
+    let answers =
+        futures_util::future::join_all(users.iter().zip(&keys).enumerate().map(|(i, (u, k))| {
+            let (api, event) = (apis[i % apis.len()].clone(), event.clone());
+            async move { join_settled(&api, u, &event, k).await.0 }
+        }))
+        .await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|r| r.status).collect();
+    let counts = status_counts(&statuses);
+    assert_eq!(counts.get(&201), Some(&15), "{counts:?}");
+    assert_eq!(counts.get(&202), Some(&45), "{counts:?}");
+    let mut positions: Vec<u64> = answers
+        .iter()
+        .filter_map(|r| r.body["position"].as_u64())
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(
+        positions,
+        (1..=45).collect::<Vec<_>>(),
+        "a waitlist without gaps"
+    );
+    for (i, (u, k)) in users.iter().zip(&keys).enumerate().take(20) {
+        let again = join(&apis[i % apis.len()], u, &event, k).await;
+        assert_eq!(again.status, answers[i].status, "{}", again.body);
+        assert_eq!(again.body, answers[i].body);
+    }
+    let after = get_event(api, &organizer, &event).await;
+    assert_eq!(
+        (after["joined"].as_u64(), after["waitlisted"].as_u64()),
+        (Some(15), Some(45)),
+        "{after}"
+    );
+    assert_eq!(
+        attendees(api, &organizer, &event).await.len(),
+        60,
+        "one place per user"
+    );
+    drop(_on);
+    messages_numbered_in_commit_order(&stack, &event, &users).await;
+    let sqs = stack.sqs().await;
+    let dead = sqs
+        .get_queue_attributes()
+        .queue_url(stack.resource("JoinIntakeDLQ"))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.attributes().and_then(|a| a.values().next().cloned()),
+        Some("0".to_owned()),
+        "nothing in the intake DLQ"
+    );
     assert_eq!(
         SERVER_ERRORS.load(Ordering::Relaxed),
         0,

@@ -437,6 +437,7 @@ fn seeded(city: &str, owner: &str, i: usize) -> Event {
         starts_at: starts,
         ends_at: starts + Duration::hours(2),
         capacity: 10,
+        hot: false,
     };
     Event::new(id, owner.into(), data, now)
 }

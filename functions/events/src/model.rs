@@ -87,6 +87,10 @@ pub struct NewEvent {
     /// 1 to 100 000.
     #[schema(minimum = 1, maximum = 100000)]
     pub capacity: u32,
+    /// A ticket sale with a rush at one moment: joins go through the event's ordered intake
+    /// queue and are admitted in batches (decision 0012). Default false.
+    #[serde(default)]
+    pub hot: bool,
 }
 
 /// A partial update: only the fields present change.
@@ -112,6 +116,8 @@ pub struct EventPatch {
     /// At least the seats already taken.
     #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<u32>,
+    /// Joins through the ordered intake (decision 0012).
+    pub hot: Option<bool>,
 }
 
 /// The validated fields of an event.
@@ -126,6 +132,8 @@ pub struct EventData {
     pub starts_at: OffsetDateTime,
     pub ends_at: OffsetDateTime,
     pub capacity: u32,
+    /// Joins go through the ordered intake (decision 0012).
+    pub hot: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -173,6 +181,9 @@ pub struct EventView {
     /// UTC, RFC 3339.
     pub ends_at: String,
     pub capacity: u32,
+    /// Joins are admitted through the event's ordered intake: a join may answer 202
+    /// `pending` first (decision 0012).
+    pub hot: bool,
     /// Seats taken.
     pub joined: u32,
     /// People waiting for a seat.
@@ -216,6 +227,7 @@ impl Event {
             starts_at: utc(self.data.starts_at),
             ends_at: utc(self.data.ends_at),
             capacity: self.data.capacity,
+            hot: self.data.hot,
             joined: self.joined,
             waitlisted: self.waitlisted,
             status: self.status,
@@ -332,6 +344,7 @@ impl NewEvent {
                 starts_at: &self.starts_at,
                 ends_at: &self.ends_at,
                 capacity: self.capacity,
+                hot: self.hot,
             },
             now,
             true,
@@ -352,6 +365,7 @@ impl EventPatch {
             && self.starts_at.is_none()
             && self.ends_at.is_none()
             && self.capacity.is_none()
+            && self.hot.is_none()
     }
 
     /// `current` with this patch applied, validated as a whole. A start time must be in the
@@ -371,6 +385,7 @@ impl EventPatch {
                 starts_at: self.starts_at.as_deref().unwrap_or(&starts),
                 ends_at: self.ends_at.as_deref().unwrap_or(&ends),
                 capacity: self.capacity.unwrap_or(current.capacity),
+                hot: self.hot.unwrap_or(current.hot),
             },
             now,
             self.starts_at.is_some(),
@@ -390,6 +405,7 @@ struct Fields<'a> {
     starts_at: &'a str,
     ends_at: &'a str,
     capacity: u32,
+    hot: bool,
 }
 
 fn fields(
@@ -455,6 +471,7 @@ fn fields(
         starts_at: starts?,
         ends_at: ends?,
         capacity: f.capacity,
+        hot: f.hot,
     })
 }
 
@@ -478,6 +495,7 @@ mod tests {
             starts_at: "2030-06-01T19:00:00+02:00".into(),
             ends_at: "2030-06-01T23:00:00+02:00".into(),
             capacity: 50,
+            hot: false,
         }
     }
 

@@ -316,6 +316,7 @@ mod tests {
             starts_at: at("2030-06-01T19:00:00Z"),
             ends_at: at("2030-06-01T22:00:00Z"),
             capacity,
+            hot: false,
         };
         Event {
             joined,

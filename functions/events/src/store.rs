@@ -11,9 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use shared::outbox::OutboxMessage;
@@ -21,7 +19,7 @@ use shared::outbox::OutboxMessage;
 use crate::model::{Event, EventData, Status, parse_time, utc};
 use crate::text::index_terms;
 
-use shared::ddb::{Item, Retry, TxError, get_n, n, query_items, require_n, require_s, s};
+use shared::ddb::{Item, Retry, TxError, get_bool, get_n, n, query_items, require_n, require_s, s};
 
 pub use seating::dynamo::event_key;
 fn posting_pk(city: &str, term: &str) -> String {
@@ -69,6 +67,7 @@ fn event_item(e: &Event) -> Item {
         ("starts_at".into(), s(utc(d.starts_at))),
         ("ends_at".into(), s(utc(d.ends_at))),
         ("capacity".into(), n(d.capacity)),
+        ("hot".into(), AttributeValue::Bool(d.hot)),
         ("joined".into(), n(e.joined)),
         ("waitlisted".into(), n(e.waitlisted)),
         ("wl_seq".into(), n(e.wl_seq)),
@@ -111,6 +110,7 @@ pub fn event_from_item(item: &Item) -> anyhow::Result<Event> {
             starts_at: time("starts_at")?,
             ends_at: time("ends_at")?,
             capacity: require_n(item, "capacity")? as u32,
+            hot: get_bool(item, "hot"),
         },
         status: match require_s(item, "status")?.as_str() {
             "cancelled" => Status::Cancelled,
@@ -271,6 +271,7 @@ impl Store {
             "starts_at",
             "ends_at",
             "capacity",
+            "hot",
             "status",
             "version",
             "updated_at",
@@ -417,40 +418,17 @@ impl Store {
     ) -> anyhow::Result<Result<HashMap<String, Event>, Unavailable>> {
         let mut retry = Retry::within("BatchGetItem", budget)
             .pacing(Duration::from_millis(25), Duration::from_millis(800));
+        let keys = ids.iter().map(|id| event_key(id)).collect();
+        let Some(items) =
+            shared::ddb::batch_get_consistent(&self.ddb, &self.table, keys, &mut retry).await?
+        else {
+            return Ok(Err(Unavailable));
+        };
         let mut found = HashMap::new();
-        if ids.is_empty() {
-            return Ok(Ok(found));
+        for item in items {
+            let e = event_from_item(&item)?;
+            found.insert(e.id.clone(), e);
         }
-        let mut keys = KeysAndAttributes::builder()
-            .set_keys(Some(ids.iter().map(|id| event_key(id)).collect()))
-            .consistent_read(true)
-            .build()?;
-        loop {
-            let out = self
-                .ddb
-                .batch_get_item()
-                .request_items(&self.table, keys.clone())
-                .send()
-                .await?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let e = event_from_item(&item)?;
-                found.insert(e.id.clone(), e);
-            }
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => {
-                    metrics::counter!("BatchUnprocessedRetries").increment(1);
-                    if !retry.wait().await {
-                        return Ok(Err(Unavailable));
-                    }
-                    keys = rest;
-                }
-                _ => return Ok(Ok(found)),
-            }
-        }
+        Ok(Ok(found))
     }
 }

@@ -21,6 +21,7 @@ use shared::cursor::{self, Page, Position};
 use shared::ddb::Retry;
 use shared::http::{Request, RequestParts, Response, json};
 use shared::idempotency::{Claim, Idempotency};
+use shared::queue::FifoQueue;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -35,6 +36,9 @@ pub struct Joins {
     pub events: Store,
     pub idempotency: Idempotency,
     pub cursor_key: cursor::CursorKey,
+    /// The hot events' join intake queue (`JOIN_INTAKE_QUEUE_URL`; only the join function has
+    /// it). Without it, a hot event's joins take the synchronous path.
+    pub intake: Option<FifoQueue>,
 }
 
 impl Joins {
@@ -49,6 +53,13 @@ impl Joins {
             seats,
             idempotency: Idempotency::new(app),
             cursor_key: cursor::cursor_key(app)?,
+            intake: std::env::var("JOIN_INTAKE_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|url| FifoQueue {
+                    sqs: app.clients.sqs.clone(),
+                    url,
+                }),
         }))
     }
 }
@@ -98,13 +109,8 @@ trait Transition: Sized {
 
 impl Transition for JoinView {
     const OPERATION: &'static str = "Join";
-    /// 201 with a seat, 202 on the waitlist.
     fn answer(&self) -> Result<Response, ApiError> {
-        let status = match self.state {
-            State::Joined => StatusCode::CREATED,
-            State::Waitlisted => StatusCode::ACCEPTED,
-        };
-        json(status, self)
+        crate::intake::join_answer(self)
     }
     async fn make(
         seats: &DynamoSeats,
@@ -166,10 +172,25 @@ shared::error_answers!(
         ("Idempotency-Key" = String, Header, description = "Required. A new key (a UUID) per join; repeats replay the first outcome for 24 h")),
     responses(
         (status = 201, description = "Joined: a seat is yours", body = JoinView),
-        (status = 202, description = "The event is full: waitlisted at `position`", body = JoinView),
+        (status = 202, description = "The event is full: waitlisted at `position`. Or, for a hot event (`hot: true`) whose queue has not reached this join within 2.5 s: `state` `pending`, with `Location` (`GET /v1/events/{id}/join`, 404 until admitted) and `Retry-After`; resending the same Idempotency-Key also answers the outcome once it exists",
+            body = crate::intake::JoinAccepted,
+            headers(("Location" = String, description = "Pending only: where to poll"),
+                ("Retry-After" = u32, description = "Pending only: seconds before polling"))),
         JoinErrors,
     ))]
 pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
+    if let Some(queue) = &joins.intake {
+        let id = event_id(&req)?;
+        let key = joins.idempotency.key_ref(&req).await?;
+        let mut reads =
+            crate::intake::first_reads(&joins.seats, &id, &req.user()?.id, &key).await?;
+        if let Some(v) = reads.venue.take()
+            && v.hot
+        {
+            let (idempotency, seats) = (&joins.idempotency, &joins.seats);
+            return crate::intake::enqueue(idempotency, seats, queue, req, key, reads, v).await;
+        }
+    }
     transition::<JoinView>(joins, req).await
 }
 
@@ -454,6 +475,7 @@ mod tests {
             starts_at: t,
             ends_at: t,
             capacity: 1,
+            hot: false,
         };
         Event::new(id.into(), "usr".into(), data, t)
     }

@@ -2,4 +2,5 @@
 //! crate owns the state machine, its ports and adapters). The transactions: docs/joins.md.
 
 pub mod api;
+pub mod intake;
 pub mod openapi;

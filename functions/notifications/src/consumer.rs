@@ -14,9 +14,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::queue::FifoQueue;
 use crate::relay::TRACE_ATTRIBUTE;
 use shared::outbox::OutboxMessage;
+use shared::queue::FifoQueue;
 
 /// Where inbox items are written.
 pub trait Inbox: Sync {

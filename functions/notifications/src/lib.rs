@@ -4,7 +4,6 @@
 pub mod api;
 pub mod consumer;
 pub mod openapi;
-pub mod queue;
 pub mod relay;
 
 pub use shared::outbox::OutboxMessage;

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use tracing_opentelemetry_ext::set_remote_parent;
 
 use crate::OutboxMessage;
-use crate::queue::FifoQueue;
+use shared::queue::FifoQueue;
 
 pub use shared::outbox::OUTBOX_PK_PREFIX;
 /// Message attribute carrying the trace of the request that wrote the item.

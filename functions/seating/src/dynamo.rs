@@ -28,7 +28,7 @@ use shared::outbox::utc;
 use time::OffsetDateTime;
 
 use crate::model::{Attendee, Membership, State, Venue, WaitEntry};
-use crate::port::{Commit, SeatReader, Seats, WriteError};
+use crate::port::{Admission, AdmitError, Commit, Entry, SeatReader, Seats, WriteError};
 
 /// The key of the item `sk` in the partition of event `event_id`.
 fn in_event(event_id: &str, sk: impl Into<String>) -> Item {
@@ -79,6 +79,7 @@ pub fn venue_from_item(item: &Item) -> anyhow::Result<Venue> {
         waitlisted: get_n(item, "waitlisted").unwrap_or(0) as u32,
         wl_seq: get_n(item, "wl_seq").unwrap_or(0),
         msg_seq: get_n(item, "msg_seq").unwrap_or(0),
+        hot: shared::ddb::get_bool(item, "hot"),
     })
 }
 
@@ -430,6 +431,150 @@ impl Seats for DynamoSeats {
         let mut items = vec![self.update(update)?];
         items.extend(self.promotion_items(&c.venue.id, head, c.at)?);
         self.commit(items, c).await
+    }
+
+    async fn admit(&self, a: Admission<'_, Self::Tail>) -> Result<(), AdmitError> {
+        let (roles, items): (Vec<Role>, Vec<TransactWriteItem>) =
+            self.admission_items(a)?.into_iter().unzip();
+        if items.is_empty() {
+            return Ok(());
+        }
+        shared::ddb::transact_itemwise(&self.ddb, items.clone())
+            .await
+            .map_err(|e| admission_refused(&roles, &items, e))
+    }
+}
+
+/// What each item of an admission's transaction is, to read a cancellation back.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Event,
+    Membership(usize),
+    Place,
+    Outbox,
+    /// An item of a request's tail: its session guard or its idempotency record.
+    Tail(Entry),
+}
+
+impl DynamoSeats {
+    /// The admission's items, each with its role: the event's update (when anyone is
+    /// admitted), per newcomer its membership, its seat or waitlist entry and its tail, the
+    /// outbox items, then the refusals' records.
+    fn admission_items(
+        &self,
+        a: Admission<'_, Vec<TransactWriteItem>>,
+    ) -> anyhow::Result<Vec<(Role, TransactWriteItem)>> {
+        let v = a.venue;
+        let mut items = Vec::new();
+        if !a.admits.is_empty() {
+            let seats = a.admits.iter().filter(|x| x.ticket.is_none()).count() as u64;
+            let waits = a.admits.len() as u64 - seats;
+            let last_ticket = a.admits.iter().filter_map(|x| x.ticket).max();
+            let messages: Vec<_> = a.admits.iter().map(|x| x.message.clone()).collect();
+            let commit = Commit {
+                venue: v,
+                at: a.at,
+                now: a.now,
+                messages: &messages,
+                tail: (),
+            };
+            let update = event_update(
+                &commit,
+                "#status = :active AND starts_at > :now AND joined = :joined AND waitlisted = :waiting AND wl_seq = :seq",
+                "SET joined = :next_joined, waitlisted = :next_waiting, wl_seq = :next_seq",
+            )
+            .expression_attribute_values(":now", s(utc(a.now)))
+            .expression_attribute_values(":joined", n(v.joined))
+            .expression_attribute_values(":waiting", n(v.waitlisted))
+            .expression_attribute_values(":seq", n(v.wl_seq))
+            .expression_attribute_values(":next_joined", n(u64::from(v.joined) + seats))
+            .expression_attribute_values(":next_waiting", n(u64::from(v.waitlisted) + waits))
+            .expression_attribute_values(":next_seq", n(last_ticket.unwrap_or(v.wl_seq)));
+            items.push((Role::Event, self.update(update)?));
+            for m in shared::outbox::numbered(&messages, v.msg_seq) {
+                items.push((Role::Outbox, m.transact_put(&self.table)?));
+            }
+        }
+        for (i, x) in a.admits.into_iter().enumerate() {
+            let state = match x.ticket {
+                None => State::Joined,
+                Some(_) => State::Waitlisted,
+            };
+            items.push((
+                Role::Membership(i),
+                self.new_membership(v, &x.user_id, state, x.ticket, a.at)?,
+            ));
+            let place = match x.ticket {
+                None => self.put(self.seat_item(&v.id, &x.user_id, a.at), None)?,
+                Some(ticket) => {
+                    let mut entry = wait_key(&v.id, ticket);
+                    entry.extend([
+                        ("type".into(), s("wait")),
+                        ("user_id".into(), s(&x.user_id)),
+                        ("ticket".into(), n(ticket)),
+                        ("at".into(), s(a.at)),
+                    ]);
+                    self.put(entry, Some("attribute_not_exists(pk)"))?
+                }
+            };
+            items.push((Role::Place, place));
+            items.extend(x.tail.into_iter().map(|t| (Role::Tail(Entry::Admit(i)), t)));
+        }
+        for (j, tail) in a.refusals.into_iter().enumerate() {
+            items.extend(tail.into_iter().map(|t| (Role::Tail(Entry::Refusal(j)), t)));
+        }
+        Ok(items)
+    }
+}
+
+/// What a cancelled admission read back, per item.
+fn admission_refused(roles: &[Role], items: &[TransactWriteItem], err: TxError) -> AdmitError {
+    let c = match err {
+        TxError::Cancelled(c) => c,
+        TxError::Conflict => return AdmitError::Busy,
+        TxError::SessionRevoked => {
+            return AdmitError::Other(anyhow::anyhow!("a session guard failed unreported"));
+        }
+        TxError::Other(e) => return AdmitError::Other(e),
+    };
+    let (mut venue, mut members, mut revoked, mut answered) =
+        (None, Vec::new(), Vec::new(), Vec::new());
+    let mut unexplained = false;
+    for (i, role) in roles.iter().enumerate() {
+        if !c.failed(i) {
+            continue;
+        }
+        match *role {
+            Role::Event => {
+                venue = c
+                    .current(i)
+                    .and_then(|item| venue_from_item(item).ok())
+                    .map(Box::new);
+                unexplained |= venue.is_none();
+            }
+            Role::Membership(k) => match c.current(i).and_then(membership_from_item) {
+                Some(m) => members.push((k, m)),
+                None => unexplained = true,
+            },
+            Role::Tail(e) if shared::session::is_guard(&items[i]) => revoked.push(e),
+            Role::Tail(e) => answered.push(e),
+            Role::Place | Role::Outbox => unexplained = true,
+        }
+    }
+    if unexplained
+        && members.is_empty()
+        && revoked.is_empty()
+        && answered.is_empty()
+        && venue.is_none()
+    {
+        // The event is gone, or an item no request explains failed: read again.
+        return AdmitError::gone();
+    }
+    AdmitError::Refused {
+        venue,
+        members,
+        revoked,
+        answered,
     }
 }
 

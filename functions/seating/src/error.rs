@@ -30,6 +30,23 @@ pub enum JoinError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl JoinError {
+    /// A copy of a refusal that is the request's final answer (stored for its key); `None`
+    /// for the failures a retry may change.
+    pub fn refusal(&self) -> Option<JoinError> {
+        match self {
+            JoinError::NoSuchEvent(id) => Some(JoinError::NoSuchEvent(id.clone())),
+            JoinError::NotJoinable(why) => Some(JoinError::NotJoinable(why)),
+            JoinError::AlreadyJoined(state) => Some(JoinError::AlreadyJoined(*state)),
+            JoinError::NotJoined => Some(JoinError::NotJoined),
+            JoinError::KeyTakenOver
+            | JoinError::Busy
+            | JoinError::SessionRevoked
+            | JoinError::Unexpected(_) => None,
+        }
+    }
+}
+
 impl From<JoinError> for ApiError {
     fn from(e: JoinError) -> Self {
         match e {

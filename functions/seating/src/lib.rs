@@ -17,7 +17,7 @@ pub mod rules;
 
 pub use error::JoinError;
 pub use model::{Attendee, Membership, State, Venue, WaitEntry};
-pub use port::{SeatReader, Seats, WriteError};
+pub use port::{AdmitError, SeatReader, Seats, WriteError};
 
 #[cfg(test)]
 mod tests;

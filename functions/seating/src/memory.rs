@@ -12,7 +12,7 @@ use shared::outbox::OutboxMessage;
 
 use crate::dynamo::wait_sk;
 use crate::model::{Attendee, Membership, State, Venue, WaitEntry};
-use crate::port::{Commit, SeatReader, Seats, WriteError};
+use crate::port::{Admission, AdmitError, Commit, Entry, SeatReader, Seats, WriteError};
 
 /// A failure the next transition meets instead of its conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,6 +408,90 @@ impl Seats for MemorySeats {
             },
         )
         .await
+    }
+
+    async fn admit(&self, a: Admission<'_, ()>) -> Result<(), AdmitError> {
+        let (v, now) = (a.venue, a.now);
+        tokio::task::yield_now().await;
+        let mut t = self.t.lock().expect("lock");
+        let entry = if a.admits.is_empty() {
+            Entry::Refusal(0)
+        } else {
+            Entry::Admit(0)
+        };
+        match t.faults.pop_front() {
+            Some(Fault::Busy) => return Err(AdmitError::Busy),
+            Some(Fault::SessionRevoked) => {
+                return Err(AdmitError::Refused {
+                    venue: None,
+                    members: Vec::new(),
+                    revoked: vec![entry],
+                    answered: Vec::new(),
+                });
+            }
+            Some(Fault::LostClaim) => {
+                return Err(AdmitError::Refused {
+                    venue: None,
+                    members: Vec::new(),
+                    revoked: Vec::new(),
+                    answered: vec![entry],
+                });
+            }
+            Some(Fault::Unavailable) => {
+                return Err(AdmitError::Other(anyhow::anyhow!(
+                    "the store did not answer"
+                )));
+            }
+            None => {}
+        }
+        if a.admits.is_empty() {
+            return Ok(());
+        }
+        let Some(stored) = t.venues.get(&v.id) else {
+            return Err(AdmitError::gone());
+        };
+        let venue_ok = stored.closed(now).is_none()
+            && stored.joined == v.joined
+            && stored.waitlisted == v.waitlisted
+            && stored.wl_seq == v.wl_seq
+            && stored.msg_seq == v.msg_seq;
+        let members: Vec<(usize, Membership)> = a
+            .admits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, x)| {
+                t.members
+                    .get(&key(&x.user_id, &v.id))
+                    .map(|m| (i, m.clone()))
+            })
+            .collect();
+        if !venue_ok || !members.is_empty() {
+            return Err(AdmitError::Refused {
+                venue: (!venue_ok).then(|| Box::new(stored.clone())),
+                members,
+                revoked: Vec::new(),
+                answered: Vec::new(),
+            });
+        }
+        let messages: Vec<OutboxMessage> = a.admits.iter().map(|x| x.message.clone()).collect();
+        for x in &a.admits {
+            t.member(&v.id, &x.user_id, x.ticket, a.at);
+            match x.ticket {
+                None => {
+                    t.seat(&v.id, &x.user_id, a.at);
+                    t.venue_mut(&v.id).joined += 1;
+                }
+                Some(ticket) => {
+                    t.waits
+                        .insert((v.id.clone(), ticket), (x.user_id.clone(), a.at.into()));
+                    let s = t.venue_mut(&v.id);
+                    s.waitlisted += 1;
+                    s.wl_seq = s.wl_seq.max(ticket);
+                }
+            }
+        }
+        t.commit(&v.id, v.msg_seq, &messages);
+        Ok(())
     }
 }
 

@@ -77,6 +77,8 @@ pub struct Venue {
     pub wl_seq: u64,
     /// The last outbox message number (decision 0008).
     pub msg_seq: u64,
+    /// Joins go through the event's ordered intake and are admitted in batches (decision 0012).
+    pub hot: bool,
 }
 
 impl Venue {
@@ -94,6 +96,22 @@ impl Venue {
     /// head of the waitlist gets it before any newcomer.
     pub fn owes_promotion(&self) -> bool {
         self.active && self.joined < self.capacity && self.waitlisted > 0
+    }
+    /// A stand-in for an event that is gone: what a batch of refusals commits against (it
+    /// conditions on nothing of it).
+    pub fn closed_stub(id: &str, now: OffsetDateTime) -> Venue {
+        Venue {
+            id: id.to_owned(),
+            title: String::new(),
+            active: false,
+            starts_at: now,
+            capacity: 0,
+            joined: 0,
+            waitlisted: 0,
+            wl_seq: 0,
+            msg_seq: 0,
+            hot: false,
+        }
     }
     /// A newcomer gets a seat now (else a waitlist place).
     pub fn has_free_seat(&self) -> bool {

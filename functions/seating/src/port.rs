@@ -48,6 +48,68 @@ pub struct Commit<'a, T> {
     pub tail: T,
 }
 
+/// One newcomer of a batch admission, decided: a seat, or the waitlist ticket `ticket`.
+pub struct Admit<T> {
+    pub user_id: String,
+    /// `None`: a seat.
+    pub ticket: Option<u64>,
+    /// Its outbox message (numbered in the order of the admission's newcomers).
+    pub message: OutboxMessage,
+    /// The request's part: its session guard and its idempotency record.
+    pub tail: T,
+}
+
+/// Many joins of one event in one commit (a hot event's intake batch): the event's counters
+/// move from the values read to the values after every newcomer, on the condition that they
+/// are still the values read; each newcomer's membership only if it has none; the refused
+/// requests' records (`refusals`) commit with them.
+pub struct Admission<'a, T> {
+    pub venue: &'a Venue,
+    pub at: &'a str,
+    pub now: OffsetDateTime,
+    pub admits: Vec<Admit<T>>,
+    pub refusals: Vec<T>,
+}
+
+/// Which request of an admission a failed condition belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Admit(usize),
+    Refusal(usize),
+}
+
+/// Why an admission did not commit (nothing of it was written, except after
+/// [`AdmitError::Other`] from a timeout or a lost answer).
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// Conditions failed: the event as read back when its own failed; the newcomers who
+    /// already had a membership (as it is); the requests whose session was revoked; the
+    /// requests whose key already had a record (answered before: a redelivery).
+    #[error("a condition of the admission failed")]
+    Refused {
+        venue: Option<Box<Venue>>,
+        members: Vec<(usize, Membership)>,
+        revoked: Vec<Entry>,
+        answered: Vec<Entry>,
+    },
+    #[error("the store was busy (a conflict or throttling)")]
+    Busy,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl AdmitError {
+    /// A refusal that names nothing (the event is gone).
+    pub fn gone() -> Self {
+        AdmitError::Refused {
+            venue: None,
+            members: Vec::new(),
+            revoked: Vec::new(),
+            answered: Vec::new(),
+        }
+    }
+}
+
 /// The transitions and the reads that decide them. Every transition commits its own items,
 /// its [`Commit`]'s messages and tail, all or nothing.
 pub trait Seats: Send + Sync {
@@ -103,6 +165,12 @@ pub trait Seats: Send + Sync {
         head: &WaitEntry,
         c: Commit<'_, Self::Tail>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Admits a batch of newcomers in one commit ([`Admission`]): only while the event is
+    /// open, not started, and its `joined`, `waitlisted`, `wl_seq` and `msg_seq` are as read.
+    fn admit(
+        &self,
+        a: Admission<'_, Self::Tail>,
+    ) -> impl Future<Output = Result<(), AdmitError>> + Send;
 }
 
 /// The listings: queries of an event's seats and waitlist and of a user's memberships.

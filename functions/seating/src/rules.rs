@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::JoinError;
 use crate::model::{Membership, State, Venue};
-use crate::port::{Commit, Seats, WriteError};
+use crate::port::{Admission, Admit, AdmitError, Commit, Entry, Seats, WriteError};
 
 /// The outcome of a join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -116,7 +116,7 @@ pub async fn join<S: Seats>(
         let message = if seat {
             joined_message(v, user_id)
         } else {
-            waitlisted_message(v, user_id)
+            waitlisted_message(v, user_id, v.waitlisted + 1)
         };
         let commit = Commit {
             venue: v,
@@ -155,6 +155,216 @@ pub async fn join<S: Seats>(
         }
     }
     Err(JoinError::Busy)
+}
+
+/// What became of one request of a batch admission ([`admit`]).
+#[derive(Debug)]
+pub enum Verdict {
+    /// Admitted: a seat or a waitlist place, committed with the request's record.
+    Admitted(JoinView),
+    /// Refused, and the refusal committed as the request's record (already joined, the event
+    /// closed or gone).
+    Refused(JoinError),
+    /// The request's session was revoked: nothing written for it (its key stays free).
+    Revoked,
+    /// The request's key already had a record: it was answered before (a redelivery).
+    Answered,
+}
+
+/// What the rule knows of one request between attempts.
+#[derive(Clone, Copy)]
+enum Known {
+    Open,
+    Member(State),
+    Revoked,
+    Answered,
+}
+
+/// Admits the requests `users` (in arrival order) to `event_id` at `now` in ONE commit: seats
+/// while free and nobody waits, then waitlist tickets, in that order; a user who already holds
+/// a place, or who appears twice, is refused as already joined; on a closed event every
+/// request is refused. `tail` builds each request's part of the commit (its session guard and
+/// its record) from its outcome. A commit that loses a race is decided again on what the store
+/// read back, within `retry`. Returns one verdict per request, in order.
+pub async fn admit<S: Seats>(
+    seats: &S,
+    event_id: &str,
+    users: &[String],
+    now: OffsetDateTime,
+    mut retry: Retry,
+    tail: impl Fn(usize, &Result<JoinView, JoinError>) -> anyhow::Result<S::Tail>,
+) -> Result<Vec<Verdict>, JoinError> {
+    let at = timestamp(now);
+    let mut known = vec![Known::Open; users.len()];
+    let mut current = seats.venue(event_id).await?;
+    while retry.can_try() {
+        if let Some(v) = &current
+            && v.closed(now).is_none()
+            && v.owes_promotion()
+        {
+            fill_free_seats(seats, event_id, promotions(&retry)).await?;
+            current = seats.venue(event_id).await?;
+            if !retry.wait().await {
+                break;
+            }
+            continue;
+        }
+        let outcomes = decide(current.as_ref(), event_id, users, &known, &at, now);
+        let (mut admits, mut refusals) = (Vec::new(), Vec::new());
+        let (mut admitted, mut refused) = (Vec::new(), Vec::new());
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let Some(outcome) = outcome else { continue };
+            match (outcome, &current) {
+                (Ok(view), Some(v)) => {
+                    let message = match view.position {
+                        None => joined_message(v, &view.user_id),
+                        Some(p) => waitlisted_message(v, &view.user_id, p),
+                    };
+                    admits.push(Admit {
+                        user_id: view.user_id.clone(),
+                        ticket: view
+                            .position
+                            .map(|p| v.wl_seq + u64::from(p - v.waitlisted)),
+                        message,
+                        tail: tail(i, outcome)?,
+                    });
+                    admitted.push(i);
+                }
+                _ => {
+                    refusals.push(tail(i, outcome)?);
+                    refused.push(i);
+                }
+            }
+        }
+        let fallback = Venue::closed_stub(event_id, now);
+        let admission = Admission {
+            venue: current.as_ref().unwrap_or(&fallback),
+            at: &at,
+            now,
+            admits,
+            refusals,
+        };
+        let index = |e: Entry| match e {
+            Entry::Admit(k) => admitted[k],
+            Entry::Refusal(k) => refused[k],
+        };
+        match seats.admit(admission).await {
+            Ok(()) => {
+                let verdicts = finish(event_id, outcomes, &known);
+                metrics::histogram!("HotBatchAttempts").record(f64::from(retry.attempt()));
+                return Ok(verdicts);
+            }
+            Err(AdmitError::Refused {
+                venue,
+                members,
+                revoked,
+                answered,
+            }) => {
+                for (k, m) in members {
+                    known[admitted[k]] = Known::Member(m.state);
+                }
+                for e in revoked {
+                    known[index(e)] = Known::Revoked;
+                }
+                for e in answered {
+                    known[index(e)] = Known::Answered;
+                }
+                current = match venue {
+                    Some(v) => Some(*v),
+                    None => seats.venue(event_id).await?,
+                };
+            }
+            Err(AdmitError::Busy) => {}
+            Err(AdmitError::Other(e)) => return Err(JoinError::Unexpected(e)),
+        }
+        if !retry.wait().await {
+            break;
+        }
+    }
+    Err(JoinError::Busy)
+}
+
+/// Each open request's outcome on the event as read (`None` for the requests already settled
+/// without a record: revoked, answered).
+fn decide(
+    venue: Option<&Venue>,
+    event_id: &str,
+    users: &[String],
+    known: &[Known],
+    at: &str,
+    now: OffsetDateTime,
+) -> Vec<Option<Result<JoinView, JoinError>>> {
+    let mut seen: std::collections::HashMap<&str, State> = std::collections::HashMap::new();
+    let (mut joined, mut waitlisted) = venue.map_or((0, 0), |v| (v.joined, v.waitlisted));
+    users
+        .iter()
+        .zip(known)
+        .map(|(user, k)| {
+            let v = match (k, venue) {
+                (Known::Revoked | Known::Answered, _) => return None,
+                (Known::Member(state), _) => return Some(Err(JoinError::AlreadyJoined(*state))),
+                (Known::Open, None) => {
+                    return Some(Err(JoinError::NoSuchEvent(event_id.to_owned())));
+                }
+                (Known::Open, Some(v)) => v,
+            };
+            if let Some(why) = v.closed(now) {
+                return Some(Err(JoinError::NotJoinable(why)));
+            }
+            if let Some(state) = seen.get(user.as_str()) {
+                return Some(Err(JoinError::AlreadyJoined(*state)));
+            }
+            let seat = joined < v.capacity && waitlisted == 0;
+            let view = if seat {
+                joined += 1;
+                JoinView {
+                    event_id: v.id.clone(),
+                    user_id: user.clone(),
+                    state: State::Joined,
+                    position: None,
+                    at: at.to_owned(),
+                }
+            } else {
+                waitlisted += 1;
+                JoinView {
+                    event_id: v.id.clone(),
+                    user_id: user.clone(),
+                    state: State::Waitlisted,
+                    position: Some(waitlisted),
+                    at: at.to_owned(),
+                }
+            };
+            seen.insert(user, view.state);
+            Some(Ok(view))
+        })
+        .collect()
+}
+
+/// The verdicts of a committed admission, counted.
+fn finish(
+    event_id: &str,
+    outcomes: Vec<Option<Result<JoinView, JoinError>>>,
+    known: &[Known],
+) -> Vec<Verdict> {
+    outcomes
+        .into_iter()
+        .zip(known)
+        .map(|(outcome, k)| match (outcome, k) {
+            (Some(Ok(view)), _) => {
+                if view.state == State::Joined {
+                    metrics::counter!("JoinCreated").increment(1);
+                    audit("join_created", event_id, &view.user_id);
+                } else {
+                    metrics::counter!("Waitlisted").increment(1);
+                    audit("waitlisted", event_id, &view.user_id);
+                }
+                Verdict::Admitted(view)
+            }
+            (Some(Err(e)), _) => Verdict::Refused(e),
+            (None, Known::Revoked) => Verdict::Revoked,
+            (None, _) => Verdict::Answered,
+        })
+        .collect()
 }
 
 /// Takes `user_id` off `event_id` at `now`: a seat goes to the head of the waitlist in the same
@@ -298,8 +508,7 @@ fn joined_message(v: &Venue, user_id: &str) -> OutboxMessage {
     )
 }
 
-fn waitlisted_message(v: &Venue, user_id: &str) -> OutboxMessage {
-    let position = v.waitlisted + 1;
+fn waitlisted_message(v: &Venue, user_id: &str, position: u32) -> OutboxMessage {
     OutboxMessage::new(
         "join.waitlisted",
         &v.id,

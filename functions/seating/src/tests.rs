@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::memory::{Fault, MemorySeats};
 use crate::port::{SeatReader, Seats};
-use crate::rules::{JoinView, fill_free_seats, join, leave};
+use crate::rules::{JoinView, Verdict, admit, fill_free_seats, join, leave};
 use crate::{JoinError, State, Venue};
 
 const EVT: &str = "evt_0001";
@@ -29,6 +29,7 @@ fn venue(capacity: u32) -> Venue {
         waitlisted: 0,
         wl_seq: 0,
         msg_seq: 0,
+        hot: false,
     }
 }
 
@@ -501,4 +502,182 @@ async fn a_promotion_the_store_fails_is_an_error_and_an_empty_waitlist_promotes_
         v.waitlisted = 1;
     });
     assert_eq!(fill_free_seats(&s, EVT, retry()).await.unwrap(), 0);
+}
+
+// ------------------------------------------------------------------ batch admission (hot events)
+
+fn users(names: &[&str]) -> Vec<String> {
+    names.iter().map(|u| (*u).to_owned()).collect()
+}
+
+async fn admit_all(s: &MemorySeats, names: &[&str]) -> Result<Vec<Verdict>, JoinError> {
+    admit(s, EVT, &users(names), now(), retry(), |_, _| Ok(())).await
+}
+
+/// Where each verdict puts its user: `J` seat, `W<n>` waitlist position, `409`, `401`, `dup`.
+fn summary(verdicts: &[Verdict]) -> Vec<String> {
+    verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Admitted(j) => match j.position {
+                None => "J".to_owned(),
+                Some(p) => format!("W{p}"),
+            },
+            Verdict::Refused(JoinError::AlreadyJoined(_)) => "409".into(),
+            Verdict::Refused(e) => format!("refused: {e}"),
+            Verdict::Revoked => "401".into(),
+            Verdict::Answered => "dup".into(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_seats_in_arrival_order_then_waitlists_in_one_commit() {
+    let s = joined_by(3, &["early"]).await;
+    let before = s.commits();
+    let v = admit_all(&s, &["a", "b", "c", "d"]).await.unwrap();
+    assert_eq!(summary(&v), ["J", "J", "W1", "W2"]);
+    assert_eq!(s.commits(), before + 1, "one commit for the batch");
+    assert_eq!(s.seated(EVT), ["a", "b", "early"]);
+    assert_eq!(s.waitlist(EVT), [(1, "c".to_owned()), (2, "d".to_owned())]);
+    let kinds: Vec<String> = s.outbox().iter().map(|m| m.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "join.created",
+            "join.created",
+            "join.created",
+            "join.waitlisted",
+            "join.waitlisted"
+        ]
+    );
+    assert_eq!(s.outbox()[4].data["position"], 2);
+    assert_consistent(&s);
+    // The next batch goes on from the tickets handed out.
+    let v = admit_all(&s, &["e"]).await.unwrap();
+    assert_eq!(summary(&v), ["W3"]);
+    assert_eq!(s.waitlist(EVT).last(), Some(&(3, "e".to_owned())));
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn one_user_holds_one_place_however_many_requests_they_queue() {
+    let s = joined_by(2, &["member"]).await;
+    let v = admit_all(&s, &["x", "member", "x", "y", "x"])
+        .await
+        .unwrap();
+    assert_eq!(summary(&v), ["J", "409", "409", "W1", "409"]);
+    assert!(matches!(
+        v[1],
+        Verdict::Refused(JoinError::AlreadyJoined(State::Joined))
+    ));
+    assert_eq!(s.members().len(), 3);
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn a_closed_or_missing_event_refuses_the_whole_batch_and_changes_nothing() {
+    let s = MemorySeats::with([venue(5)]);
+    s.change(EVT, |v| v.active = false);
+    let v = admit_all(&s, &["a", "b"]).await.unwrap();
+    assert!(
+        v.iter()
+            .all(|v| matches!(v, Verdict::Refused(JoinError::NotJoinable(_))))
+    );
+    assert!(s.members().is_empty() && s.outbox().is_empty());
+    let gone = admit(
+        &s,
+        "evt_gone",
+        &users(&["a"]),
+        now(),
+        retry(),
+        |_, _| Ok(()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        gone[0],
+        Verdict::Refused(JoinError::NoSuchEvent(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_revoked_session_or_an_answered_key_drops_only_that_request() {
+    let s = MemorySeats::with([venue(5)]);
+    s.inject(Fault::SessionRevoked);
+    s.inject(Fault::LostClaim);
+    let v = admit_all(&s, &["a", "b", "c"]).await.unwrap();
+    // The first fault names the first newcomer, the second the next one still open.
+    assert_eq!(summary(&v), ["401", "dup", "J"]);
+    assert_eq!(s.seated(EVT), ["c"]);
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn a_busy_store_is_retried_and_a_failing_one_is_an_error() {
+    let s = MemorySeats::with([venue(5)]);
+    busy_for(&s, 3);
+    let v = admit_all(&s, &["a", "b"]).await.unwrap();
+    assert_eq!(summary(&v), ["J", "J"]);
+    s.inject(Fault::Unavailable);
+    assert!(matches!(
+        admit_all(&s, &["c"]).await,
+        Err(JoinError::Unexpected(_))
+    ));
+    busy_for(&s, 10_000);
+    let short = Retry::within("Test", Duration::from_secs(30))
+        .pacing(Duration::ZERO, Duration::from_millis(1))
+        .attempts(5);
+    let r = admit(&s, EVT, &users(&["d"]), now(), short, |_, _| Ok(())).await;
+    assert!(matches!(r, Err(JoinError::Busy)));
+    assert_eq!(s.seated(EVT), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn the_waiting_are_promoted_before_a_batch_takes_freed_seats() {
+    let s = joined_by(1, &["a", "w1", "w2"]).await;
+    s.change(EVT, |v| v.capacity = 2);
+    let v = admit_all(&s, &["n"]).await.unwrap();
+    assert_eq!(
+        summary(&v),
+        ["W2"],
+        "w1 took the new seat, n queues behind w2"
+    );
+    assert_eq!(s.seated(EVT), ["a", "w1"]);
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn batches_racing_single_joins_and_leaves_never_overbook() {
+    let s = joined_by(10, &[]).await;
+    let batch: Vec<String> = (0..30).map(|i| format!("b{i:02}")).collect();
+    let singles = futures_join((0..15).map(|i| {
+        let s = &s;
+        async move {
+            let u = format!("s{i:02}");
+            join_as(s, &u).await.unwrap();
+            if i % 3 == 0 {
+                leave_as(s, &u).await.unwrap();
+            }
+        }
+    }));
+    let batches = futures_join(batch.chunks(10).map(|chunk| {
+        let s = &s;
+        async move {
+            admit(s, EVT, chunk, now(), retry(), |_, _| Ok(()))
+                .await
+                .unwrap()
+        }
+    }));
+    let (_, verdicts) = tokio::join!(singles, batches);
+    assert!(
+        verdicts
+            .iter()
+            .flatten()
+            .all(|v| matches!(v, Verdict::Admitted(_)))
+    );
+    let v = s.stored(EVT).unwrap();
+    assert_eq!(v.joined, 10);
+    assert_eq!(v.joined + v.waitlisted, 30 + 15 - 5);
+    assert_consistent(&s);
 }

@@ -1,6 +1,7 @@
-//! The SQS adapter: the FIFO queues these functions send to. The relay publishes to the outbox
+//! The SQS adapter: the FIFO queues the functions send to. The relay publishes to the outbox
 //! queue (its `Publisher`); the consumer sends what it can never process to the outbox DLQ (its
-//! `DeadLetters`). Each port's implementation lives beside the port.
+//! `DeadLetters`); a hot event's join goes to the join intake queue. Each port's implementation
+//! lives beside the port.
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 

@@ -1,0 +1,354 @@
+//! A hot event's joins (decision 0012): `POST /v1/events/{id}/join` queues the request on the
+//! event's message group of the FIFO join intake queue and waits a moment for its outcome; the
+//! intake writer, the only writer of that group, admits the requests in arrival order, ten to a
+//! transaction ([`seating::rules::admit`]), each request's outcome committed as its
+//! Idempotency-Key's record with its seat and its outbox message.
+//!
+//! The handler writes nothing to DynamoDB: it reads the event, the key's record and the caller's
+//! membership, sends one message, then reads the key's record until it holds the outcome
+//! (at most [`WAIT`]), else answers 202 `pending` with a `Location` to poll.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use events::api::now;
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::RequestExt;
+use seating::dynamo::{DynamoSeats, event_key, membership_key, venue_from_item};
+use seating::rules::{self, JoinView, Verdict};
+use seating::{JoinError, Membership, State, Venue};
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::auth::User;
+use shared::ddb::{Item, get_s};
+use shared::http::{Request, RequestParts, Response, json};
+use shared::idempotency::{Idempotency, KeyRef, REPLAYED, record_put};
+use shared::queue::FifoQueue;
+use utoipa::ToSchema;
+
+/// How long a join of a hot event waits for its own outcome before answering 202 pending.
+pub const WAIT: Duration = Duration::from_millis(2500);
+/// The first pause before reading the outcome (a batch of the writer, with its queue's
+/// receive and delete); each next pause is half as long again, up to [`MAX_PAUSE`]: at most 7
+/// reads in [`WAIT`], 1 to 3 while the queue is short. Every read is a request on the table
+/// the writer writes to: a crowd of waiting joins reading faster would slow the writer they
+/// wait for.
+const FIRST_PAUSE: Duration = Duration::from_millis(150);
+const MAX_PAUSE: Duration = Duration::from_millis(400);
+
+/// One queued join: who asks (and under which session), the key its outcome is recorded
+/// under, and what the stored answer names (the request's path and id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeRequest {
+    pub event_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub key: KeyRef,
+    pub path: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// A join of a hot event that is still in the event's queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JoinPending {
+    pub event_id: String,
+    pub user_id: String,
+    /// Always `pending`: poll `Location` (`GET /v1/events/{id}/join`) or resend the same
+    /// Idempotency-Key.
+    #[schema(example = "pending", pattern = "^pending$")]
+    pub state: String,
+}
+
+/// A 202 answer: waitlisted, or (a hot event) still queued.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum JoinAccepted {
+    Waitlisted(JoinView),
+    Pending(JoinPending),
+}
+
+/// A join's answer: 201 with a seat, 202 on the waitlist.
+pub fn join_answer(view: &JoinView) -> Result<Response, ApiError> {
+    let status = match view.state {
+        State::Joined => StatusCode::CREATED,
+        State::Waitlisted => StatusCode::ACCEPTED,
+    };
+    json(status, view)
+}
+
+/// What a join reads before it knows its path, in one consistent BatchGetItem: the event, the
+/// request's key record and the caller's membership.
+pub struct FirstReads {
+    pub venue: Option<Venue>,
+    pub record: Option<Item>,
+    pub member: Option<Membership>,
+}
+
+/// Reads [`FirstReads`] of `event_id` for `user_id` and `key`.
+pub async fn first_reads(
+    seats: &DynamoSeats,
+    event_id: &str,
+    user_id: &str,
+    key: &KeyRef,
+) -> anyhow::Result<FirstReads> {
+    let keys = vec![
+        event_key(event_id),
+        key.record_key(),
+        membership_key(user_id, event_id),
+    ];
+    let mut retry = shared::ddb::Retry::within("BatchGetItem", Duration::from_secs(1))
+        .pacing(Duration::from_millis(20), Duration::from_millis(200));
+    let found = shared::ddb::batch_get_consistent(&seats.ddb, &seats.table, keys, &mut retry)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "BatchGetItem left keys unprocessed for 1 s (ProvisionedThroughputExceeded)"
+            )
+        })?;
+    let sk = |i: &Item| get_s(i, "sk").unwrap_or_default();
+    let mut reads = FirstReads {
+        venue: None,
+        record: None,
+        member: None,
+    };
+    for item in found {
+        match sk(&item).as_str() {
+            "EVENT" => reads.venue = Some(venue_from_item(&item)?),
+            "IDEM" => reads.record = Some(item),
+            _ => reads.member = shared::ddb::from_item(item).ok(),
+        }
+    }
+    Ok(reads)
+}
+
+/// The join of a hot event (`venue`): queued, then its outcome if it comes within [`WAIT`].
+pub async fn enqueue(
+    idempotency: &Idempotency,
+    seats: &DynamoSeats,
+    queue: &FifoQueue,
+    req: Request,
+    key: KeyRef,
+    reads: FirstReads,
+    venue: Venue,
+) -> Result<Response, ApiError> {
+    let user = req.user()?;
+    if let Some(answer) = idempotency.answer_of(&key, reads.record)? {
+        return Ok(answer);
+    }
+    // What is certain before queueing is answered at once (not recorded: it wrote nothing,
+    // and the same key asks again).
+    if let Some(why) = venue.closed(now()) {
+        return Err(JoinError::NotJoinable(why).into());
+    }
+    if let Some(m) = reads.member {
+        return Err(JoinError::AlreadyJoined(m.state).into());
+    }
+    let request = IntakeRequest {
+        event_id: venue.id.clone(),
+        user_id: user.id.clone(),
+        session_id: user.session_id.clone(),
+        key: key.clone(),
+        path: req.uri().path().to_owned(),
+        request_id: req
+            .extensions()
+            .get::<shared::http::Invocation>()
+            .map(|i| i.request_id.clone()),
+    };
+    let body = serde_json::to_string(&request).map_err(ApiError::internal)?;
+    queue
+        .send(&body, &venue.id, key.dedup_id(), &[])
+        .await
+        .map_err(ApiError::internal)?;
+    metrics::counter!("HotJoinsQueued").increment(1);
+    let started = Instant::now();
+    let deadline = wait_deadline(&req, started);
+    let mut pause = FIRST_PAUSE;
+    while Instant::now() + pause <= deadline {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(MAX_PAUSE);
+        if let Some(mut answer) = idempotency.answered(&key).await? {
+            // This request's own outcome, not a replay of an earlier one.
+            answer.headers_mut().remove(REPLAYED);
+            metrics::histogram!("HotJoinWaitMs").record(started.elapsed().as_secs_f64() * 1e3);
+            return Ok(answer);
+        }
+    }
+    // A revoked session's join is dropped by the writer: say so rather than "pending".
+    shared::session::require_live(&seats.ddb, &seats.table, user).await?;
+    metrics::counter!("HotJoinsPending").increment(1);
+    pending(&venue.id, &user.id)
+}
+
+/// When the wait for the outcome ends: after [`WAIT`], and 1.5 s before the invocation's
+/// deadline at the latest.
+fn wait_deadline(req: &Request, started: Instant) -> Instant {
+    let mut deadline = started + WAIT;
+    if let Some(ctx) = req.lambda_context_ref() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let left = Duration::from_millis(ctx.deadline.saturating_sub(now_ms));
+        deadline = deadline.min(started + left.saturating_sub(Duration::from_millis(1500)));
+    }
+    deadline
+}
+
+/// 202 pending, with where to poll.
+fn pending(event_id: &str, user_id: &str) -> Result<Response, ApiError> {
+    let view = JoinPending {
+        event_id: event_id.to_owned(),
+        user_id: user_id.to_owned(),
+        state: "pending".into(),
+    };
+    let mut r = json(StatusCode::ACCEPTED, &view)?;
+    let location = format!("/v1/events/{event_id}/join");
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Ok(r)
+}
+
+// ------------------------------------------------------------------ the writer
+
+/// The intake writer: the join intake queue's consumer.
+pub struct Writer {
+    pub seats: DynamoSeats,
+    /// Where a message that is not an intake request goes (the intake queue's DLQ).
+    pub dead: FifoQueue,
+}
+
+impl Writer {
+    /// Fails at start, naming `JOIN_INTAKE_DLQ_URL`, when it is not set.
+    pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
+        let url = std::env::var("JOIN_INTAKE_DLQ_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("missing configuration: JOIN_INTAKE_DLQ_URL"))?;
+        Ok(Arc::new(Writer {
+            seats: DynamoSeats::new(app),
+            dead: FifoQueue {
+                sqs: app.clients.sqs.clone(),
+                url,
+            },
+        }))
+    }
+
+    /// Admits a batch: per event (message group), its requests in arrival order in one
+    /// admission. An event whose admission fails is redelivered whole (its messages reported
+    /// failed, in order); the other events' go on.
+    pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
+        let mut groups: Vec<(String, Vec<(String, IntakeRequest)>)> = Vec::new();
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let body = record.body.clone().unwrap_or_default();
+            let request: IntakeRequest = match serde_json::from_str(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics::counter!("IntakeMalformed").increment(1);
+                    tracing::error!(message_id = %id, error = %e, "not an intake request: to the DLQ");
+                    if let Err(e) = self.dead.send(&body, "malformed", &id, &[]).await {
+                        tracing::error!(error = %e, "DLQ send failed; redelivered");
+                        response.batch_item_failures.push(failure(&id));
+                    }
+                    continue;
+                }
+            };
+            match groups.iter_mut().find(|(e, _)| *e == request.event_id) {
+                Some((_, list)) => list.push((id, request)),
+                None => groups.push((request.event_id.clone(), vec![(id, request)])),
+            }
+        }
+        for (event_id, list) in groups {
+            let requests: Vec<IntakeRequest> = list.iter().map(|(_, r)| r.clone()).collect();
+            if let Err(e) = self.apply(&event_id, &requests).await {
+                tracing::warn!(event_id = %event_id, error = %e, "admission failed; the batch returns to the queue");
+                metrics::counter!("HotBatchFailures").increment(1);
+                response
+                    .batch_item_failures
+                    .extend(list.iter().map(|(id, _)| failure(id)));
+            }
+        }
+        Ok(response)
+    }
+
+    /// One event's requests, admitted in one commit (a key queued twice counts once).
+    async fn apply(&self, event_id: &str, requests: &[IntakeRequest]) -> Result<(), JoinError> {
+        let mut keys = HashSet::new();
+        let requests: Vec<&IntakeRequest> = requests
+            .iter()
+            .filter(|r| keys.insert(r.key.pk.clone()))
+            .collect();
+        let users: Vec<String> = requests.iter().map(|r| r.user_id.clone()).collect();
+        let table = self.seats.table.clone();
+        let tail = |i: usize, outcome: &Result<JoinView, JoinError>| {
+            outcome_items(&table, requests[i], outcome)
+        };
+        let retry = shared::ddb::Retry::within("Admit", Duration::from_secs(20)).attempts(200);
+        let verdicts = rules::admit(&self.seats, event_id, &users, now(), retry, tail).await?;
+        metrics::histogram!("HotBatchSize").record(requests.len() as f64);
+        for (r, v) in requests.iter().zip(&verdicts) {
+            match v {
+                Verdict::Admitted(_) => {}
+                Verdict::Refused(e) => {
+                    tracing::info!(event_id, user_id = %r.user_id, reason = %e, "hot join refused")
+                }
+                Verdict::Revoked => {
+                    metrics::counter!("HotJoinsRevoked").increment(1);
+                }
+                Verdict::Answered => {
+                    metrics::counter!("HotJoinsRedelivered").increment(1);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request's part of the admission: for a place, its session guard and its record holding
+/// the answer a synchronous join gives (201/202); for a refusal, its record holding the
+/// problem.
+fn outcome_items(
+    table: &str,
+    r: &IntakeRequest,
+    outcome: &Result<JoinView, JoinError>,
+) -> anyhow::Result<Vec<TransactWriteItem>> {
+    match outcome {
+        Ok(view) => {
+            let answer = join_answer(view).map_err(|e| anyhow::anyhow!("{}", e.status))?;
+            let user = User {
+                id: r.user_id.clone(),
+                roles: Vec::new(),
+                session_id: r.session_id.clone(),
+                token_id: String::new(),
+                expires_at: 0,
+            };
+            Ok(vec![
+                shared::session::guard(table, &user)?,
+                record_put(table, &r.key, &answer)?,
+            ])
+        }
+        Err(e) => {
+            let refusal = e
+                .refusal()
+                .ok_or_else(|| anyhow::anyhow!("not a refusal: {e}"))?;
+            let answer =
+                ApiError::from(refusal).into_response(Some(&r.path), r.request_id.as_deref());
+            Ok(vec![record_put(table, &r.key, &answer)?])
+        }
+    }
+}
+
+fn failure(id: &str) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = id.to_owned();
+    f
+}
