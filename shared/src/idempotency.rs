@@ -180,10 +180,6 @@ impl KeyRef {
     pub fn record_key(&self) -> Item {
         HashMap::from([("pk".into(), s(&self.pk)), ("sk".into(), s("IDEM"))])
     }
-    /// A digest of the key, fit for an SQS deduplication id (at most 128 characters).
-    pub fn dedup_id(&self) -> &str {
-        self.pk.trim_start_matches("IDEM#")
-    }
 }
 
 /// The put of `key`'s completed record holding `response`, in the transaction that makes the
@@ -472,6 +468,41 @@ impl Idempotency {
                 self.repeat(&old, &[&key.fingerprint], now).map(Some)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// Records `response` as `key`'s answer when the key has no live record (a refusal decided
+    /// without a claim), and returns the answer that stands: `response`, or the one recorded
+    /// meanwhile by another attempt (the key's first answer wins). When the store fails, a
+    /// resend decides again.
+    pub async fn record(&self, key: &KeyRef, response: Response) -> Response {
+        let put = match record_put(&self.table, key, &response) {
+            Ok(t) => t.put,
+            Err(e) => {
+                tracing::warn!(error = %e, "refusal not recorded");
+                None
+            }
+        };
+        let Some(put) = put else { return response };
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => response,
+            Err(e) if crate::ddb::condition_failed(&e) => match self.answered(key).await {
+                Ok(Some(first)) => first,
+                _ => response,
+            },
+            Err(e) => {
+                tracing::warn!(error.cause_chain = %crate::error_chain(&e), "refusal not recorded; a resend decides again");
+                response
+            }
         }
     }
 

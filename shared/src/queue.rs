@@ -40,4 +40,17 @@ impl FifoQueue {
         send.send().await?;
         Ok(())
     }
+
+    /// Makes a received message visible again in `seconds` (a consumer's failed message, to be
+    /// retried sooner than the visibility timeout).
+    pub async fn retry_soon(&self, receipt_handle: &str, seconds: i32) -> anyhow::Result<()> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await?;
+        Ok(())
+    }
 }

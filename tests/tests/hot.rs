@@ -350,3 +350,96 @@ async fn a_hot_event_refuses_at_once_what_is_certain_and_records_the_rest() {
     let v: Value = get_event(&api, &organizer, &event).await;
     assert_eq!(v["joined"].as_u64(), Some(1));
 }
+
+#[tokio::test]
+async fn one_user_holds_one_place_of_a_hot_event_however_many_keys_they_send() {
+    let (_, api, minter, organizer) = with_organizer([127, 0, 0, 77]).await;
+    let event = create_hot_event(&api, &organizer, 5).await;
+    let user = minter.user(&[Role::Attendee]).await;
+    let keys: Vec<String> = (0..20).map(|_| key()).collect();
+    let answers = join_all(keys.iter().map(|k| {
+        let (api, user, event) = (&api, &user, &event);
+        async move { join_settled(api, user, event, k).await.0 }
+    }))
+    .await;
+    let seated = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(seated, 1, "one seat for one user");
+    for (r, k) in answers.iter().zip(&keys) {
+        if r.status == StatusCode::CREATED {
+            continue;
+        }
+        // Refused before queueing or by the writer: the same answer, recorded for its key.
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert_eq!(s(&r.body, "type"), "/problems/already-joined");
+        let again = join(&api, &user, &event, k).await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+    }
+    let e = get_event(&api, &organizer, &event).await;
+    assert_eq!(
+        (e["joined"].as_u64(), e["waitlisted"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert!(notified(&api, &user, &event, "join.created", 300).await);
+}
+
+/// The writer's own refusals, driven through its queue directly: a join queued for an event
+/// that was cancelled meanwhile is refused, recorded for its key and told to its user; a join
+/// queued more than 12 h ago (a late redrive) is not admitted at all.
+#[tokio::test]
+async fn the_writer_refuses_queued_joins_of_a_closed_event_and_tells_the_user() {
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 0, 78]).await;
+    let event = create_hot_event(&api, &organizer, 5).await;
+    let cancelled = api
+        .call(Some(&organizer), |r| {
+            r.delete(&format!("/v1/events/{event}"))
+                .header("Idempotency-Key", key())
+        })
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let user = minter.user(&[Role::Attendee]).await;
+    let sqs = stack.sqs().await;
+    let url = stack.resource("JoinIntakeQueue");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (stale, fresh) = (format!("IDEM#e2e-{}", key()), format!("IDEM#e2e-{}", key()));
+    // In one message group, in this order: the stale one is handled first.
+    for (pk, queued_at) in [(&stale, now - 13 * 3600), (&fresh, now)] {
+        let body = serde_json::json!({
+            "event_id": event, "user_id": user.id, "session_id": "e2e",
+            "key": {"pk": pk, "fingerprint": "e2e"},
+            "path": format!("/v1/events/{event}/join"), "queued_at": queued_at,
+        });
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(body.to_string())
+            .message_group_id(&event)
+            .message_deduplication_id(pk.trim_start_matches("IDEM#"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut record = None;
+    for _ in 0..300 {
+        record = stack.item(&fresh, "IDEM").await;
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let record = record.expect("the queued join was answered");
+    assert_eq!(record["response_status"].as_n().unwrap(), "409");
+    assert!(
+        record["response_body"]
+            .as_s()
+            .unwrap()
+            .contains("/problems/event-not-joinable")
+    );
+    assert!(
+        stack.item(&stale, "IDEM").await.is_none(),
+        "a join queued 13 h ago is not admitted"
+    );
+    assert!(notified(&api, &user, &event, "join.refused", 300).await);
+}

@@ -8,9 +8,11 @@
 //! membership, sends one message, then reads the key's record until it holds the outcome
 //! (at most [`WAIT`]), else answers 202 `pending` with a `Location` to poll.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -26,6 +28,7 @@ use shared::auth::User;
 use shared::ddb::{Item, get_s};
 use shared::http::{Request, RequestParts, Response, json};
 use shared::idempotency::{Idempotency, KeyRef, REPLAYED, record_put};
+use shared::outbox::OutboxMessage;
 use shared::queue::FifoQueue;
 use utoipa::ToSchema;
 
@@ -50,7 +53,15 @@ pub struct IntakeRequest {
     pub path: String,
     #[serde(default)]
     pub request_id: Option<String>,
+    /// When it was queued (Unix seconds; 0 when unknown): a request older than [`MAX_AGE`]
+    /// (a redrive from the DLQ long after) is not admitted, its key's record having expired.
+    #[serde(default)]
+    pub queued_at: i64,
 }
+
+/// The oldest request the writer admits: half the 24 h for which a key's record answers, so
+/// that a request is never admitted after its key could have been used again.
+pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 
 /// A join of a hot event that is still in the event's queue.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -139,13 +150,20 @@ pub async fn enqueue(
     if let Some(answer) = idempotency.answer_of(&key, reads.record)? {
         return Ok(answer);
     }
-    // What is certain before queueing is answered at once (not recorded: it wrote nothing,
-    // and the same key asks again).
-    if let Some(why) = venue.closed(now()) {
-        return Err(JoinError::NotJoinable(why).into());
-    }
-    if let Some(m) = reads.member {
-        return Err(JoinError::AlreadyJoined(m.state).into());
+    let request_id = req
+        .extensions()
+        .get::<shared::http::Invocation>()
+        .map(|i| i.request_id.clone());
+    // What is certain before queueing is answered at once, and recorded for the key as the
+    // synchronous path records a refusal (a resend replays it).
+    let refusal = match (venue.closed(now()), &reads.member) {
+        (Some(why), _) => Some(JoinError::NotJoinable(why)),
+        (None, Some(m)) => Some(JoinError::AlreadyJoined(m.state)),
+        (None, None) => None,
+    };
+    if let Some(e) = refusal {
+        let answer = ApiError::from(e).into_response(Some(req.uri().path()), request_id.as_deref());
+        return Ok(idempotency.record(&key, answer).await);
     }
     let request = IntakeRequest {
         event_id: venue.id.clone(),
@@ -153,14 +171,16 @@ pub async fn enqueue(
         session_id: user.session_id.clone(),
         key: key.clone(),
         path: req.uri().path().to_owned(),
-        request_id: req
-            .extensions()
-            .get::<shared::http::Invocation>()
-            .map(|i| i.request_id.clone()),
+        request_id,
+        queued_at: OffsetDateTime::now_utc().unix_timestamp(),
     };
     let body = serde_json::to_string(&request).map_err(ApiError::internal)?;
+    // One message per key and session: a resend while it is queued is the same message (5
+    // minutes), and a resend after signing in again (its join dropped for the revoked
+    // session) is a new one.
+    let dedup = shared::ids::digest_hex(&format!("{}\n{}", key.pk, user.session_id));
     queue
-        .send(&body, &venue.id, key.dedup_id(), &[])
+        .send(&body, &venue.id, &dedup, &[])
         .await
         .map_err(ApiError::internal)?;
     metrics::counter!("HotJoinsQueued").increment(1);
@@ -170,15 +190,27 @@ pub async fn enqueue(
     while Instant::now() + pause <= deadline {
         tokio::time::sleep(pause).await;
         pause = (pause * 3 / 2).min(MAX_PAUSE);
-        if let Some(mut answer) = idempotency.answered(&key).await? {
-            // This request's own outcome, not a replay of an earlier one.
-            answer.headers_mut().remove(REPLAYED);
-            metrics::histogram!("HotJoinWaitMs").record(started.elapsed().as_secs_f64() * 1e3);
-            return Ok(answer);
+        // The join is queued: a failing read now means "not known yet", never an error.
+        match idempotency.answered(&key).await {
+            Ok(Some(mut answer)) => {
+                // This request's own outcome, not a replay of an earlier one.
+                answer.headers_mut().remove(REPLAYED);
+                metrics::histogram!("HotJoinWaitMs").record(started.elapsed().as_secs_f64() * 1e3);
+                return Ok(answer);
+            }
+            Ok(None) => {}
+            Err(e) if e.status.is_server_error() => {
+                tracing::warn!(status = %e.status, "reading the queued join's outcome failed");
+            }
+            // The key's record answers for another request (422) or another attempt (409).
+            Err(e) => return Err(e),
         }
     }
     // A revoked session's join is dropped by the writer: say so rather than "pending".
-    shared::session::require_live(&seats.ddb, &seats.table, user).await?;
+    match shared::session::require_live(&seats.ddb, &seats.table, user).await {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(e),
+        _ => {}
+    }
     metrics::counter!("HotJoinsPending").increment(1);
     pending(&venue.id, &user.id)
 }
@@ -218,26 +250,45 @@ fn pending(event_id: &str, user_id: &str) -> Result<Response, ApiError> {
 
 // ------------------------------------------------------------------ the writer
 
+/// How long one invocation of the writer spends admitting (its timeout is 30 s): what is not
+/// admitted by then returns to the queue.
+const ADMIT_BUDGET: Duration = Duration::from_secs(20);
+/// How soon a batch that failed comes back, by its receive count: 2, 8, 32, 128, then 180 s (the
+/// visibility timeout) — soon after a blip, during which the event's later joins wait behind
+/// it, and spaced out over a longer outage (maxReceiveCount 10: about 20 minutes before the
+/// DLQ).
+fn retry_after(receives: u32) -> i32 {
+    let exponent = receives.saturating_sub(1).min(4);
+    (2 * 4_i32.pow(exponent)).min(180)
+}
+
 /// The intake writer: the join intake queue's consumer.
 pub struct Writer {
     pub seats: DynamoSeats,
+    /// The intake queue (a failed batch is made visible again soon).
+    pub intake: FifoQueue,
     /// Where a message that is not an intake request goes (the intake queue's DLQ).
     pub dead: FifoQueue,
 }
 
 impl Writer {
-    /// Fails at start, naming `JOIN_INTAKE_DLQ_URL`, when it is not set.
+    /// Fails at start, naming `JOIN_INTAKE_QUEUE_URL` or `JOIN_INTAKE_DLQ_URL`, when it is
+    /// not set.
     pub fn new(app: &shared::App) -> anyhow::Result<Arc<Self>> {
-        let url = std::env::var("JOIN_INTAKE_DLQ_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("missing configuration: JOIN_INTAKE_DLQ_URL"))?;
+        let queue = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|url| FifoQueue {
+                    sqs: app.clients.sqs.clone(),
+                    url,
+                })
+                .ok_or_else(|| anyhow::anyhow!("missing configuration: {name}"))
+        };
         Ok(Arc::new(Writer {
             seats: DynamoSeats::new(app),
-            dead: FifoQueue {
-                sqs: app.clients.sqs.clone(),
-                url,
-            },
+            intake: queue("JOIN_INTAKE_QUEUE_URL")?,
+            dead: queue("JOIN_INTAKE_DLQ_URL")?,
         }))
     }
 
@@ -245,10 +296,20 @@ impl Writer {
     /// admission. An event whose admission fails is redelivered whole (its messages reported
     /// failed, in order); the other events' go on.
     pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
+        let deadline = Instant::now() + ADMIT_BUDGET;
         let mut groups: Vec<(String, Vec<(String, IntakeRequest)>)> = Vec::new();
+        let mut receipts = std::collections::HashMap::new();
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
+            if let Some(r) = &record.receipt_handle {
+                let receives = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                receipts.insert(id.clone(), (r.clone(), receives));
+            }
             let body = record.body.clone().unwrap_or_default();
             let request: IntakeRequest = match serde_json::from_str(&body) {
                 Ok(r) => r,
@@ -267,32 +328,68 @@ impl Writer {
                 None => groups.push((request.event_id.clone(), vec![(id, request)])),
             }
         }
-        for (event_id, list) in groups {
+        // The events of a batch are admitted at once, under the one deadline: a slow event does
+        // not use up the others' time.
+        let outcomes = futures_util::future::join_all(groups.iter().map(|(event_id, list)| {
             let requests: Vec<IntakeRequest> = list.iter().map(|(_, r)| r.clone()).collect();
-            if let Err(e) = self.apply(&event_id, &requests).await {
-                tracing::warn!(event_id = %event_id, error = %e, "admission failed; the batch returns to the queue");
-                metrics::counter!("HotBatchFailures").increment(1);
-                response
-                    .batch_item_failures
-                    .extend(list.iter().map(|(id, _)| failure(id)));
+            async move { self.apply(event_id, &requests, deadline).await }
+        }))
+        .await;
+        for ((event_id, list), outcome) in groups.iter().zip(outcomes) {
+            let Err(e) = outcome else { continue };
+            tracing::warn!(event_id = %event_id, error = %e, "admission failed; the batch returns to the queue");
+            metrics::counter!("HotBatchFailures").increment(1);
+            for (id, _) in list {
+                // Back soon rather than after the visibility timeout: the event's later joins
+                // wait behind it. (If this fails, the timeout still brings it back.)
+                if let Some((r, receives)) = receipts.get(id)
+                    && let Err(e) = self.intake.retry_soon(r, retry_after(*receives)).await
+                {
+                    tracing::warn!(error = %e, "could not shorten the failed message's visibility");
+                }
+                response.batch_item_failures.push(failure(id));
             }
         }
         Ok(response)
     }
 
     /// One event's requests, admitted in one commit (a key queued twice counts once).
-    async fn apply(&self, event_id: &str, requests: &[IntakeRequest]) -> Result<(), JoinError> {
-        let mut keys = HashSet::new();
+    async fn apply(
+        &self,
+        event_id: &str,
+        requests: &[IntakeRequest],
+        deadline: Instant,
+    ) -> Result<(), JoinError> {
+        // A key queued twice (a resend after signing in again) counts once, as its latest
+        // message: the one with the live session.
+        let latest: HashMap<&str, usize> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key.pk.as_str(), i))
+            .collect();
+        let oldest = OffsetDateTime::now_utc().unix_timestamp() - MAX_AGE.as_secs() as i64;
         let requests: Vec<&IntakeRequest> = requests
             .iter()
-            .filter(|r| keys.insert(r.key.pk.clone()))
+            .enumerate()
+            .filter(|(i, r)| {
+                let stale = r.queued_at != 0 && r.queued_at < oldest;
+                if stale {
+                    metrics::counter!("HotJoinsExpired").increment(1);
+                    tracing::warn!(user_id = %r.user_id, queued_at = r.queued_at, "a queued join older than 12 h: not admitted");
+                }
+                !stale && latest.get(r.key.pk.as_str()) == Some(i)
+            })
+            .map(|(_, r)| r)
             .collect();
+        if requests.is_empty() {
+            return Ok(());
+        }
         let users: Vec<String> = requests.iter().map(|r| r.user_id.clone()).collect();
         let table = self.seats.table.clone();
         let tail = |i: usize, outcome: &Result<JoinView, JoinError>| {
             outcome_items(&table, requests[i], outcome)
         };
-        let retry = shared::ddb::Retry::within("Admit", Duration::from_secs(20)).attempts(200);
+        let retry = shared::ddb::Retry::until("Admit", deadline).attempts(200);
         let verdicts = rules::admit(&self.seats, event_id, &users, now(), retry, tail).await?;
         metrics::histogram!("HotBatchSize").record(requests.len() as f64);
         for (r, v) in requests.iter().zip(&verdicts) {
@@ -340,9 +437,26 @@ fn outcome_items(
             let refusal = e
                 .refusal()
                 .ok_or_else(|| anyhow::anyhow!("not a refusal: {e}"))?;
+            // A user who already holds a place was told of it; a join the event's closing
+            // refused is told as a notification too (unnumbered: the event's sequence moves
+            // only with the event's own changes).
+            let told = match refusal {
+                JoinError::AlreadyJoined(_) => None,
+                _ => Some(OutboxMessage::new(
+                    "join.refused",
+                    &r.event_id,
+                    vec![r.user_id.clone()],
+                    format!("Your join was not admitted: {refusal}"),
+                    serde_json::json!({ "event_id": r.event_id, "reason": refusal.to_string() }),
+                )),
+            };
             let answer =
                 ApiError::from(refusal).into_response(Some(&r.path), r.request_id.as_deref());
-            Ok(vec![record_put(table, &r.key, &answer)?])
+            let mut items = vec![record_put(table, &r.key, &answer)?];
+            if let Some(m) = told {
+                items.push(m.transact_put(table)?);
+            }
+            Ok(items)
         }
     }
 }

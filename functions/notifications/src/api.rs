@@ -43,7 +43,8 @@ pub struct Notification {
     /// Orders like the notifications; pass it to `POST /v1/me/notifications/read`.
     #[schema(example = "2026-11-23T10:15:00.123456Z#0f8e6c1d2b3a49e8a7f6e5d4c3b2a190")]
     pub id: String,
-    /// `join.created`, `join.waitlisted`, `join.promoted`, `event.cancelled` or `event.changed`.
+    /// `join.created`, `join.waitlisted`, `join.promoted`, `join.refused` (a hot event's queued
+    /// join that its closing refused), `event.cancelled` or `event.changed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub summary: String,

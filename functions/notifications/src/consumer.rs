@@ -267,10 +267,11 @@ impl DeadLetters for FifoQueue {
 }
 
 /// The types that notify someone; other types are processed without an inbox item.
-pub const NOTIFYING: [&str; 5] = [
+pub const NOTIFYING: [&str; 6] = [
     "join.created",
     "join.waitlisted",
     "join.promoted",
+    "join.refused",
     "event.cancelled",
     "event.changed",
 ];

@@ -480,10 +480,11 @@ impl DynamoSeats {
             };
             let update = event_update(
                 &commit,
-                "#status = :active AND starts_at > :now AND joined = :joined AND waitlisted = :waiting AND wl_seq = :seq",
+                "#status = :active AND starts_at > :now AND #capacity = :capacity AND joined = :joined AND waitlisted = :waiting AND wl_seq = :seq",
                 "SET joined = :next_joined, waitlisted = :next_waiting, wl_seq = :next_seq",
             )
             .expression_attribute_values(":now", s(utc(a.now)))
+            .expression_attribute_values(":capacity", n(v.capacity))
             .expression_attribute_values(":joined", n(v.joined))
             .expression_attribute_values(":waiting", n(v.waitlisted))
             .expression_attribute_values(":seq", n(v.wl_seq))

@@ -451,6 +451,7 @@ impl Seats for MemorySeats {
             return Err(AdmitError::gone());
         };
         let venue_ok = stored.closed(now).is_none()
+            && stored.capacity == v.capacity
             && stored.joined == v.joined
             && stored.waitlisted == v.waitlisted
             && stored.wl_seq == v.wl_seq

@@ -166,7 +166,8 @@ pub trait Seats: Send + Sync {
         c: Commit<'_, Self::Tail>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
     /// Admits a batch of newcomers in one commit ([`Admission`]): only while the event is
-    /// open, not started, and its `joined`, `waitlisted`, `wl_seq` and `msg_seq` are as read.
+    /// open, not started, and its `capacity`, `joined`, `waitlisted`, `wl_seq` and `msg_seq`
+    /// are as read (a capacity cut that notifies nobody leaves `msg_seq` alone).
     fn admit(
         &self,
         a: Admission<'_, Self::Tail>,

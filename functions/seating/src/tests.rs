@@ -681,3 +681,61 @@ async fn batches_racing_single_joins_and_leaves_never_overbook() {
     assert_eq!(v.joined + v.waitlisted, 30 + 15 - 5);
     assert_consistent(&s);
 }
+
+#[tokio::test]
+async fn an_admission_decided_on_a_capacity_since_cut_is_refused_and_decided_again() {
+    use crate::port::{Admission, Admit, AdmitError};
+    let s = joined_by(3, &["a", "b"]).await;
+    let read = s.stored(EVT).unwrap();
+    // The organizer cuts the capacity to the seats taken (a PATCH that notifies nobody: the
+    // message count stays as read).
+    s.change(EVT, |v| v.capacity = 2);
+    let stale = Admission {
+        venue: &read,
+        at: "2030-01-01T12:00:00.000000Z",
+        now: now(),
+        admits: vec![Admit {
+            user_id: "c".into(),
+            ticket: None,
+            message: crate::rules::promoted_message(&read, "c"),
+            tail: (),
+        }],
+        refusals: vec![],
+    };
+    match s.admit(stale).await {
+        Err(AdmitError::Refused { venue: Some(v), .. }) => assert_eq!(v.capacity, 2),
+        other => panic!("a stale capacity must refuse the admission: {other:?}"),
+    }
+    assert_eq!(s.seated(EVT), ["a", "b"], "nothing written");
+    // The rule decides again on the event as it is: the newcomer waits.
+    let v = admit_all(&s, &["c"]).await.unwrap();
+    assert_eq!(summary(&v), ["W1"]);
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn capacity_cuts_racing_batches_never_overbook() {
+    let s = joined_by(20, &[]).await;
+    let users: Vec<String> = (0..30).map(|i| format!("u{i:02}")).collect();
+    let batches = futures_join(users.chunks(10).map(|chunk| {
+        let s = &s;
+        async move {
+            admit(s, EVT, chunk, now(), retry(), |_, _| Ok(()))
+                .await
+                .unwrap()
+        }
+    }));
+    let cuts = async {
+        for cap in [15, 12, 10] {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            s.change(EVT, |v| v.capacity = cap.max(v.joined));
+        }
+    };
+    let (verdicts, ()) = tokio::join!(batches, cuts);
+    assert_eq!(verdicts.iter().flatten().count(), 30);
+    let v = s.stored(EVT).unwrap();
+    assert!(v.joined <= v.capacity, "overbooked: {v:?}");
+    assert_eq!(v.joined + v.waitlisted, 30);
+    assert_consistent(&s);
+}
