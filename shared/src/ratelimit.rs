@@ -75,6 +75,18 @@ impl RateLimiter {
         }
     }
 
+    /// An update of the window item `pk`.
+    fn window(
+        &self,
+        pk: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S("RATE".into()))
+    }
+
     /// Counts one request of `subject` against `rule`.
     pub async fn check(&self, rule: &Rule, subject: &str) -> anyhow::Result<Decision> {
         let pk = format!("RATE#{}#{subject}", rule.scope);
@@ -83,11 +95,7 @@ impl RateLimiter {
             let now = now_ms();
             let cutoff = now.saturating_sub(window_ms);
             let add = self
-                .dynamodb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk.clone()))
-                .key("sk", AttributeValue::S("RATE".into()))
+                .window(&pk)
                 // A subject's first request opens its window in the same request (one write,
                 // not two): the item is created with the window starting now.
                 .update_expression(
@@ -144,11 +152,7 @@ impl RateLimiter {
             }
             // No window or an expired one: start a new window, unless another request just did.
             let reset = self
-                .dynamodb
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk.clone()))
-                .key("sk", AttributeValue::S("RATE".into()))
+                .window(&pk)
                 .update_expression("SET window_start = :now, #count = :one, expires_at = :exp")
                 .condition_expression(
                     "attribute_not_exists(window_start) OR window_start <= :cutoff",

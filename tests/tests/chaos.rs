@@ -91,6 +91,21 @@ fn types(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// An organizer, 60 attendees, and 6 clients sending from 127.0.9.`first` onwards (each its own
+/// per-address budget).
+async fn cast(
+    stack: &Stack,
+    minter: &e2e::TokenMinter,
+    first: u8,
+) -> (Caller, Vec<Caller>, Vec<Api>) {
+    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
+    let users = minter.users(60, &[Role::Attendee]).await;
+    let apis = (0..6u8)
+        .map(|i| Api::new(stack, [127, 0, 9, first + i]))
+        .collect();
+    (organizer, users, apis)
+}
+
 #[tokio::test]
 async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and_latency() {
     let stack = Stack::get();
@@ -121,11 +136,7 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
         }
     };
     let dead_before = dlq_depth().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
-    let users = minter.users(60, &[Role::Attendee]).await;
-    let apis: Vec<Api> = (0..6u8)
-        .map(|i| Api::new(&stack, [127, 0, 9, 1 + i]))
-        .collect();
+    let (organizer, users, apis) = cast(&stack, &minter, 1).await;
     let api = &apis[0];
 
     let _serial = PLAN_LOCK.lock().await;
@@ -291,11 +302,7 @@ async fn joins_leaves_edits_and_sign_ins_survive_conflicts_throttling_errors_and
 async fn a_hot_events_intake_survives_conflicts_throttling_errors_and_latency() {
     let stack = Stack::get();
     let minter = stack.token_minter().await;
-    let organizer = minter.user(&[Role::Attendee, Role::Organizer]).await;
-    let users = minter.users(60, &[Role::Attendee]).await;
-    let apis: Vec<Api> = (0..6u8)
-        .map(|i| Api::new(&stack, [127, 0, 9, 11 + i]))
-        .collect();
+    let (organizer, users, apis) = cast(&stack, &minter, 11).await;
     let api = &apis[0];
     let event = create_hot_event(api, &organizer, 15).await;
 

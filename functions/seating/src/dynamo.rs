@@ -140,6 +140,15 @@ fn event_update<T>(
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
 }
 
+/// The waitlist's counters as read, for a condition on them (`:seq`, `:waiting`).
+fn as_read(
+    b: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    v: &Venue,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    b.expression_attribute_values(":seq", n(v.wl_seq))
+        .expression_attribute_values(":waiting", n(v.waitlisted))
+}
+
 /// Seats and the waitlist in the single table.
 #[derive(Clone)]
 pub struct DynamoSeats {
@@ -341,11 +350,10 @@ impl Seats for DynamoSeats {
             "#status = :active AND starts_at > :now AND joined >= #capacity AND wl_seq = :seq AND waitlisted = :waiting",
             "SET wl_seq = :next_seq, waitlisted = :next_waiting",
         )
-        .expression_attribute_values(":now", s(utc(c.now)))
-        .expression_attribute_values(":seq", n(v.wl_seq))
-        .expression_attribute_values(":waiting", n(v.waitlisted))
-        .expression_attribute_values(":next_seq", n(ticket))
-        .expression_attribute_values(":next_waiting", n(v.waitlisted + 1));
+        .expression_attribute_values(":now", s(utc(c.now)));
+        let update = as_read(update, v)
+            .expression_attribute_values(":next_seq", n(ticket))
+            .expression_attribute_values(":next_waiting", n(v.waitlisted + 1));
         let mut entry = wait_key(&v.id, ticket);
         entry.extend([
             ("type".into(), s("wait")),
@@ -485,12 +493,11 @@ impl DynamoSeats {
             )
             .expression_attribute_values(":now", s(utc(a.now)))
             .expression_attribute_values(":capacity", n(v.capacity))
-            .expression_attribute_values(":joined", n(v.joined))
-            .expression_attribute_values(":waiting", n(v.waitlisted))
-            .expression_attribute_values(":seq", n(v.wl_seq))
-            .expression_attribute_values(":next_joined", n(u64::from(v.joined) + seats))
-            .expression_attribute_values(":next_waiting", n(u64::from(v.waitlisted) + waits))
-            .expression_attribute_values(":next_seq", n(last_ticket.unwrap_or(v.wl_seq)));
+            .expression_attribute_values(":joined", n(v.joined));
+            let update = as_read(update, v)
+                .expression_attribute_values(":next_joined", n(u64::from(v.joined) + seats))
+                .expression_attribute_values(":next_waiting", n(u64::from(v.waitlisted) + waits))
+                .expression_attribute_values(":next_seq", n(last_ticket.unwrap_or(v.wl_seq)));
             items.push((Role::Event, self.update(update)?));
             for m in shared::outbox::numbered(&messages, v.msg_seq) {
                 items.push((Role::Outbox, m.transact_put(&self.table)?));

@@ -531,6 +531,16 @@ fn summary(verdicts: &[Verdict]) -> Vec<String> {
         .collect()
 }
 
+/// `users` admitted ten at a time, the batches concurrently: their verdicts, batch by batch.
+async fn in_batches_of_10(s: &MemorySeats, users: &[String]) -> Vec<Vec<Verdict>> {
+    futures_join(users.chunks(10).map(|chunk| async move {
+        admit(s, EVT, chunk, now(), retry(), |_, _| Ok(()))
+            .await
+            .unwrap()
+    }))
+    .await
+}
+
 #[tokio::test]
 async fn a_batch_seats_in_arrival_order_then_waitlists_in_one_commit() {
     let s = joined_by(3, &["early"]).await;
@@ -661,14 +671,7 @@ async fn batches_racing_single_joins_and_leaves_never_overbook() {
             }
         }
     }));
-    let batches = futures_join(batch.chunks(10).map(|chunk| {
-        let s = &s;
-        async move {
-            admit(s, EVT, chunk, now(), retry(), |_, _| Ok(()))
-                .await
-                .unwrap()
-        }
-    }));
+    let batches = in_batches_of_10(&s, &batch);
     let (_, verdicts) = tokio::join!(singles, batches);
     assert!(
         verdicts
@@ -717,14 +720,7 @@ async fn an_admission_decided_on_a_capacity_since_cut_is_refused_and_decided_aga
 async fn capacity_cuts_racing_batches_never_overbook() {
     let s = joined_by(20, &[]).await;
     let users: Vec<String> = (0..30).map(|i| format!("u{i:02}")).collect();
-    let batches = futures_join(users.chunks(10).map(|chunk| {
-        let s = &s;
-        async move {
-            admit(s, EVT, chunk, now(), retry(), |_, _| Ok(()))
-                .await
-                .unwrap()
-        }
-    }));
+    let batches = in_batches_of_10(&s, &users);
     let cuts = async {
         for cap in [15, 12, 10] {
             tokio::task::yield_now().await;
