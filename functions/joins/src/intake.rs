@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -34,13 +35,32 @@ use utoipa::ToSchema;
 
 /// How long a join of a hot event waits for its own outcome before answering 202 pending.
 pub const WAIT: Duration = Duration::from_millis(2500);
-/// The first pause before reading the outcome (a batch of the writer, with its queue's
-/// receive and delete); each next pause is half as long again, up to [`MAX_PAUSE`]: at most 7
-/// reads in [`WAIT`], 1 to 3 while the queue is short. Every read is a request on the table
-/// the writer writes to: a crowd of waiting joins reading faster would slow the writer they
-/// wait for.
-const FIRST_PAUSE: Duration = Duration::from_millis(150);
-const MAX_PAUSE: Duration = Duration::from_millis(400);
+/// How long this instance's recent queued joins waited for their outcome (ms, a moving
+/// average: each wait counts a fifth). Every read of an outcome is a request on the table the
+/// writer writes to, so a crowd of waiting joins reading early and often would slow the writer
+/// they wait for: the next join reads first at 80 % of the typical wait, then every quarter of
+/// it ([`pauses`]). A quiet event's join (a batch: ~250 ms) reads after 200 ms; in a rush
+/// (~1 s) after 800 ms, then every 250 ms: 1 to 3 reads a join either way.
+static TYPICAL_WAIT_MS: AtomicU64 = AtomicU64::new(250);
+
+/// The first pause and the next ones, for a typical wait of `typical_ms`.
+fn pauses(typical_ms: u64) -> (Duration, Duration) {
+    (
+        Duration::from_millis((typical_ms * 4 / 5).clamp(100, 2000)),
+        Duration::from_millis((typical_ms / 4).clamp(100, 500)),
+    )
+}
+
+/// The typical wait after one more join waited `waited`.
+fn learn(typical_ms: u64, waited: Duration) -> u64 {
+    (typical_ms * 4 + waited.as_millis() as u64) / 5
+}
+
+fn remember(waited: Duration) {
+    let _ = TYPICAL_WAIT_MS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+        Some(learn(t, waited))
+    });
+}
 
 /// One queued join: who asks (and under which session), the key its outcome is recorded
 /// under, and what the stored answer names (the request's path and id).
@@ -186,15 +206,16 @@ pub async fn enqueue(
     metrics::counter!("HotJoinsQueued").increment(1);
     let started = Instant::now();
     let deadline = wait_deadline(&req, started);
-    let mut pause = FIRST_PAUSE;
+    let (mut pause, every) = pauses(TYPICAL_WAIT_MS.load(Ordering::Relaxed));
     while Instant::now() + pause <= deadline {
         tokio::time::sleep(pause).await;
-        pause = (pause * 3 / 2).min(MAX_PAUSE);
+        pause = every;
         // The join is queued: a failing read now means "not known yet", never an error.
         match idempotency.answered(&key).await {
             Ok(Some(mut answer)) => {
                 // This request's own outcome, not a replay of an earlier one.
                 answer.headers_mut().remove(REPLAYED);
+                remember(started.elapsed());
                 metrics::histogram!("HotJoinWaitMs").record(started.elapsed().as_secs_f64() * 1e3);
                 return Ok(answer);
             }
@@ -211,6 +232,7 @@ pub async fn enqueue(
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(e),
         _ => {}
     }
+    remember(started.elapsed());
     metrics::counter!("HotJoinsPending").increment(1);
     pending(&venue.id, &user.id)
 }
@@ -265,6 +287,10 @@ fn retry_after(receives: u32) -> i32 {
 /// The intake writer: the join intake queue's consumer.
 pub struct Writer {
     pub seats: DynamoSeats,
+    /// Each event as this instance's last admission left it: the next batch starts from it
+    /// instead of a read (stale after someone else's change: one refused commit, then the
+    /// event as DynamoDB returned it).
+    pub last: std::sync::Mutex<HashMap<String, Venue>>,
     /// The intake queue (a failed batch is made visible again soon).
     pub intake: FifoQueue,
     /// Where a message that is not an intake request goes (the intake queue's DLQ).
@@ -287,6 +313,7 @@ impl Writer {
         };
         Ok(Arc::new(Writer {
             seats: DynamoSeats::new(app),
+            last: Default::default(),
             intake: queue("JOIN_INTAKE_QUEUE_URL")?,
             dead: queue("JOIN_INTAKE_DLQ_URL")?,
         }))
@@ -390,7 +417,16 @@ impl Writer {
             outcome_items(&table, requests[i], outcome)
         };
         let retry = shared::ddb::Retry::until("Admit", deadline).attempts(200);
-        let verdicts = rules::admit(&self.seats, event_id, &users, now(), retry, tail).await?;
+        let start = self.last.lock().ok().and_then(|m| m.get(event_id).cloned());
+        let admitted =
+            rules::admit_from(&self.seats, event_id, &users, now(), retry, tail, start).await;
+        if let Ok(mut m) = self.last.lock() {
+            match &admitted {
+                Ok((_, Some(after))) => m.insert(event_id.to_owned(), after.clone()),
+                _ => m.remove(event_id),
+            };
+        }
+        let (verdicts, _) = admitted?;
         metrics::histogram!("HotBatchSize").record(requests.len() as f64);
         for (r, v) in requests.iter().zip(&verdicts) {
             match v {
@@ -465,4 +501,28 @@ fn failure(id: &str) -> BatchItemFailure {
     let mut f = BatchItemFailure::default();
     f.item_identifier = id.to_owned();
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_of_the_outcome_space_out_as_the_typical_wait_grows() {
+        let ms = Duration::from_millis;
+        assert_eq!(pauses(250), (ms(200), ms(100)), "a quiet event");
+        assert_eq!(pauses(1000), (ms(800), ms(250)), "a rush");
+        assert_eq!(pauses(0), (ms(100), ms(100)), "never a busy loop");
+        assert_eq!(pauses(60_000), (ms(2000), ms(500)), "bounded");
+        // A rush moves the estimate up within a few joins, a quiet spell back down.
+        let mut t = 250;
+        for _ in 0..10 {
+            t = learn(t, ms(1200));
+        }
+        assert!((1000..1200).contains(&t), "{t}");
+        for _ in 0..10 {
+            t = learn(t, ms(200));
+        }
+        assert!(t < 300, "{t}");
+    }
 }

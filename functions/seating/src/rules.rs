@@ -191,12 +191,33 @@ pub async fn admit<S: Seats>(
     event_id: &str,
     users: &[String],
     now: OffsetDateTime,
-    mut retry: Retry,
+    retry: Retry,
     tail: impl Fn(usize, &Result<JoinView, JoinError>) -> anyhow::Result<S::Tail>,
 ) -> Result<Vec<Verdict>, JoinError> {
+    admit_from(seats, event_id, users, now, retry, tail, None)
+        .await
+        .map(|(verdicts, _)| verdicts)
+}
+
+/// [`admit`] starting from `start`, the event as the caller last knew it (the writer's own
+/// previous commit: it is the event's only writer in a sale) instead of a read; a stale
+/// `start` only costs a refused commit, decided again on the event DynamoDB returns. Also
+/// returns the event as this admission left it (`None` when it is gone), for the next one.
+pub async fn admit_from<S: Seats>(
+    seats: &S,
+    event_id: &str,
+    users: &[String],
+    now: OffsetDateTime,
+    mut retry: Retry,
+    tail: impl Fn(usize, &Result<JoinView, JoinError>) -> anyhow::Result<S::Tail>,
+    start: Option<Venue>,
+) -> Result<(Vec<Verdict>, Option<Venue>), JoinError> {
     let at = timestamp(now);
     let mut known = vec![Known::Open; users.len()];
-    let mut current = seats.venue(event_id).await?;
+    let mut current = match start {
+        Some(v) => Some(v),
+        None => seats.venue(event_id).await?,
+    };
     while retry.can_try() {
         if let Some(v) = &current
             && v.closed(now).is_none()
@@ -236,6 +257,19 @@ pub async fn admit<S: Seats>(
                 }
             }
         }
+        let after = current.clone().map(|mut v| {
+            for a in &admits {
+                match a.ticket {
+                    None => v.joined += 1,
+                    Some(t) => {
+                        v.waitlisted += 1;
+                        v.wl_seq = t;
+                    }
+                }
+                v.msg_seq += 1;
+            }
+            v
+        });
         let fallback = Venue::closed_stub(event_id, now);
         let admission = Admission {
             venue: current.as_ref().unwrap_or(&fallback),
@@ -252,7 +286,7 @@ pub async fn admit<S: Seats>(
             Ok(()) => {
                 let verdicts = finish(event_id, outcomes, &known);
                 metrics::histogram!("HotBatchAttempts").record(f64::from(retry.attempt()));
-                return Ok(verdicts);
+                return Ok((verdicts, after));
             }
             Err(AdmitError::Refused {
                 venue,

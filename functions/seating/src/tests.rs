@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::memory::{Fault, MemorySeats};
 use crate::port::{SeatReader, Seats};
-use crate::rules::{JoinView, Verdict, admit, fill_free_seats, join, leave};
+use crate::rules::{JoinView, Verdict, admit, admit_from, fill_free_seats, join, leave};
 use crate::{JoinError, State, Venue};
 
 const EVT: &str = "evt_0001";
@@ -733,5 +733,37 @@ async fn capacity_cuts_racing_batches_never_overbook() {
     let v = s.stored(EVT).unwrap();
     assert!(v.joined <= v.capacity, "overbooked: {v:?}");
     assert_eq!(v.joined + v.waitlisted, 30);
+    assert_consistent(&s);
+}
+
+#[tokio::test]
+async fn a_batch_started_from_a_stale_event_is_decided_again_on_the_stored_one() {
+    let s = MemorySeats::with([venue(3)]);
+    let stale = s.stored(EVT).unwrap();
+    join_as(&s, "a").await.unwrap();
+    let users = ["b", "c", "d"].map(String::from);
+    let (v, after) = admit_from(&s, EVT, &users, now(), retry(), |_, _| Ok(()), Some(stale))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&v),
+        ["J", "J", "W1"],
+        "a holds one of the three seats"
+    );
+    assert_eq!(after, s.stored(EVT), "the event as the admission left it");
+    // The next batch starts from it: no read, the same outcome as a read.
+    let (v, after) = admit_from(
+        &s,
+        EVT,
+        &["e".to_owned()],
+        now(),
+        retry(),
+        |_, _| Ok(()),
+        after,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary(&v), ["W2"]);
+    assert_eq!(after, s.stored(EVT));
     assert_consistent(&s);
 }
