@@ -5,7 +5,10 @@
   + the resources template.yaml declares, created from the template itself
   + every function as its real binary, under a local Lambda Runtime API
   + the HTTP API's routes on http://127.0.0.1:3000 as API Gateway (payload v2)
-  + the event sources: the table's stream and the SQS queues, polled as Lambda does.
+  + the event sources: the table's stream and the SQS queues, polled as Lambda does
+  + X-Ray as Lambda does it: a trace header per invocation, the function's segment recorded,
+    and an X-Ray daemon stand-in (UDP) that forwards the functions' segment documents to
+    moto's X-Ray API (PutTraceSegments), so `aws xray batch-get-traces` answers locally.
 
 Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--ready-file F]
 Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for the design.
@@ -18,6 +21,7 @@ import faulthandler
 import json
 import os
 import queue
+import random
 import re
 import secrets
 import signal
@@ -264,8 +268,15 @@ class Function:
         self.echo = echo
 
     def invoke(self, payload, trace_header=None):
-        """Runs one invocation; returns ("response"|"error", body bytes)."""
-        inv = Invocation(payload, trace_header, self.timeout_s)
+        """Runs one invocation; returns ("response"|"error", body bytes). `trace_header` is the
+        caller's (an HTTP request's X-Amzn-Trace-Id); without one a new trace starts."""
+        trace = LambdaTrace(self, trace_header)
+        inv = Invocation(payload, trace.header(), self.timeout_s)
+        result = self._run(inv)
+        trace.finish(inv.id, result[0])
+        return result
+
+    def _run(self, inv):
         with self.lock:
             alive = [i for i in self.instances if i.proc.poll() is None]
             if self.idle > 0:
@@ -381,7 +392,7 @@ def runtime_api(fn, instance):
                 ("Lambda-Runtime-Aws-Request-Id", inv.id),
                 ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
                 ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, fn.lid)),
-                ("Lambda-Runtime-Trace-Id", inv.trace or new_trace_header()),
+                ("Lambda-Runtime-Trace-Id", inv.trace),
             ])
 
         def do_POST(self):
@@ -427,8 +438,126 @@ def text_content(content_type):
     return ct.startswith("text/") or any(t in ct for t in ("json", "xml", "javascript", "x-www-form-urlencoded"))
 
 
-def new_trace_header():
-    return "Root=1-%08x-%s;Parent=%s;Sampled=1" % (int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+# --------------------------------------------------------------------------- X-Ray
+
+XRAY_SAMPLING = float(os.environ.get("LOCAL_XRAY_SAMPLING", "1"))  # share of new traces sampled
+
+
+def parse_trace_header(header):
+    """`Root=1-...;Parent=...;Sampled=1` -> dict (the keys present)."""
+    out = {}
+    for part in (header or "").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k:
+            out[k] = v
+    return out if re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", out.get("Root", "")) else {}
+
+
+class XrayDaemon:
+    """A stand-in for the X-Ray daemon: receives segment documents over UDP on loopback (the
+    daemon's format: a `{"format": "json", "version": 1}` line, then the document), batches
+    them (up to 50, or what arrived within 100 ms) and sends them to moto with
+    PutTraceSegments, as the daemon does to X-Ray. Documents X-Ray refuses are logged."""
+
+    def __init__(self, endpoint, stop, log_path):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.client = aws_client("xray", endpoint)
+        self.docs = queue.Queue()
+        self.stop = stop
+        self.log_path = log_path
+        self.received = 0
+        self.refused = 0
+        threading.Thread(target=self._receive, daemon=True).start()
+        threading.Thread(target=self._send, daemon=True).start()
+
+    def _note(self, msg):
+        with open(self.log_path, "a") as f:
+            f.write("%s %s\n" % (datetime.datetime.now(datetime.timezone.utc).isoformat(), msg))
+
+    def _receive(self):
+        while not self.stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            header, _, doc = data.partition(b"\n")
+            try:
+                if json.loads(header).get("format") != "json":
+                    raise ValueError("not a json segment")
+                json.loads(doc)
+            except ValueError as e:
+                self._note("dropped a malformed datagram (%s): %r" % (e, data[:200]))
+                continue
+            self.received += 1
+            self.docs.put(doc.decode())
+
+    def put(self, doc):
+        """A document of the local Lambda service itself (the function's segment)."""
+        self.docs.put(json.dumps(doc))
+
+    def _send(self):
+        while not self.stop.is_set():
+            try:
+                batch = [self.docs.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            deadline = time.time() + 0.1
+            while len(batch) < 50 and time.time() < deadline:
+                try:
+                    batch.append(self.docs.get(timeout=max(0.0, deadline - time.time())))
+                except queue.Empty:
+                    break
+            try:
+                out = self.client.put_trace_segments(TraceSegmentDocuments=batch)
+            except Exception as e:  # moto down: the daemon drops what it cannot send, as X-Ray's does
+                self._note("PutTraceSegments failed, %d documents dropped: %s" % (len(batch), e))
+                continue
+            for bad in out.get("UnprocessedTraceSegments") or []:
+                self.refused += 1
+                self._note("X-Ray refused segment %s: %s %s" % (bad.get("Id"), bad.get("ErrorCode"), bad.get("Message")))
+
+
+XRAY = None  # the stack's daemon stand-in, once started
+
+
+class LambdaTrace:
+    """What the Lambda service does for one invocation with active tracing: continue the
+    caller's trace (or start one, sampled at XRAY_SAMPLING), give the function a header whose
+    Parent is the function's segment, and record that segment when the invocation ends."""
+
+    def __init__(self, fn, upstream):
+        up = parse_trace_header(upstream)
+        self.fn = fn
+        self.root = up.get("Root") or "1-%08x-%s" % (int(time.time()), secrets.token_hex(12))
+        self.parent = up.get("Parent")
+        if up.get("Sampled") in ("0", "1"):
+            self.sampled = up["Sampled"] == "1"
+        else:
+            self.sampled = random.random() < XRAY_SAMPLING
+        self.id = secrets.token_hex(8)
+        self.start = time.time()
+
+    def header(self):
+        return "Root=%s;Parent=%s;Sampled=%d" % (self.root, self.id, 1 if self.sampled else 0)
+
+    def finish(self, request_id, kind):
+        if not self.sampled or XRAY is None:
+            return
+        doc = {"name": self.fn.lid, "id": self.id, "trace_id": self.root, "start_time": self.start,
+               "end_time": time.time(), "origin": "AWS::Lambda::Function",
+               "aws": {"request_id": request_id,
+                       "function_arn": "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, self.fn.lid)}}
+        if self.parent:
+            doc["parent_id"] = self.parent
+        if kind != "response":
+            doc["fault"] = True
+        XRAY.put(doc)
 
 
 def rotate_keys(fn, secret_arn):
@@ -497,7 +626,11 @@ def make_gateway(routes, default_route, controls=None):
                     cookies.extend(c.strip() for c in v.split(";") if c.strip())
                     continue
                 headers[k] = headers[k] + "," + v if k in headers else v
-            trace = headers.get("x-amzn-trace-id") or new_trace_header()
+            # An HTTP API records no X-Ray segment of its own (only REST APIs do): it passes the
+            # client's X-Amzn-Trace-Id on, or a new root, and Lambda continues it.
+            trace = headers.get("x-amzn-trace-id")
+            if not parse_trace_header(trace):
+                trace = "Root=1-%08x-%s" % (int(time.time()), secrets.token_hex(12))
             headers["x-amzn-trace-id"] = trace
             headers.setdefault("x-forwarded-for", self.client_address[0])
             headers.setdefault("x-forwarded-proto", "http")
@@ -855,6 +988,10 @@ def main():
             for line in create_resources(template, resolver, endpoint, args.queue_visibility_timeout):
                 log("created %s" % line)
 
+        global XRAY
+        XRAY = XrayDaemon(endpoint, stop, os.path.join(log_dir, "xray-daemon.log"))
+        log("X-Ray daemon stand-in on udp://%s -> %s (PutTraceSegments; sampling %g)"
+            % (XRAY.address, endpoint, XRAY_SAMPLING))
         globals_ = template.get("Globals", {}).get("Function", {})
         base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -865,6 +1002,9 @@ def main():
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_EC2_METADATA_DISABLED": "true",
             "TZ": ":UTC",
+            "AWS_XRAY_DAEMON_ADDRESS": XRAY.address,
+            # Spans go to the log too (LOG_SPANS), so a function's log shows its calls locally.
+            "LOG_SPANS": "true",
         }
         if os.environ.get("LOG_LEVEL"):
             base_env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
@@ -936,6 +1076,7 @@ def main():
             log("route %-7s %-40s -> %s" % ("ANY", "$default", default_route.lid))
         log("%d event sources polling (stream relay, queue consumers)" % len(sources))
         info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir, "admin": admin_info,
+                "xray_daemon": XRAY.address,
                 "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
                 # Every function's variables (the signers' SIGNING_KEYS_SECRET_ID too): tests
                 # and `cargo lambda watch` run any function with it.

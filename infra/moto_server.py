@@ -451,6 +451,84 @@ class SerialDynamoDB:
             return out
 
 
+def validate_trace_segments():
+    """moto's X-Ray stores any document with an id, a name, a trace id and a start time. X-Ray
+    refuses (UnprocessedTraceSegments) what breaks its segment document schema, and a function
+    that sends such documents loses its trace in AWS: refuse them here too. The rules of
+    https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html: a 64 KB
+    document; a 16-hex id; a trace id `1-<8 hex>-<24 hex>` whose time is within the last 30
+    days (and not in the future); a name of 1-200 letters, digits, spaces and `_.:/%&#=+\\-@`;
+    numeric times, end not before start; a subsegment sent on its own names its trace and
+    parent; annotation keys of letters, digits and `_`, values strings (<= 1000), numbers or
+    booleans; a subsegment's namespace `aws` or `remote`."""
+    import re
+    import moto.xray.models as xray_models
+    from moto.xray.exceptions import BadSegmentException
+
+    hex16 = re.compile(r"^[0-9a-f]{16}$")
+    trace_rx = re.compile(r"^1-([0-9a-f]{8})-[0-9a-f]{24}$")
+    name_rx = re.compile(r"^[\w\s.:/%&#=+\\\-@]{1,200}$")
+    key_rx = re.compile(r"^[A-Za-z0-9_]{1,500}$")
+    original = xray_models.XRayBackend.process_segment
+
+    def problem(data, nested):
+        if not isinstance(data, dict):
+            return "a segment must be a JSON object"
+        seg_id = data.get("id")
+        if not isinstance(seg_id, str) or not hex16.match(seg_id):
+            return "id must be 16 hexadecimal digits"
+        name = data.get("name")
+        if not isinstance(name, str) or not name_rx.match(name) or "\n" in name:
+            return "invalid name %r" % (name,)
+        if not nested or "trace_id" in data:
+            m = trace_rx.match(str(data.get("trace_id", "")))
+            if not m:
+                return "invalid trace_id %r" % (data.get("trace_id"),)
+            epoch = int(m.group(1), 16)
+            if not (time.time() - 30 * 86400 <= epoch <= time.time() + 300):
+                return "trace_id time is more than 30 days old or in the future"
+        start, end = data.get("start_time"), data.get("end_time")
+        if not isinstance(start, (int, float)) or isinstance(start, bool):
+            return "start_time must be a number"
+        if end is None:
+            if data.get("in_progress") is not True:
+                return "end_time missing and not in_progress"
+        elif not isinstance(end, (int, float)) or end < start:
+            return "end_time must be a number not before start_time"
+        if "parent_id" in data and not hex16.match(str(data["parent_id"])):
+            return "parent_id must be 16 hexadecimal digits"
+        if data.get("type") == "subsegment" and not nested:
+            if "parent_id" not in data or "trace_id" not in data:
+                return "a subsegment sent on its own needs trace_id and parent_id"
+        if data.get("namespace") not in (None, "aws", "remote"):
+            return "namespace must be aws or remote"
+        for k, v in (data.get("annotations") or {}).items():
+            if not key_rx.match(k):
+                return "invalid annotation key %r" % k
+            if isinstance(v, str) and len(v) > 1000 or not isinstance(v, (str, int, float, bool)):
+                return "invalid annotation value for %r" % k
+        for sub in data.get("subsegments") or []:
+            p = problem(sub, True)
+            if p:
+                return p
+        return None
+
+    def process_segment(self, doc):
+        if len(doc.encode()) > 64 * 1024:
+            raise BadSegmentException(code="SegmentTooLarge", message="a segment document is at most 64 KB")
+        try:
+            data = json.loads(doc)
+        except ValueError:
+            raise BadSegmentException(code="JSONFormatError", message="Bad JSON data")
+        p = problem(data, False)
+        if p:
+            raise BadSegmentException(seg_id=data.get("id") if isinstance(data, dict) else None,
+                                      code="InvalidSegment", message=p)
+        return original(self, doc)
+
+    xray_models.XRayBackend.process_segment = process_segment
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-H", "--host", default="127.0.0.1")
@@ -468,6 +546,7 @@ def main():
         FAULTS.set(json.loads(os.environ["MOTO_FAULTS"]))
     check_then_write_transactions()
     partition_queries()
+    validate_trace_segments()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, Faulty(SerialDynamoDB(app)), threaded=True, request_handler=MotoRequestHandler)
 

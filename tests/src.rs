@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod joining;
+pub mod xray;
 
 pub use client::{Caller, TokenMinter};
 

@@ -56,19 +56,25 @@ impl Clients {
             Breaker::new("sqs"),
             Breaker::new("secretsmanager"),
         ];
+        // One X-Ray subsegment per call (crate::xray): the breaker's refusal is recorded too.
+        let region = config.region().map(|r| r.to_string());
+        let spans = |service| crate::xray::SdkCallSpans::new(service, region.clone());
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(config)
+                    .interceptor(spans("DynamoDB"))
                     .interceptor(breakers[0].clone())
                     .build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(config)
+                    .interceptor(spans("SQS"))
                     .interceptor(breakers[1].clone())
                     .build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(spans("SecretsManager"))
                     .interceptor(breakers[2].clone())
                     .build(),
             ),

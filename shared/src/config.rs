@@ -27,6 +27,17 @@ impl Source for HashMap<&str, &str> {
     }
 }
 
+/// The daemon's UDP address from `AWS_XRAY_DAEMON_ADDRESS`: `host:port`, or the daemon's
+/// two-protocol form `tcp:host:port udp:host:port`.
+pub fn daemon_address(value: &str) -> Option<std::net::SocketAddr> {
+    let value = value.trim();
+    let udp = value
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("udp:"))
+        .unwrap_or(value);
+    udp.parse().ok()
+}
+
 /// Every problem found in the environment, each naming its variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid configuration: {}", .problems.join("; "))]
@@ -70,6 +81,14 @@ pub struct Config {
     pub rate_limit_auth: u32,
     /// `RATE_LIMIT_ALLOWLIST`: comma-separated client IPs of internal callers, never limited.
     pub rate_limit_allowlist: Vec<std::net::IpAddr>,
+    /// `AWS_XRAY_DAEMON_ADDRESS`: where spans go as X-Ray segment documents (UDP). Lambda sets it
+    /// when active tracing is on; unset, spans are written to the log instead.
+    pub xray_daemon: Option<std::net::SocketAddr>,
+    /// `LOG_SPANS`: also write every span to the log as a JSON line while exporting to X-Ray
+    /// (the local stack does, for reading a request's calls from its log).
+    pub log_spans: bool,
+    /// `AWS_LAMBDA_LOG_GROUP_NAME`: linked from each X-Ray segment to its logs.
+    pub log_group: Option<String>,
 }
 
 impl Config {
@@ -108,6 +127,11 @@ impl Config {
             rate_limit_api: r.number("RATE_LIMIT_API_PER_MINUTE", 100, 1, 1_000_000) as u32,
             rate_limit_auth: r.number("RATE_LIMIT_AUTH_PER_MINUTE", 5, 1, 1_000_000) as u32,
             rate_limit_allowlist: r.ips("RATE_LIMIT_ALLOWLIST"),
+            xray_daemon: r.xray_daemon("AWS_XRAY_DAEMON_ADDRESS"),
+            log_spans: env
+                .get("LOG_SPANS")
+                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
+            log_group: env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
         };
         if r.problems.is_empty() {
             Ok(config)
@@ -180,6 +204,17 @@ impl<S: Source> Reader<'_, S> {
         out
     }
 
+    fn xray_daemon(&mut self, name: &str) -> Option<std::net::SocketAddr> {
+        let raw = self.env.get(name).filter(|v| !v.trim().is_empty())?;
+        let addr = daemon_address(&raw);
+        if addr.is_none() {
+            self.problems.push(format!(
+                "{name} must be host:port or 'tcp:host:port udp:host:port', got {raw:?}"
+            ));
+        }
+        addr
+    }
+
     fn origins(&mut self, name: &str) -> Vec<String> {
         let raw = self.env.get(name).unwrap_or_default();
         let mut out = Vec::new();
@@ -203,6 +238,19 @@ impl<S: Source> Reader<'_, S> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn daemon_addresses_in_both_forms() {
+        assert_eq!(
+            daemon_address("169.254.79.129:2000"),
+            Some("169.254.79.129:2000".parse().unwrap())
+        );
+        assert_eq!(
+            daemon_address("tcp:127.0.0.1:2000 udp:127.0.0.2:2001"),
+            Some("127.0.0.2:2001".parse().unwrap())
+        );
+        assert_eq!(daemon_address("localhost"), None);
+    }
+
     use super::*;
 
     fn complete() -> HashMap<&'static str, &'static str> {

@@ -395,17 +395,26 @@ impl Middleware {
         let started = Instant::now();
         let cold_start = take_cold_start();
         let info = RequestInfo::of(&req);
+        // In X-Ray, a subsegment of the segment Lambda records for the invocation (kind
+        // internal; see crate::xray): named by its route, searchable by route, user and event.
         let span = tracing::info_span!(
             "request",
             otel.name = %info.route,
-            otel.kind = "server",
+            otel.kind = "internal",
             request_id = %info.request_id,
             lambda_request_id = %info.lambda_request_id,
             trace_id = tracing::field::Empty,
             route = %info.route,
             method = %info.method,
             user_id = tracing::field::Empty,
+            event_id = tracing::field::Empty,
+            status = tracing::field::Empty,
         );
+        if info.route.contains("/events/{id}")
+            && let Some(id) = req.path_parameters_ref().and_then(|p| p.first("id"))
+        {
+            span.record("event_id", id);
+        }
         let lambda_trace = req
             .lambda_context_ref()
             .and_then(|c| c.xray_trace_id.clone());
@@ -453,6 +462,7 @@ impl Middleware {
 
         self.finish_headers(&info, &mut response);
         let status = response.status().as_u16();
+        span.record("status", status);
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         span.in_scope(|| {
             tracing::info!(

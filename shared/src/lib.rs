@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod session;
 pub mod telemetry;
 pub mod testing;
+pub mod xray;
 
 pub use config::Config;
 pub use problem::{ApiError, Problem};

@@ -3,8 +3,9 @@
 //!
 //! Everything goes to one sink (stdout in Lambda, where CloudWatch Logs picks it up and turns
 //! EMF documents into metrics). Log records pass through [`crate::redact`] on the way out.
-//! Spans are written as JSON lines too (`"type":"span"`), one per finished span, so a local run
-//! shows the whole trace of a request, its AWS SDK calls included.
+//! Spans go to X-Ray when `AWS_XRAY_DAEMON_ADDRESS` is set ([`crate::xray`]); otherwise, or
+//! with `LOG_SPANS` on, they are written as JSON lines too (`"type":"span"`), one per finished
+//! span, so a local run shows the whole trace of a request, its AWS SDK calls included.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use serde_json::{Map, Value};
@@ -70,11 +71,40 @@ static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
 /// Sets up logging, tracing and metrics for this process; later calls return the first setup.
 pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
     TELEMETRY.get_or_init(|| {
-        let provider = SdkTracerProvider::builder()
+        // The sampler follows the parent (Lambda's trace header, a message's): what Lambda did
+        // not sample builds no span data and exports nothing. A root (no header) is sampled.
+        let mut builder = SdkTracerProvider::builder()
             .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
-            .with_simple_exporter(JsonSpanExporter { sink: sink.clone() })
-            .build();
-        let tracer = provider.tracer("city-events");
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )))
+            .with_resource(
+                opentelemetry_sdk::Resource::builder_empty()
+                    .with_attributes([
+                        opentelemetry::KeyValue::new("service.name", config.function_name.clone()),
+                        opentelemetry::KeyValue::new("cloud.provider", "aws"),
+                        opentelemetry::KeyValue::new("cloud.platform", "aws_lambda"),
+                    ])
+                    .build(),
+            );
+        let mut to_xray = false;
+        if let Some(daemon) = config.xray_daemon {
+            match crate::xray::exporter(daemon, config.log_group.as_deref()) {
+                Ok(exporter) => {
+                    builder = builder.with_simple_exporter(exporter);
+                    to_xray = true;
+                }
+                Err(e) => {
+                    eprintln!("X-Ray daemon client for {daemon} failed ({e}); spans go to the log")
+                }
+            }
+        }
+        if !to_xray || config.log_spans {
+            builder = builder.with_simple_exporter(JsonSpanExporter { sink: sink.clone() });
+        }
+        let provider = builder.build();
+        let tracer = crate::xray::tracer_of(&provider);
+        crate::xray::install(tracer.clone());
 
         // lambda_runtime's own per-invocation span duplicates ours; keep it out unless asked for.
         let directives = if config.log_level.contains("lambda_runtime") {
@@ -89,13 +119,11 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
             );
             EnvFilter::new("info")
         });
-        // Spans for tracing: ours at info and above, and the AWS SDK's one span per operation
-        // (named like `DynamoDB.GetItem`, emitted at debug) but not its inner attempt spans.
+        // Spans for tracing: ours at info and above. The AWS SDK's calls get theirs from
+        // `xray::SdkCallSpans` (the SDK's own spans cannot say which table or which error).
         let span_filter = filter_fn(|meta| {
-            if meta.target().starts_with("lambda_runtime") {
+            if meta.target().starts_with("lambda_runtime") || meta.target().starts_with("aws_") {
                 false
-            } else if meta.target().starts_with("aws_sdk_") {
-                meta.is_span() && meta.name().contains('.')
             } else {
                 meta.is_span() && *meta.level() <= tracing::Level::INFO
             }

@@ -390,7 +390,14 @@ async fn consume_one(
     continuations: &impl Continuations,
     record: &SqsMessage,
 ) -> Result<(), Failure> {
-    let span = tracing::info_span!("notifications.consume", otel.kind = "consumer", message_id = ?record.message_id);
+    // A segment of the writer's trace in X-Ray, the relay's child (see shared::xray).
+    let span = tracing::info_span!(
+        "notifications.consume",
+        otel.kind = "server",
+        message_id = ?record.message_id,
+        message_type = tracing::field::Empty,
+        aggregate_id = tracing::field::Empty,
+    );
     let trace = record
         .message_attributes
         .get(TRACE_ATTRIBUTE)
@@ -402,6 +409,9 @@ async fn consume_one(
         let body = record.body.as_deref().unwrap_or("");
         let message: OutboxMessage = serde_json::from_str(body)
             .map_err(|e| Failure::Malformed(format!("not an outbox message: {e}")))?;
+        let span = tracing::Span::current();
+        span.record("message_type", message.kind.as_str());
+        span.record("aggregate_id", message.aggregate_id.as_str());
         let fanout = message.data.get("fanout").and_then(|v| v.as_str());
         let notifies = NOTIFYING.contains(&message.kind.as_str());
         let mut delivered = 0;
@@ -431,7 +441,14 @@ async fn consume_one(
                 // which writes the same items again and sends the same continuation.
                 if let Some(after) = next {
                     continuations
-                        .continue_fanout(&message, &after, chunk + 1, trace)
+                        .continue_fanout(
+                            &message,
+                            &after,
+                            chunk + 1,
+                            shared::telemetry::current_xray_header()
+                                .as_deref()
+                                .or(trace),
+                        )
                         .await
                         .map_err(Failure::Transient)?;
                     metrics::counter!("FanOutContinued").increment(1);

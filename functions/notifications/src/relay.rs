@@ -40,8 +40,10 @@ pub trait Publisher {
 /// writing request's trace travels as a message attribute.
 impl Publisher for FifoQueue {
     async fn publish(&self, item: &OutboxItem, message: &OutboxMessage) -> anyhow::Result<()> {
+        // The relay's own span continues the writer's trace: the consumer's segment is its child.
+        let trace = shared::telemetry::current_xray_header().or_else(|| item.trace.clone());
         let mut attributes = vec![("type", message.kind.as_str())];
-        attributes.extend(item.trace.as_deref().map(|t| (TRACE_ATTRIBUTE, t)));
+        attributes.extend(trace.as_deref().map(|t| (TRACE_ATTRIBUTE, t)));
         self.send(
             &item.message,
             &message.aggregate_id,
@@ -334,7 +336,9 @@ async fn publish_in_order(
     progress: &mut Progress,
     give_up_waiting: bool,
 ) -> anyhow::Result<Step> {
-    let span = tracing::info_span!("outbox.publish", otel.kind = "producer", outbox_id = %message.id, r#type = %message.kind, seq = ?message.seq);
+    // A segment of the writer's trace in X-Ray (kind server, named after this function), so the
+    // service map shows the relay between the API and the queue.
+    let span = tracing::info_span!("outbox.publish", otel.kind = "server", outbox_id = %message.id, message_type = %message.kind, aggregate_id = %message.aggregate_id, seq = ?message.seq);
     set_remote_parent(&span, item.trace.as_deref());
     async {
         let Some(seq) = message.seq else {

@@ -1,0 +1,269 @@
+//! Issue 15: traces that reach X-Ray. Through the local stack (its Lambda service records each
+//! invocation's segment and its daemon stand-in forwards the functions' UDP segment documents
+//! to moto's X-Ray API, which refuses documents X-Ray would refuse), read back with the real
+//! SDK's BatchGetTraces:
+//! - one join is ONE trace: the join function (its DynamoDB TransactWriteItems), the outbox
+//!   relay (its SQS SendMessage) and the notifications consumer (its DynamoDB write), in causal
+//!   order, every piece's parent in the trace;
+//! - a request its caller did not sample exports nothing, anywhere down the outbox;
+//! - a DynamoDB call that fails is a fault carrying its error, and so is the request.
+
+use std::io::{Read, Write};
+
+use e2e::joining::{create_event, key, with_organizer};
+use e2e::xray::{Trace, new_trace_id};
+use e2e::{Caller, Stack};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use shared::auth::Role;
+
+/// The tests of this binary one at a time: one of them turns a fault plan on.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn notified(api: &e2e::Api, user: &Caller, event: &str, kind: &str) -> bool {
+    let r = api
+        .send_as(user, Method::GET, "/v1/me/notifications?limit=100", None)
+        .await;
+    r.body["items"].as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i["event_id"] == event && i["type"] == kind)
+    })
+}
+
+fn consumer_wrote(trace: &Trace) -> bool {
+    trace
+        .find(|p| p.segment && p.name == "NotificationsConsumerFunction")
+        .is_some_and(|c| {
+            trace.pieces.iter().any(|p| {
+                p.name == "DynamoDB"
+                    && matches!(
+                        p.operation(),
+                        "PutItem" | "TransactWriteItems" | "BatchWriteItem" | "UpdateItem"
+                    )
+                    && trace.is_under(p, &c.id)
+            })
+        })
+}
+
+#[tokio::test]
+async fn one_join_is_one_trace_from_the_request_through_the_outbox_to_the_consumer() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 15, 1]).await;
+    let event = create_event(&api, &organizer, 5).await;
+    let user = minter.user(&[Role::Attendee]).await;
+    let root = new_trace_id();
+    let k = key();
+    let r = api
+        .call(Some(&user), |r| {
+            r.post(&format!("/v1/events/{event}/join"))
+                .header("Idempotency-Key", &k)
+                .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1"))
+        })
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let trace = stack.trace_until(&root, consumer_wrote).await;
+    let all = trace.waterfall();
+    assert!(
+        consumer_wrote(&trace),
+        "the consumer's write never arrived:\n{all}"
+    );
+
+    // The join function: Lambda's segment for the invocation, the root of the trace (the
+    // client sent no parent); the handler a subsegment of it; the transaction under the handler.
+    let lambda = trace
+        .find(|p| p.segment && p.name == "JoinEventFunction")
+        .unwrap_or_else(|| panic!("no segment of the join function:\n{all}"));
+    assert_eq!(lambda.doc["origin"], "AWS::Lambda::Function");
+    assert!(lambda.parent.is_none(), "{all}");
+    let handler = trace
+        .children_of(&lambda.id)
+        .find(|p| p.name == "POST /v1/events/:id/join")
+        .unwrap_or_else(|| panic!("no handler subsegment:\n{all}"));
+    assert!(!handler.segment);
+    assert_eq!(
+        handler.doc["annotations"]["event_id"],
+        event.as_str(),
+        "{all}"
+    );
+    assert_eq!(
+        handler.doc["annotations"]["user_id"],
+        user.id.as_str(),
+        "{all}"
+    );
+    assert_eq!(handler.doc["http"]["response"]["status"], 201, "{all}");
+    let txn = trace
+        .find(|p| {
+            p.name == "DynamoDB"
+                && p.operation() == "TransactWriteItems"
+                && trace.is_under(p, &handler.id)
+        })
+        .unwrap_or_else(|| panic!("no TransactWriteItems under the handler:\n{all}"));
+    assert_eq!(txn.doc["namespace"], "aws");
+    assert_eq!(
+        txn.doc["aws"]["table_name"],
+        stack.resource("Table").as_str(),
+        "{all}"
+    );
+    assert!(txn.doc["aws"]["request_id"].is_string(), "{all}");
+
+    // The relay: a segment of the same trace, the handler's child, sending to SQS.
+    let relay = trace
+        .find(|p| p.segment && p.name == "OutboxRelayFunction")
+        .unwrap_or_else(|| panic!("no relay segment:\n{all}"));
+    assert!(trace.is_under(relay, &handler.id), "{all}");
+    assert_eq!(relay.doc["annotations"]["aggregate_id"], event.as_str());
+    let send = trace
+        .children_of(&relay.id)
+        .find(|p| p.name == "SQS" && p.operation() == "SendMessage")
+        .unwrap_or_else(|| panic!("no SQS SendMessage in the relay:\n{all}"));
+    assert_eq!(
+        send.doc["aws"]["queue_url"],
+        stack.resource("OutboxQueue").as_str(),
+        "{all}"
+    );
+
+    // The consumer: the relay's child, writing the inbox.
+    let consumer = trace
+        .find(|p| p.segment && p.name == "NotificationsConsumerFunction")
+        .unwrap();
+    assert_eq!(consumer.parent.as_deref(), Some(relay.id.as_str()), "{all}");
+
+    // Causal order: each hop starts after the one that caused it.
+    assert!(
+        lambda.start <= handler.start && handler.start <= txn.start,
+        "{all}"
+    );
+    assert!(
+        txn.start < relay.start && relay.start <= send.start,
+        "{all}"
+    );
+    assert!(send.start < consumer.start, "{all}");
+    // One trace, nothing detached, nothing refused, and the ids are X-Ray's.
+    assert!(
+        trace.orphans().is_empty(),
+        "orphans {:?}:\n{all}",
+        trace.orphans()
+    );
+    for p in &trace.pieces {
+        assert_eq!(p.id.len(), 16, "{all}");
+        assert!(p.end >= p.start, "{all}");
+        if p.segment {
+            assert_eq!(p.doc["trace_id"], root.as_str(), "{all}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_its_caller_did_not_sample_exports_nothing_down_the_outbox() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 15, 2]).await;
+    let event = create_event(&api, &organizer, 5).await;
+    let quiet_user = minter.user(&[Role::Attendee]).await;
+    let quiet = new_trace_id();
+    let k = key();
+    let r = api
+        .call(Some(&quiet_user), |r| {
+            r.post(&format!("/v1/events/{event}/join"))
+                .header("Idempotency-Key", &k)
+                .header("X-Amzn-Trace-Id", format!("Root={quiet};Sampled=0"))
+        })
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Its notification arrives: the relay and the consumer ran for it.
+    let deadline = std::time::Instant::now() + e2e::PATIENCE;
+    while !notified(&api, &quiet_user, &event, "join.created").await {
+        assert!(std::time::Instant::now() < deadline, "never notified");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A sampled join after it, through the same functions, reaches X-Ray whole: anything of the
+    // unsampled one would have been sent before it.
+    let loud_user = minter.user(&[Role::Attendee]).await;
+    let loud = new_trace_id();
+    let k2 = key();
+    let r = api
+        .call(Some(&loud_user), |r| {
+            r.post(&format!("/v1/events/{event}/join"))
+                .header("Idempotency-Key", &k2)
+                .header("X-Amzn-Trace-Id", format!("Root={loud};Sampled=1"))
+        })
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let sampled = stack.trace_until(&loud, consumer_wrote).await;
+    assert!(consumer_wrote(&sampled), "{}", sampled.waterfall());
+    // Give the daemon stand-in one more batch interval, then nothing of the quiet trace exists.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let none = stack.trace(&quiet).await;
+    assert!(
+        none.pieces.is_empty(),
+        "an unsampled request exported:\n{}",
+        none.waterfall()
+    );
+}
+
+/// Sends one request to moto's fault endpoint (infra/moto_server.py).
+fn faults(endpoint: &str, body: &str) {
+    let hostport = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).expect("moto answers");
+    write!(
+        s,
+        "POST /_faults HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+}
+
+struct FaultsOff(String);
+
+impl Drop for FaultsOff {
+    fn drop(&mut self) {
+        faults(&self.0, "{}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_dynamodb_call_is_a_fault_with_its_error_and_so_is_the_request() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::get();
+    let api = e2e::Api::new(&stack, [127, 0, 15, 3]);
+    let root = new_trace_id();
+    // Every Query of the functions answers 500 (the SDK's retries included).
+    faults(
+        &stack.aws_endpoint_url,
+        r#"{"seed": 15, "rules": [{"service": "dynamodb", "operation": "Query", "error": 1.0}]}"#,
+    );
+    let off = FaultsOff(stack.aws_endpoint_url.clone());
+    let r = api
+        .exec(
+            api.request(Method::GET, "/v1/events?city=Tracetown")
+                .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1")),
+        )
+        .await;
+    drop(off);
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+
+    let has_query = |t: &Trace| t.find(|p| p.operation() == "Query").is_some();
+    let trace = stack.trace_until(&root, has_query).await;
+    let all = trace.waterfall();
+    let query = trace
+        .find(|p| p.name == "DynamoDB" && p.operation() == "Query")
+        .unwrap_or_else(|| panic!("no Query subsegment:\n{all}"));
+    assert!(query.is_fault(), "{}", query.doc);
+    assert_eq!(query.doc["http"]["response"]["status"], 500);
+    let cause: Value = query.doc["cause"].clone();
+    assert_eq!(
+        cause["exceptions"][0]["type"], "InternalServerError",
+        "{}",
+        query.doc
+    );
+    assert_eq!(query.doc["metadata"]["retries"], 2, "{}", query.doc);
+    let handler = trace
+        .find(|p| p.name == "GET /v1/events")
+        .unwrap_or_else(|| panic!("no handler subsegment:\n{all}"));
+    assert!(handler.is_fault(), "a 503 is a fault: {}", handler.doc);
+    assert!(trace.is_under(query, &handler.id), "{all}");
+    assert!(trace.orphans().is_empty(), "{all}");
+}
