@@ -5,11 +5,17 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins bench-hot
+.PHONY: dev trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
-	$(PY) infra/local_stack.py
+	$(PY) infra/local_stack.py --ready-file .local/ready.json
+
+## Print one X-Ray trace of the local stack as a waterfall (make trace ID=1-...); without ID,
+## the traces of the last 15 minutes (FILTER='annotation.user_id = "..."' narrows them). The
+## id is the `trace_id` of the request's log lines.
+trace: setup
+	$(PY) infra/trace.py $(ID) $(if $(FILTER),--filter '$(FILTER)')
 
 ## Run every test (unit, handler, integration against moto, end to end through the local stack).
 test:

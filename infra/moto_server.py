@@ -527,6 +527,114 @@ def validate_trace_segments():
         return original(self, doc)
 
     xray_models.XRayBackend.process_segment = process_segment
+    xray_models.SegmentCollection.summary = trace_summaries
+
+
+def _pieces(doc):
+    """A segment document and its nested subsegments."""
+    yield doc
+    for sub in doc.get("subsegments") or []:
+        yield from _pieces(sub)
+
+
+def trace_summaries(self, start_time, end_time, filter_expression=None):
+    """GetTraceSummaries with what moto leaves out: a filter expression (the subset operators
+    use: `annotation.KEY = "v"` / number / true|false, `service("name")`, `fault`, `error`,
+    `throttle`, `http.status = N`, `responsetime > N` / `duration > N` (seconds), joined by
+    AND), and each summary's annotations, services, HTTP status and response time. Anything
+    else is refused as X-Ray refuses a bad expression (400), never answered as if it matched."""
+    import re
+    from moto.core.exceptions import AWSError
+
+    clause_rx = [
+        (re.compile(r'^annotation\.(\w+)\s*=\s*"([^"]*)"$'), "ann_str"),
+        (re.compile(r"^annotation\.(\w+)\s*=\s*(-?[0-9.]+)$"), "ann_num"),
+        (re.compile(r"^annotation\.(\w+)\s*=\s*(true|false)$", re.I), "ann_bool"),
+        (re.compile(r'^service\(\s*"([^"]+)"\s*\)$'), "service"),
+        (re.compile(r"^(fault|error|throttle)$", re.I), "flag"),
+        (re.compile(r"^http\.status\s*=\s*(\d+)$"), "status"),
+        (re.compile(r"^(responsetime|duration)\s*>\s*([0-9.]+)$", re.I), "slower"),
+    ]
+    clauses = []
+    for raw in re.split(r"\s+AND\s+", (filter_expression or "").strip(), flags=re.I) if filter_expression else []:
+        raw = raw.strip()
+        for rx, kind in clause_rx:
+            m = rx.match(raw)
+            if m:
+                clauses.append((kind, m.groups()))
+                break
+        else:
+            raise AWSError("Invalid filter expression (the local X-Ray supports annotation.KEY = value, "
+                           "service(\"name\"), fault, error, throttle, http.status = N, responsetime > N, "
+                           "joined by AND): %s" % raw, exception_type="InvalidRequestException", status=400)
+
+    summaries = []
+    for tid, trace in self._traces.items():
+        if not (trace["finished"] and start_time <= trace["start_date"] and trace["end_date"] <= end_time):
+            continue
+        docs = []
+        for seg in trace["segments"]:
+            try:
+                docs.extend(_pieces(json.loads(seg.raw)))
+            except ValueError:
+                continue
+        annotations = {}
+        for d in docs:
+            for k, v in (d.get("annotations") or {}).items():
+                annotations.setdefault(k, [])
+                if v not in annotations[k]:
+                    annotations[k].append(v)
+        services = sorted({d["name"] for d in docs if d.get("type") != "subsegment" and "name" in d})
+        starts = [d["start_time"] for d in docs if isinstance(d.get("start_time"), (int, float))]
+        ends = [d["end_time"] for d in docs if isinstance(d.get("end_time"), (int, float))]
+        duration = (max(ends) - min(starts)) if starts and ends else 0.0
+        roots = [d for d in docs if d.get("type") != "subsegment" and not d.get("parent_id")]
+        response_time = (roots[0]["end_time"] - roots[0]["start_time"]) if roots and "end_time" in roots[0] else duration
+        status = next((d.get("http", {}).get("response", {}).get("status") for d in docs
+                       if d.get("http", {}).get("response", {}).get("status")), None)
+        flags = {f: any(d.get(f) for d in docs) for f in ("fault", "error", "throttle")}
+
+        def holds(kind, args):
+            if kind == "ann_str":
+                return args[1] in annotations.get(args[0], [])
+            if kind == "ann_num":
+                return any(isinstance(v, (int, float)) and not isinstance(v, bool) and v == float(args[1])
+                           for v in annotations.get(args[0], []))
+            if kind == "ann_bool":
+                return (args[1].lower() == "true") in [v for v in annotations.get(args[0], []) if isinstance(v, bool)]
+            if kind == "service":
+                return args[0] in services
+            if kind == "flag":
+                return flags[args[0].lower()]
+            if kind == "status":
+                return any(d.get("http", {}).get("response", {}).get("status") == int(args[0]) for d in docs)
+            if kind == "slower":
+                return (response_time if args[0].lower() == "responsetime" else duration) > float(args[1])
+            return False
+
+        if not all(holds(k, a) for k, a in clauses):
+            continue
+        summaries.append({
+            "Id": tid,
+            "Duration": duration,
+            "ResponseTime": response_time,
+            "HasFault": flags["fault"],
+            "HasError": flags["error"],
+            "HasThrottle": flags["throttle"],
+            "IsPartial": False,
+            "Http": {"HttpStatus": status} if status else {},
+            "Annotations": {k: [{"AnnotationValue": (
+                {"BooleanValue": v} if isinstance(v, bool) else
+                {"NumberValue": v} if isinstance(v, (int, float)) else {"StringValue": str(v)})}
+                for v in vs] for k, vs in annotations.items()},
+            "ServiceIds": [{"Name": n} for n in services],
+            "Users": [],
+        })
+    return {
+        "ApproximateTime": int(time.time()),
+        "TracesProcessedCount": len(summaries),
+        "TraceSummaries": summaries,
+    }
 
 
 def main():

@@ -140,6 +140,44 @@ async fn one_join_is_one_trace_from_the_request_through_the_outbox_to_the_consum
         "{all}"
     );
     assert!(send.start < consumer.start, "{all}");
+    // Searchable as an operator searches: by the event's annotation.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let found = stack
+        .xray()
+        .await
+        .get_trace_summaries()
+        .start_time(aws_sdk_xray::primitives::DateTime::from_secs(now - 3600))
+        .end_time(aws_sdk_xray::primitives::DateTime::from_secs(now + 60))
+        .filter_expression(format!(
+            "annotation.event_id = \"{event}\" AND service(\"JoinEventFunction\")"
+        ))
+        .send()
+        .await
+        .expect("GetTraceSummaries with a filter expression");
+    let ids: Vec<&str> = found
+        .trace_summaries()
+        .iter()
+        .filter_map(|t| t.id())
+        .collect();
+    assert_eq!(ids, vec![root.as_str()], "the event's traces");
+
+    // The consumer's log lines carry the same trace id (Logs Insights: lines-of-a-trace).
+    let lines = stack
+        .log_lines_until("NotificationsConsumerFunction", |ls| {
+            ls.iter().any(|l| {
+                l["trace_id"] == root.as_str() && l["message"] == "notifications delivered"
+            })
+        })
+        .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["trace_id"] == root.as_str() && l["message"] == "notifications delivered"),
+        "the consumer's lines do not carry the writer's trace id"
+    );
     // One trace, nothing detached, nothing refused, and the ids are X-Ray's.
     assert!(
         trace.orphans().is_empty(),

@@ -397,6 +397,7 @@ async fn consume_one(
         message_id = ?record.message_id,
         message_type = tracing::field::Empty,
         aggregate_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     let trace = record
         .message_attributes
@@ -404,6 +405,10 @@ async fn consume_one(
         .and_then(|a| a.string_value.as_deref());
     if let Some(parent) = shared::telemetry::remote_parent(trace, &http::HeaderMap::new()) {
         let _ = span.set_parent(parent);
+    }
+    // Its log lines carry the writer's trace id (the runbook's lines-of-a-trace query).
+    if let Some(id) = span.in_scope(shared::telemetry::current_trace_id) {
+        span.record("trace_id", id.as_str());
     }
     async {
         let body = record.body.as_deref().unwrap_or("");

@@ -338,7 +338,7 @@ async fn publish_in_order(
 ) -> anyhow::Result<Step> {
     // A segment of the writer's trace in X-Ray (kind server, named after this function), so the
     // service map shows the relay between the API and the queue.
-    let span = tracing::info_span!("outbox.publish", otel.kind = "server", outbox_id = %message.id, message_type = %message.kind, aggregate_id = %message.aggregate_id, seq = ?message.seq);
+    let span = tracing::info_span!("outbox.publish", otel.kind = "server", outbox_id = %message.id, message_type = %message.kind, aggregate_id = %message.aggregate_id, seq = ?message.seq, trace_id = tracing::field::Empty);
     set_remote_parent(&span, item.trace.as_deref());
     async {
         let Some(seq) = message.seq else {
@@ -385,6 +385,10 @@ mod tracing_opentelemetry_ext {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         if let Some(parent) = shared::telemetry::remote_parent(trace, &http::HeaderMap::new()) {
             let _ = span.set_parent(parent);
+        }
+        // Its log lines carry the writer's trace id: one query finds a change's lines everywhere.
+        if let Some(id) = span.in_scope(shared::telemetry::current_trace_id) {
+            span.record("trace_id", id.as_str());
         }
     }
 }
