@@ -35,10 +35,25 @@ subjects += [
     ("outbox_relay", "outbox_relay", "dynamodb-stream-outbox-insert.json", None),
     ("notifications_consumer", "notifications_consumer", "sqs-outbox-message.json", None),
 ]
+# X-Ray (issue 15): every row above runs as Lambda does with active tracing and an unsampled
+# invocation (Sampled=0: most requests under the default sampling rule). The rows below are
+# the same binaries with X-Ray off (no daemon: spans as JSON log lines, what the code did
+# before) and with a sampled invocation whose spans are exported to the stack's daemon.
+xray = [
+    ("healthz · xray off", "healthz", "apigw-get-healthz.json", 200, "off"),
+    ("healthz · sampled", "healthz", "apigw-get-healthz.json", 200, "sampled"),
+    ("consumer · xray off", "notifications_consumer", "sqs-outbox-message.json", None, "off"),
+    ("consumer · sampled", "notifications_consumer", "sqs-outbox-message.json", None, "sampled"),
+]
 suite = {"subjects": []}
-for name, binary, event, status in subjects:
+for name, binary, event, status, *mode in subjects + xray:
     s = {"name": name, "cmd": ["target/release/" + binary], "event": "events/" + event, "cwd": ".",
-         "env": {k: v for k, v in env.items()}}
+         # production runs without LOG_SPANS (the local stack sets it for its own logs)
+         "env": {k: v for k, v in env.items() if k != "LOG_SPANS"}}
+    if mode == ["off"]:
+        s["env"]["AWS_XRAY_DAEMON_ADDRESS"] = ""
+    if mode == ["sampled"]:
+        s["trace_sampled"] = True
     if status:
         s["expect_status"] = status
     suite["subjects"].append(s)
