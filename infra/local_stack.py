@@ -488,14 +488,17 @@ class XrayDaemon:
                 return
             header, _, doc = data.partition(b"\n")
             try:
-                if json.loads(header).get("format") != "json":
-                    raise ValueError("not a json segment")
-                json.loads(doc)
-            except ValueError as e:
+                head = json.loads(header)
+                if not isinstance(head, dict) or head.get("format") != "json":
+                    raise ValueError("not a json segment header")
+                text = doc.decode()
+                json.loads(text)
+            except (ValueError, UnicodeDecodeError) as e:
+                # What the daemon does too: drop it, keep serving.
                 self._note("dropped a malformed datagram (%s): %r" % (e, data[:200]))
                 continue
             self.received += 1
-            self.docs.put(doc.decode())
+            self.docs.put(text)
 
     def put(self, doc):
         """A document of the local Lambda service itself (the function's segment)."""
@@ -535,7 +538,8 @@ class LambdaTrace:
         up = parse_trace_header(upstream)
         self.fn = fn
         self.root = up.get("Root") or "1-%08x-%s" % (int(time.time()), secrets.token_hex(12))
-        self.parent = up.get("Parent")
+        parent = up.get("Parent") or ""
+        self.parent = parent if re.fullmatch(r"[0-9a-f]{16}", parent) else None
         if up.get("Sampled") in ("0", "1"):
             self.sampled = up["Sampled"] == "1"
         else:

@@ -569,11 +569,12 @@ def trace_summaries(self, start_time, end_time, filter_expression=None):
                            "joined by AND): %s" % raw, exception_type="InvalidRequestException", status=400)
 
     summaries = []
-    for tid, trace in self._traces.items():
+    # A copy: the daemon stand-in adds traces while this reads them.
+    for tid, trace in list(self._traces.items()):
         if not (trace["finished"] and start_time <= trace["start_date"] and trace["end_date"] <= end_time):
             continue
         docs = []
-        for seg in trace["segments"]:
+        for seg in list(trace["segments"]):
             try:
                 docs.extend(_pieces(json.loads(seg.raw)))
             except ValueError:

@@ -30,12 +30,15 @@ impl Source for HashMap<&str, &str> {
 /// The daemon's UDP address from `AWS_XRAY_DAEMON_ADDRESS`: `host:port`, or the daemon's
 /// two-protocol form `tcp:host:port udp:host:port`.
 pub fn daemon_address(value: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
     let value = value.trim();
     let udp = value
         .split_whitespace()
         .find_map(|part| part.strip_prefix("udp:"))
         .unwrap_or(value);
-    udp.parse().ok()
+    udp.parse()
+        .ok()
+        .or_else(|| udp.to_socket_addrs().ok()?.next())
 }
 
 /// Every problem found in the environment, each naming its variable.
@@ -204,13 +207,18 @@ impl<S: Source> Reader<'_, S> {
         out
     }
 
+    /// Tracing is not worth a failed start: an unusable address is reported and spans go to
+    /// the log instead.
     fn xray_daemon(&mut self, name: &str) -> Option<std::net::SocketAddr> {
         let raw = self.env.get(name).filter(|v| !v.trim().is_empty())?;
         let addr = daemon_address(&raw);
         if addr.is_none() {
-            self.problems.push(format!(
-                "{name} must be host:port or 'tcp:host:port udp:host:port', got {raw:?}"
-            ));
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "WARN", "message": format!(
+                    "{name} must be host:port or 'tcp:host:port udp:host:port', got {raw:?}: spans go to the log"
+                )})
+            );
         }
         addr
     }
@@ -249,6 +257,10 @@ mod tests {
             Some("127.0.0.2:2001".parse().unwrap())
         );
         assert_eq!(daemon_address("localhost"), None);
+        assert_eq!(
+            daemon_address("localhost:2000").map(|a| a.port()),
+            Some(2000)
+        );
     }
 
     use super::*;

@@ -290,19 +290,45 @@ pub fn remote_parent(
     headers: &http::HeaderMap,
 ) -> Option<opentelemetry::Context> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Lambda's header, when there is one, decides (trace and sampling): a client's headers
+    // never take over, even if Lambda's could not be read.
+    let lambda_trace = lambda_trace.filter(|s| !s.is_empty());
     let xray = lambda_trace
-        .filter(|s| !s.is_empty())
         .or_else(|| header("x-amzn-trace-id"))
         .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
         .filter(SpanContext::is_valid);
     if let Some(sc) = xray {
         return Some(opentelemetry::Context::new().with_remote_span_context(sc));
     }
+    if lambda_trace.is_some() {
+        return None;
+    }
     let traceparent = header("traceparent")?;
     let carrier: HashMap<String, String> =
         HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
     let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
     cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// Makes `span` continue the trace of `header` (an outbox item's, an SQS message's), and its log
+/// lines carry that trace's id. Call it before the span is first entered.
+pub fn continue_trace(span: &tracing::Span, header: Option<&str>) {
+    if let Some(parent) = remote_parent(header, &http::HeaderMap::new()) {
+        let _ = span.set_parent(parent);
+    }
+    if let Some(id) = span.in_scope(current_trace_id) {
+        span.record("trace_id", id.as_str());
+    }
+}
+
+/// Links `span` to the trace of `header` (another request served by the same work).
+pub fn link_trace(span: &tracing::Span, header: Option<&str>) {
+    if let Some(sc) = header
+        .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+        .filter(SpanContext::is_valid)
+    {
+        span.add_link(sc);
+    }
 }
 
 /// The X-Ray header value that continues the current span's trace downstream (SQS message

@@ -18,7 +18,6 @@
 //!   a fault, a 4xx an error, throttling a throttle, each with the error's code and message.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -119,30 +118,35 @@ impl SpanExporter for NamedSpanExporter {
     }
 }
 
+/// X-Ray's name rule: 1 to 200 of letters, digits, spaces and `_ . : / % & # = + \\ - @`.
+/// (Only the space among whitespace: a tab or a newline is refused.)
+fn allowed(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/%&#=+\\-@".contains(c)
+}
+
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+-@".contains(c))
+    !name.is_empty() && name.len() <= 200 && name.chars().all(allowed)
 }
 
 /// `POST /v1/events/{id}/join` → `POST /v1/events/:id/join`; other invalid characters → `_`.
 pub fn xray_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
+    let mut out = String::with_capacity(name.len().min(200));
     for c in name.chars() {
-        match c {
-            '{' => out.push(':'),
-            '}' => {}
-            c if c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+-@".contains(c) => {
-                out.push(c)
-            }
-            _ => out.push('_'),
+        let c = match c {
+            '{' => ':',
+            '}' => continue,
+            c if allowed(c) => c,
+            _ => '_',
+        };
+        if out.len() + c.len_utf8() > 200 {
+            break;
         }
+        out.push(c);
     }
     if out.is_empty() {
         out.push_str("span");
     }
-    out.chars().take(200).collect()
+    out
 }
 
 /// One span per AWS SDK operation, as an interceptor on the client of `service`. It replaces
@@ -160,16 +164,50 @@ impl SdkCallSpans {
     }
 }
 
-/// When the operation started and the trace it belongs to, kept in the operation's config bag
-/// from the first hook to the last.
-#[derive(Debug, Clone)]
-struct CallStart {
-    at: SystemTime,
-    parent: opentelemetry::Context,
+/// The call's span, started when the operation starts and kept in the operation's config bag
+/// to its end. Dropped unended (the caller stopped waiting: a timeout around the call, a
+/// `try_join!` whose other branch failed), it ends as a fault saying so.
+struct CallSpan(std::sync::Mutex<Option<opentelemetry_sdk::trace::Span>>);
+
+impl std::fmt::Debug for CallSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallSpan")
+    }
 }
 
-impl Storable for CallStart {
+impl Storable for CallSpan {
     type Storer = StoreReplace<Self>;
+}
+
+impl CallSpan {
+    fn take(&self) -> Option<opentelemetry_sdk::trace::Span> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// The X-Ray header naming this call as the parent (for what it sends on: SQS messages).
+    fn header(&self) -> Option<String> {
+        let guard = self.0.lock().ok()?;
+        let span = guard.as_ref()?;
+        opentelemetry_aws::trace::xray_propagator::span_context_to_string(span.span_context())
+    }
+}
+
+impl Drop for CallSpan {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.0.get_mut().ok().and_then(|s| s.take()) {
+            let message = "the caller stopped waiting (cancelled)";
+            span.set_attribute(KeyValue::new("http.response.status_code", 500_i64));
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new("exception.type", "Cancelled"),
+                    KeyValue::new("exception.message", message),
+                ],
+            );
+            span.set_status(Status::error(format!("Cancelled: {message}")));
+            span.end();
+        }
+    }
 }
 
 /// The parts of a JSON request body that say what an operation touched.
@@ -224,14 +262,49 @@ impl Intercept for SdkCallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         // The context of the innermost traced span around the call (tracing-opentelemetry
-        // attaches it on enter); the SDK's own spans are not traced.
+        // attaches it on enter); the SDK's own spans are not traced. Unsampled: nothing built.
         let parent = opentelemetry::Context::current();
-        let sampled = parent.span().span_context().is_sampled();
-        if sampled && tracer().is_some() {
-            cfg.interceptor_state().store_put(CallStart {
-                at: SystemTime::now(),
-                parent,
-            });
+        if let Some(tracer) = tracer()
+            && parent.span().span_context().is_sampled()
+        {
+            // Named once the operation is known (its metadata is loaded after this hook).
+            let builder = tracer
+                .span_builder(self.service)
+                .with_kind(SpanKind::Client);
+            let span = tracer.build_with_context(builder, &parent);
+            cfg.interceptor_state()
+                .store_put(CallSpan(std::sync::Mutex::new(Some(span))));
+        }
+        Ok(())
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        // An SQS message carries this call as its parent in `AWSTraceHeader` (the system
+        // attribute Lambda and X-Ray read): the consumer's segment is the SendMessage's child,
+        // and the service map draws sender -> SQS -> consumer.
+        let Some(header) = cfg.load::<CallSpan>().and_then(CallSpan::header) else {
+            return Ok(());
+        };
+        if let Some(input) = context
+            .input_mut()
+            .downcast_mut::<aws_sdk_sqs::operation::send_message::SendMessageInput>(
+        ) {
+            use aws_sdk_sqs::types::{
+                MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+            };
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()?;
+            input
+                .message_system_attributes
+                .get_or_insert_with(Default::default)
+                .insert(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
         }
         Ok(())
     }
@@ -243,7 +316,7 @@ impl Intercept for SdkCallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         // The serialised request is gone once sent: read what it touched now.
-        if cfg.load::<CallStart>().is_some() {
+        if cfg.load::<CallSpan>().is_some() {
             let facts = RequestFacts::of(context.request().body().bytes());
             cfg.interceptor_state().store_put(facts);
         }
@@ -256,7 +329,7 @@ impl Intercept for SdkCallSpans {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let (Some(start), Some(tracer)) = (cfg.load::<CallStart>(), tracer()) else {
+        let Some(mut span) = cfg.load::<CallSpan>().and_then(CallSpan::take) else {
             return Ok(());
         };
         let operation = cfg
@@ -288,12 +361,8 @@ impl Intercept for SdkCallSpans {
                 _ => None,
             },
         );
-        let builder = tracer
-            .span_builder(format!("{}.{}", self.service, operation))
-            .with_kind(SpanKind::Client)
-            .with_start_time(start.at)
-            .with_attributes(call.attributes);
-        let mut span = tracer.build_with_context(builder, &start.parent);
+        span.update_name(format!("{}.{}", self.service, operation));
+        span.set_attributes(call.attributes);
         if let Some((code, message)) = call.error {
             span.add_event(
                 "exception",
@@ -304,7 +373,7 @@ impl Intercept for SdkCallSpans {
             );
             span.set_status(Status::error(format!("{code}: {message}")));
         }
-        span.end_with_timestamp(SystemTime::now());
+        span.end();
         Ok(())
     }
 }
@@ -437,7 +506,12 @@ pub fn describe_call(
                 ));
             } else if let Some(failure) = failure {
                 // A 2xx the SDK could not read (a malformed answer): a fault of the call.
-                attributes.push(KeyValue::new("http.response.status_code", 500_i64));
+                if let Some(kv) = attributes
+                    .iter_mut()
+                    .find(|kv| kv.key.as_str() == "http.response.status_code")
+                {
+                    kv.value = Value::I64(500);
+                }
                 error = Some(("ResponseError".to_owned(), failure));
             }
         }
@@ -492,6 +566,9 @@ mod tests {
             "POST /v1/events/:id/join"
         );
         assert_eq!(xray_name("a<b>|c"), "a_b__c");
+        assert_eq!(xray_name("GET /a\tb\n"), "GET /a_b_");
+        assert!(is_valid_name(&xray_name(&"é".repeat(300))));
+        assert_eq!(xray_name(&"é".repeat(300)).len(), 200);
         assert!(is_valid_name("DynamoDB.GetItem"));
         assert!(!is_valid_name("GET /v1/events/{id}"));
     }
@@ -593,7 +670,7 @@ mod export_tests {
     use opentelemetry::trace::{SpanContext, TraceFlags, TraceState, Tracer};
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use std::net::UdpSocket;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn daemon() -> (UdpSocket, SdkTracerProvider) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -755,6 +832,24 @@ mod export_tests {
         assert_eq!(seg["origin"], "AWS::Lambda::Function", "{seg:#}");
         assert_eq!(seg["parent_id"], "53995c3f42cd8ad8");
         assert_eq!(seg["annotations"]["aggregate_id"], "e-1");
+    }
+
+    #[test]
+    fn a_call_its_caller_stopped_waiting_for_ends_as_a_cancelled_fault() {
+        let (socket, provider) = daemon();
+        let tracer = tracer_of(&provider);
+        let parent = lambda_parent(true);
+        let span = tracer.build_with_context(
+            tracer.span_builder("DynamoDB").with_kind(SpanKind::Client),
+            &parent,
+        );
+        let call = CallSpan(std::sync::Mutex::new(Some(span)));
+        assert!(call.header().unwrap().contains("Sampled=1"));
+        drop(call); // the config bag of a dropped SDK future
+        let docs = received(&socket);
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["fault"], true, "{:#}", docs[0]);
+        assert!(docs[0]["cause"].to_string().contains("Cancelled"));
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! SDK's BatchGetTraces:
 //! - one join is ONE trace: the join function (its DynamoDB TransactWriteItems), the outbox
 //!   relay (its SQS SendMessage) and the notifications consumer (its DynamoDB write), in causal
-//!   order, every piece's parent in the trace;
+//!   order, every piece's parent in the trace; a hot event's join too, through its intake
+//!   queue and the writer's admission;
 //! - a request its caller did not sample exports nothing, anywhere down the outbox;
 //! - a DynamoDB call that fails is a fault carrying its error, and so is the request.
 
 use std::io::{Read, Write};
 
-use e2e::joining::{create_event, key, with_organizer};
+use e2e::joining::{create_event, create_hot_event, key, with_organizer};
 use e2e::xray::{Trace, new_trace_id};
 use e2e::{Caller, Stack};
 use reqwest::{Method, StatusCode};
@@ -124,11 +125,11 @@ async fn one_join_is_one_trace_from_the_request_through_the_outbox_to_the_consum
         "{all}"
     );
 
-    // The consumer: the relay's child, writing the inbox.
+    // The consumer: the SendMessage's child (SQS's AWSTraceHeader), writing the inbox.
     let consumer = trace
         .find(|p| p.segment && p.name == "NotificationsConsumerFunction")
         .unwrap();
-    assert_eq!(consumer.parent.as_deref(), Some(relay.id.as_str()), "{all}");
+    assert_eq!(consumer.parent.as_deref(), Some(send.id.as_str()), "{all}");
 
     // Causal order: each hop starts after the one that caused it.
     assert!(
@@ -191,6 +192,67 @@ async fn one_join_is_one_trace_from_the_request_through_the_outbox_to_the_consum
             assert_eq!(p.doc["trace_id"], root.as_str(), "{all}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_hot_join_is_one_trace_through_the_intake_queue_and_its_writer() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 15, 4]).await;
+    let event = create_hot_event(&api, &organizer, 5).await;
+    let user = minter.user(&[Role::Attendee]).await;
+    let root = new_trace_id();
+    let k = key();
+    let r = api
+        .call(Some(&user), |r| {
+            r.post(&format!("/v1/events/{event}/join"))
+                .header("Idempotency-Key", &k)
+                .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1"))
+        })
+        .await;
+    assert!(
+        [StatusCode::CREATED, StatusCode::ACCEPTED].contains(&r.status),
+        "{}",
+        r.body
+    );
+    let trace = stack.trace_until(&root, consumer_wrote).await;
+    let all = trace.waterfall();
+    assert!(
+        consumer_wrote(&trace),
+        "the consumer's write never arrived:\n{all}"
+    );
+    let handler = trace
+        .find(|p| p.name == "POST /v1/events/:id/join")
+        .unwrap_or_else(|| panic!("no handler subsegment:\n{all}"));
+    let queued = trace
+        .children_of(&handler.id)
+        .find(|p| p.name == "SQS" && p.operation() == "SendMessage")
+        .unwrap_or_else(|| panic!("no SendMessage to the intake queue:\n{all}"));
+    assert_eq!(
+        queued.doc["aws"]["queue_url"],
+        stack.resource("JoinIntakeQueue").as_str(),
+        "{all}"
+    );
+    // The writer's admission: a segment whose parent is that SendMessage, committing the join.
+    let writer = trace
+        .find(|p| p.segment && p.name == "JoinWriterFunction")
+        .unwrap_or_else(|| panic!("no writer segment:\n{all}"));
+    assert_eq!(writer.parent.as_deref(), Some(queued.id.as_str()), "{all}");
+    assert!(
+        trace
+            .children_of(&writer.id)
+            .any(|p| p.operation() == "TransactWriteItems"),
+        "{all}"
+    );
+    let relay = trace
+        .find(|p| p.segment && p.name == "OutboxRelayFunction")
+        .unwrap_or_else(|| panic!("no relay segment:\n{all}"));
+    assert!(trace.is_under(relay, &writer.id), "{all}");
+    assert!(
+        handler.start < queued.start && queued.start < writer.start,
+        "{all}"
+    );
+    assert!(writer.start < relay.start, "{all}");
+    assert!(trace.orphans().is_empty(), "{all}");
 }
 
 #[tokio::test]

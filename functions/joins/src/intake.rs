@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use time::OffsetDateTime;
 
@@ -77,6 +78,9 @@ pub struct IntakeRequest {
     /// (a redrive from the DLQ long after) is not admitted, its key's record having expired.
     #[serde(default)]
     pub queued_at: i64,
+    /// The queued message's AWSTraceHeader (the handler's SendMessage), read on receipt.
+    #[serde(skip)]
+    pub trace: Option<String>,
 }
 
 /// The oldest request the writer admits: half the 24 h for which a key's record answers, so
@@ -193,6 +197,7 @@ pub async fn enqueue(
         path: req.uri().path().to_owned(),
         request_id,
         queued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        trace: None,
     };
     let body = serde_json::to_string(&request).map_err(ApiError::internal)?;
     // One message per key and session: a resend while it is queued is the same message (5
@@ -339,7 +344,10 @@ impl Writer {
             }
             let body = record.body.clone().unwrap_or_default();
             let request: IntakeRequest = match serde_json::from_str(&body) {
-                Ok(r) => r,
+                Ok(r) => IntakeRequest {
+                    trace: record.attributes.get("AWSTraceHeader").cloned(),
+                    ..r
+                },
                 Err(e) => {
                     metrics::counter!("IntakeMalformed").increment(1);
                     tracing::error!(message_id = %id, error = %e, "not an intake request: to the DLQ");
@@ -418,8 +426,23 @@ impl Writer {
         };
         let retry = shared::ddb::Retry::until("Admit", deadline).attempts(200);
         let start = self.last.lock().ok().and_then(|m| m.get(event_id).cloned());
-        let admitted =
-            rules::admit_from(&self.seats, event_id, &users, now(), retry, tail, start).await;
+        // One commit serves the batch: in X-Ray a segment of the first request's trace (its
+        // handler's SendMessage is the parent), linked to the others'; the joins' outbox
+        // messages continue that trace.
+        let span = tracing::info_span!(
+            "intake.admit",
+            otel.kind = "server",
+            event_id,
+            batch = requests.len(),
+            trace_id = tracing::field::Empty,
+        );
+        shared::telemetry::continue_trace(&span, requests[0].trace.as_deref());
+        for r in &requests[1..] {
+            shared::telemetry::link_trace(&span, r.trace.as_deref());
+        }
+        let admitted = rules::admit_from(&self.seats, event_id, &users, now(), retry, tail, start)
+            .instrument(span)
+            .await;
         if let Ok(mut m) = self.last.lock() {
             match &admitted {
                 Ok((_, Some(after))) => m.insert(event_id.to_owned(), after.clone()),

@@ -12,7 +12,6 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::relay::TRACE_ATTRIBUTE;
 use shared::outbox::OutboxMessage;
@@ -394,22 +393,25 @@ async fn consume_one(
     let span = tracing::info_span!(
         "notifications.consume",
         otel.kind = "server",
-        message_id = ?record.message_id,
+        message_id = record.message_id.as_deref().unwrap_or_default(),
         message_type = tracing::field::Empty,
         aggregate_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
+    // SQS's AWSTraceHeader names the SendMessage that sent it (shared::xray); the message
+    // attribute, the sender's span (messages sent before, or by a sender not tracing).
     let trace = record
-        .message_attributes
-        .get(TRACE_ATTRIBUTE)
-        .and_then(|a| a.string_value.as_deref());
-    if let Some(parent) = shared::telemetry::remote_parent(trace, &http::HeaderMap::new()) {
-        let _ = span.set_parent(parent);
-    }
+        .attributes
+        .get("AWSTraceHeader")
+        .map(String::as_str)
+        .or_else(|| {
+            record
+                .message_attributes
+                .get(TRACE_ATTRIBUTE)
+                .and_then(|a| a.string_value.as_deref())
+        });
     // Its log lines carry the writer's trace id (the runbook's lines-of-a-trace query).
-    if let Some(id) = span.in_scope(shared::telemetry::current_trace_id) {
-        span.record("trace_id", id.as_str());
-    }
+    shared::telemetry::continue_trace(&span, trace);
     async {
         let body = record.body.as_deref().unwrap_or("");
         let message: OutboxMessage = serde_json::from_str(body)

@@ -7,7 +7,6 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::Deserialize;
 use tracing::Instrument;
-use tracing_opentelemetry_ext::set_remote_parent;
 
 use crate::OutboxMessage;
 use shared::queue::FifoQueue;
@@ -338,8 +337,8 @@ async fn publish_in_order(
 ) -> anyhow::Result<Step> {
     // A segment of the writer's trace in X-Ray (kind server, named after this function), so the
     // service map shows the relay between the API and the queue.
-    let span = tracing::info_span!("outbox.publish", otel.kind = "server", outbox_id = %message.id, message_type = %message.kind, aggregate_id = %message.aggregate_id, seq = ?message.seq, trace_id = tracing::field::Empty);
-    set_remote_parent(&span, item.trace.as_deref());
+    let span = tracing::info_span!("outbox.publish", otel.kind = "server", outbox_id = %message.id, message_type = %message.kind, aggregate_id = %message.aggregate_id, seq = message.seq.unwrap_or(0), trace_id = tracing::field::Empty);
+    shared::telemetry::continue_trace(&span, item.trace.as_deref());
     async {
         let Some(seq) = message.seq else {
             publisher.publish(item, message).await?;
@@ -377,18 +376,4 @@ async fn publish_in_order(
     }
     .instrument(span)
     .await
-}
-
-mod tracing_opentelemetry_ext {
-    /// Continues the trace of the request that wrote the item.
-    pub fn set_remote_parent(span: &tracing::Span, trace: Option<&str>) {
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        if let Some(parent) = shared::telemetry::remote_parent(trace, &http::HeaderMap::new()) {
-            let _ = span.set_parent(parent);
-        }
-        // Its log lines carry the writer's trace id: one query finds a change's lines everywhere.
-        if let Some(id) = span.in_scope(shared::telemetry::current_trace_id) {
-            span.record("trace_id", id.as_str());
-        }
-    }
 }
