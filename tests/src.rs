@@ -379,3 +379,22 @@ impl Api {
         Caller::from_login(id, &login, self)
     }
 }
+
+/// Sends one HTTP request to moto's fault endpoint with the standard library only, so that it
+/// also works from a destructor (a failing test must not leave the faults on for the next one).
+pub fn faults(endpoint: &str, body: &str) -> serde_json::Value {
+    let hostport = endpoint.trim_start_matches("http://");
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(hostport).expect("moto answers");
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    write!(
+        s,
+        "{method} /_faults HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+}

@@ -6,14 +6,13 @@
 //! notified exactly once and in order, and nothing is stuck outside the DLQ.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 
 use e2e::client::{RENEWALS, REQUESTS, RESENDS, SERVER_ERRORS};
 use e2e::joining::{
     attendees, create_event, create_hot_event, get_event, join, join_settled, key, leave,
 };
-use e2e::{Api, Caller, PATIENCE, Stack};
+use e2e::{Api, Caller, PATIENCE, Stack, faults};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::auth::Role;
@@ -25,24 +24,6 @@ const PLAN: &str = r#"{"seed": 12, "rules": [
   {"service": "sqs", "throttle": 0.04, "error": 0.03, "latency": 0.05, "latency_ms": 150},
   {"service": "secretsmanager", "throttle": 0.04, "error": 0.03, "latency": 0.05, "latency_ms": 150}
 ]}"#;
-
-/// Sends one HTTP request to moto's fault endpoint with the standard library only, so that it
-/// also works from a destructor (a failing test must not leave the faults on for the next one).
-fn faults(endpoint: &str, body: &str) -> Value {
-    let hostport = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(hostport).expect("moto answers");
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    write!(
-        s,
-        "{method} /_faults HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let json = out.split("\r\n\r\n").nth(1).unwrap_or("{}");
-    serde_json::from_str(json).unwrap_or(Value::Null)
-}
 
 /// One fault plan at a time: the tests of this binary run one after the other.
 static PLAN_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

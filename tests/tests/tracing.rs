@@ -9,11 +9,9 @@
 //! - a request its caller did not sample exports nothing, anywhere down the outbox;
 //! - a DynamoDB call that fails is a fault carrying its error, and so is the request.
 
-use std::io::{Read, Write};
-
 use e2e::joining::{create_event, create_hot_event, key, with_organizer};
 use e2e::xray::{Trace, new_trace_id};
-use e2e::{Caller, Stack};
+use e2e::{Caller, Reply, Stack, faults};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shared::auth::Role;
@@ -30,6 +28,25 @@ async fn notified(api: &e2e::Api, user: &Caller, event: &str, kind: &str) -> boo
             .iter()
             .any(|i| i["event_id"] == event && i["type"] == kind)
     })
+}
+
+/// Joins `event` as `user` with the X-Ray header `Root=<root>;Sampled=<0|1>` (the local stack
+/// continues a client's header; docs/runbook.md).
+async fn join_traced(
+    api: &e2e::Api,
+    user: &Caller,
+    event: &str,
+    root: &str,
+    sampled: bool,
+) -> Reply {
+    let k = key();
+    let header = format!("Root={root};Sampled={}", u8::from(sampled));
+    api.call(Some(user), |r| {
+        r.post(&format!("/v1/events/{event}/join"))
+            .header("Idempotency-Key", &k)
+            .header("X-Amzn-Trace-Id", &header)
+    })
+    .await
 }
 
 fn consumer_wrote(trace: &Trace) -> bool {
@@ -54,14 +71,7 @@ async fn one_join_is_one_trace_from_the_request_through_the_outbox_to_the_consum
     let event = create_event(&api, &organizer, 5).await;
     let user = minter.user(&[Role::Attendee]).await;
     let root = new_trace_id();
-    let k = key();
-    let r = api
-        .call(Some(&user), |r| {
-            r.post(&format!("/v1/events/{event}/join"))
-                .header("Idempotency-Key", &k)
-                .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1"))
-        })
-        .await;
+    let r = join_traced(&api, &user, &event, &root, true).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
     let trace = stack.trace_until(&root, consumer_wrote).await;
@@ -201,14 +211,7 @@ async fn a_hot_join_is_one_trace_through_the_intake_queue_and_its_writer() {
     let event = create_hot_event(&api, &organizer, 5).await;
     let user = minter.user(&[Role::Attendee]).await;
     let root = new_trace_id();
-    let k = key();
-    let r = api
-        .call(Some(&user), |r| {
-            r.post(&format!("/v1/events/{event}/join"))
-                .header("Idempotency-Key", &k)
-                .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1"))
-        })
-        .await;
+    let r = join_traced(&api, &user, &event, &root, true).await;
     assert!(
         [StatusCode::CREATED, StatusCode::ACCEPTED].contains(&r.status),
         "{}",
@@ -262,14 +265,7 @@ async fn a_request_its_caller_did_not_sample_exports_nothing_down_the_outbox() {
     let event = create_event(&api, &organizer, 5).await;
     let quiet_user = minter.user(&[Role::Attendee]).await;
     let quiet = new_trace_id();
-    let k = key();
-    let r = api
-        .call(Some(&quiet_user), |r| {
-            r.post(&format!("/v1/events/{event}/join"))
-                .header("Idempotency-Key", &k)
-                .header("X-Amzn-Trace-Id", format!("Root={quiet};Sampled=0"))
-        })
-        .await;
+    let r = join_traced(&api, &quiet_user, &event, &quiet, false).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // Its notification arrives: the relay and the consumer ran for it.
     let deadline = std::time::Instant::now() + e2e::PATIENCE;
@@ -281,14 +277,7 @@ async fn a_request_its_caller_did_not_sample_exports_nothing_down_the_outbox() {
     // unsampled one would have been sent before it.
     let loud_user = minter.user(&[Role::Attendee]).await;
     let loud = new_trace_id();
-    let k2 = key();
-    let r = api
-        .call(Some(&loud_user), |r| {
-            r.post(&format!("/v1/events/{event}/join"))
-                .header("Idempotency-Key", &k2)
-                .header("X-Amzn-Trace-Id", format!("Root={loud};Sampled=1"))
-        })
-        .await;
+    let r = join_traced(&api, &loud_user, &event, &loud, true).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let sampled = stack.trace_until(&loud, consumer_wrote).await;
     assert!(consumer_wrote(&sampled), "{}", sampled.waterfall());
@@ -300,20 +289,6 @@ async fn a_request_its_caller_did_not_sample_exports_nothing_down_the_outbox() {
         "an unsampled request exported:\n{}",
         none.waterfall()
     );
-}
-
-/// Sends one request to moto's fault endpoint (infra/moto_server.py).
-fn faults(endpoint: &str, body: &str) {
-    let hostport = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(hostport).expect("moto answers");
-    write!(
-        s,
-        "POST /_faults HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
 }
 
 struct FaultsOff(String);
