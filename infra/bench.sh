@@ -40,10 +40,10 @@ subjects += [
 # the same binaries with X-Ray off (no daemon: spans as JSON log lines, what the code did
 # before) and with a sampled invocation whose spans are exported to the stack's daemon.
 xray = [
-    ("healthz · xray off", "healthz", "apigw-get-healthz.json", 200, "off"),
-    ("healthz · sampled", "healthz", "apigw-get-healthz.json", 200, "sampled"),
-    ("consumer · xray off", "notifications_consumer", "sqs-outbox-message.json", None, "off"),
-    ("consumer · sampled", "notifications_consumer", "sqs-outbox-message.json", None, "sampled"),
+    ("healthz-xray-off", "healthz", "apigw-get-healthz.json", 200, "off"),
+    ("healthz-sampled", "healthz", "apigw-get-healthz.json", 200, "sampled"),
+    ("consumer-xray-off", "notifications_consumer", "sqs-outbox-message.json", None, "off"),
+    ("consumer-sampled", "notifications_consumer", "sqs-outbox-message.json", None, "sampled"),
 ]
 suite = {"subjects": []}
 for name, binary, event, status, *mode in subjects + xray:
