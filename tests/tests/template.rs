@@ -233,3 +233,46 @@ fn no_function_has_a_wildcard_action_or_resource() {
         }
     }
 }
+
+/// Every function is traced (Tracing: Active, globally or on itself), and each saved Logs
+/// Insights query reads every function's log group and the fields our log lines carry.
+#[test]
+fn every_function_is_traced_and_every_query_reads_every_function_log() {
+    let t = template();
+    let global = &t["Globals"]["Function"]["Tracing"];
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut groups = Vec::new();
+    for (id, r) in resources {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let tracing = match &r["Properties"]["Tracing"] {
+            Value::Null => global,
+            own => own,
+        };
+        assert_eq!(tracing.as_str(), Some("Active"), "{id:?} is not traced");
+        let group = reference(&r["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id:?} has no log group of its own"));
+        groups.push(group.to_owned());
+    }
+    let queries: Vec<(&Value, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Logs::QueryDefinition")
+        .collect();
+    assert_eq!(
+        queries.len(),
+        4,
+        "errors by route, slowest, a user's, a trace's"
+    );
+    for (id, q) in queries {
+        let read: Vec<&str> = list(&q["Properties"]["LogGroupNames"])
+            .into_iter()
+            .filter_map(reference)
+            .collect();
+        for g in &groups {
+            assert!(read.contains(&g.as_str()), "{id:?} does not read {g}");
+        }
+        let text = q["Properties"]["QueryString"].as_str().unwrap();
+        assert!(text.contains("trace_id"), "{id:?} leads to no trace");
+    }
+}
