@@ -556,7 +556,9 @@ def trace_summaries(self, start_time, end_time, filter_expression=None):
         (re.compile(r"^(responsetime|duration)\s*>\s*([0-9.]+)$", re.I), "slower"),
     ]
     clauses = []
-    for raw in re.split(r"\s+AND\s+", (filter_expression or "").strip(), flags=re.I) if filter_expression else []:
+    # `AND` between clauses, not inside a quoted value.
+    and_rx = r'\s+AND\s+(?=(?:[^"]*"[^"]*")*[^"]*$)'
+    for raw in re.split(and_rx, filter_expression.strip(), flags=re.I) if filter_expression else []:
         raw = raw.strip()
         for rx, kind in clause_rx:
             m = rx.match(raw)
