@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 dev: setup
-	$(PY) infra/local_stack.py --ready-file .local/ready.json
+	LOCAL_XRAY_SAMPLING=$${LOCAL_XRAY_SAMPLING:-1} $(PY) infra/local_stack.py --ready-file .local/ready.json
 
 ## Print one X-Ray trace of the local stack as a waterfall (make trace ID=1-...); without ID,
 ## the traces of the last 15 minutes (FILTER='annotation.user_id = "..."' narrows them). The
@@ -88,7 +88,7 @@ bench-joins:
 ## 100 events (issue 14's yardstick), and the AWS requests per join of the hot path: its own
 ## local stack, 32 instances per function, secrets cached as deployed (300 s).
 bench-hot:
-	LOCAL_MAX_INSTANCES=32 SECRETS_CACHE_TTL_SECONDS=300 bash infra/test.sh --test hot -- --ignored --nocapture joins_per_second
+	LOCAL_XRAY_SAMPLING=1 LOCAL_MAX_INSTANCES=32 SECRETS_CACHE_TTL_SECONDS=300 bash infra/test.sh --test hot -- --ignored --nocapture joins_per_second
 
 ## RS256 token verify/sign and argon2id hash cost per call (release build of one binary).
 bench-auth:

@@ -440,7 +440,30 @@ def text_content(content_type):
 
 # --------------------------------------------------------------------------- X-Ray
 
-XRAY_SAMPLING = float(os.environ.get("LOCAL_XRAY_SAMPLING", "1"))  # share of new traces sampled
+# Lambda's default sampling rule: the first request of each second, then 5 % of the rest, per
+# function. LOCAL_XRAY_SAMPLING=1 samples every new trace (`make dev` does), 0 none.
+XRAY_SAMPLING = os.environ.get("LOCAL_XRAY_SAMPLING", "default")
+
+
+class DefaultRule:
+    """X-Ray's default rule (reservoir 1/s, then a fixed rate of 5 %), per function."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.second = {}
+
+    def sample(self, fn):
+        if XRAY_SAMPLING != "default":
+            return random.random() < float(XRAY_SAMPLING)
+        now = int(time.time())
+        with self.lock:
+            if self.second.get(fn) != now:
+                self.second[fn] = now
+                return True
+        return random.random() < 0.05
+
+
+SAMPLING = DefaultRule()
 
 
 def parse_trace_header(header):
@@ -531,7 +554,7 @@ XRAY = None  # the stack's daemon stand-in, once started
 
 class LambdaTrace:
     """What the Lambda service does for one invocation with active tracing: continue the
-    caller's trace (or start one, sampled at XRAY_SAMPLING), give the function a header whose
+    caller's trace (or start one, sampled by X-Ray's default rule), give the function a header whose
     Parent is the function's segment, and record that segment when the invocation ends."""
 
     def __init__(self, fn, upstream):
@@ -543,7 +566,7 @@ class LambdaTrace:
         if up.get("Sampled") in ("0", "1"):
             self.sampled = up["Sampled"] == "1"
         else:
-            self.sampled = random.random() < XRAY_SAMPLING
+            self.sampled = SAMPLING.sample(fn.lid)
         self.id = secrets.token_hex(8)
         self.start = time.time()
 
@@ -994,8 +1017,9 @@ def main():
 
         global XRAY
         XRAY = XrayDaemon(endpoint, stop, os.path.join(log_dir, "xray-daemon.log"))
-        log("X-Ray daemon stand-in on udp://%s -> %s (PutTraceSegments; sampling %g)"
-            % (XRAY.address, endpoint, XRAY_SAMPLING))
+        log("X-Ray daemon stand-in on udp://%s -> %s (PutTraceSegments; sampling: %s)"
+            % (XRAY.address, endpoint, "1/s + 5 % per function (LOCAL_XRAY_SAMPLING=1: all)"
+               if XRAY_SAMPLING == "default" else XRAY_SAMPLING))
         globals_ = template.get("Globals", {}).get("Function", {})
         base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
