@@ -443,6 +443,11 @@ def text_content(content_type):
 # Lambda's default sampling rule: the first request of each second, then 5 % of the rest, per
 # function. LOCAL_XRAY_SAMPLING=1 samples every new trace (`make dev` does), 0 none.
 XRAY_SAMPLING = os.environ.get("LOCAL_XRAY_SAMPLING", "default")
+if XRAY_SAMPLING != "default":
+    try:
+        XRAY_SAMPLING = min(1.0, max(0.0, float(XRAY_SAMPLING)))
+    except ValueError:
+        raise SystemExit("LOCAL_XRAY_SAMPLING must be a share between 0 and 1, got %r" % XRAY_SAMPLING)
 
 
 class DefaultRule:
@@ -454,7 +459,7 @@ class DefaultRule:
 
     def sample(self, fn):
         if XRAY_SAMPLING != "default":
-            return random.random() < float(XRAY_SAMPLING)
+            return random.random() < XRAY_SAMPLING
         now = int(time.time())
         with self.lock:
             if self.second.get(fn) != now:

@@ -371,7 +371,28 @@ class Faulty:
             answer = FAULTS.respond(service, outcome, start_response)
             if answer is not None:
                 return answer
+        if service == "sqs" and operation == "SendMessage" and environ.get("HTTP_X_AMZN_TRACE_ID"):
+            trace_header_to_message(environ)
         return self.app(environ, start_response)
+
+
+def trace_header_to_message(environ):
+    """SQS keeps a SendMessage's `X-Amzn-Trace-Id` HTTP header as the message's AWSTraceHeader
+    system attribute unless the request sets that attribute itself (the AWS SDKs send the
+    header from Lambda's `_X_AMZN_TRACE_ID`); moto ignores the header. Done here, so a sender
+    that does not name its trace gets the invocation's, as in AWS."""
+    import io
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    try:
+        doc = json.loads(body or b"{}")
+        attrs = doc.setdefault("MessageSystemAttributes", {})
+        if "AWSTraceHeader" not in attrs:
+            attrs["AWSTraceHeader"] = {"DataType": "String", "StringValue": environ["HTTP_X_AMZN_TRACE_ID"]}
+            body = json.dumps(doc).encode()
+    except (ValueError, AttributeError):
+        pass  # not the JSON protocol: moto answers it as it is
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
 
 
 def partition_queries():

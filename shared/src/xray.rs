@@ -286,8 +286,20 @@ impl Intercept for SdkCallSpans {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         // An SQS message carries this call as its parent in `AWSTraceHeader` (the system
         // attribute Lambda and X-Ray read): the consumer's segment is the SendMessage's child,
-        // and the service map draws sender -> SQS -> consumer.
-        let Some(header) = cfg.load::<CallSpan>().and_then(CallSpan::header) else {
+        // and the service map draws sender -> SQS -> consumer. Unsampled, it carries the
+        // caller's own (unsampled) header: otherwise SQS would take the invocation's, which
+        // the SDK sends as X-Amzn-Trace-Id, and the consumer would join the wrong trace.
+        let header = cfg
+            .load::<CallSpan>()
+            .and_then(CallSpan::header)
+            .or_else(|| {
+                let cx = opentelemetry::Context::current();
+                let span = cx.span();
+                opentelemetry_aws::trace::xray_propagator::span_context_to_string(
+                    span.span_context(),
+                )
+            });
+        let Some(header) = header else {
             return Ok(());
         };
         if let Some(input) = context

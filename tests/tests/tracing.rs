@@ -273,6 +273,19 @@ async fn a_request_its_caller_did_not_sample_exports_nothing_down_the_outbox() {
         assert!(std::time::Instant::now() < deadline, "never notified");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // Unsampled is still one trace: the consumer's lines carry its id (the relay's message
+    // names it in AWSTraceHeader, not the relay invocation's own trace).
+    let lines = stack
+        .log_lines_until("NotificationsConsumerFunction", |ls| {
+            ls.iter().any(|l| l["trace_id"] == quiet.as_str())
+        })
+        .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["trace_id"] == quiet.as_str() && l["message"] == "notifications delivered"),
+        "the consumer did not continue the unsampled request's trace"
+    );
     // A sampled join after it, through the same functions, reaches X-Ray whole: anything of the
     // unsampled one would have been sent before it.
     let loud_user = minter.user(&[Role::Attendee]).await;
