@@ -246,6 +246,11 @@ fn describe_metrics() {
         Unit::Count,
         "event-source invocations by outcome"
     );
+    describe_counter!(
+        "TraceExportFailures",
+        Unit::Count,
+        "span batches the X-Ray daemon client could not send"
+    );
 }
 
 /// Routes panic messages through the JSON log instead of raw stderr text.
