@@ -422,7 +422,7 @@ struct Cached {
 /// with a key it does not know reloads it once (rotation reaches warm verifiers at once, not
 /// after the TTL), and a Secrets Manager outage serves the last good keys for a bounded grace.
 pub struct Keys {
-    secrets: crate::secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    secrets: crate::secrets::SecretsCache<crate::aws::Clients>,
     secret_id: String,
     kind: KeyKind,
     ttl: Duration,

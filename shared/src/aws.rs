@@ -18,15 +18,23 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// The clients every function may use. Cloning is cheap (they share one HTTP connector).
+/// DynamoDB's is built at init (every function uses it); SQS's and Secrets Manager's on first
+/// use, so a function that never sends a message or reads a secret never builds them.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
+    lazy: std::sync::Arc<LazyClients>,
     /// The endpoint override (moto server locally), if any.
     pub endpoint_url: Option<String>,
     /// The circuit breakers of the three clients (see [`crate::breaker`]).
     pub breakers: [crate::breaker::Breaker; 3],
+}
+
+#[derive(Debug)]
+struct LazyClients {
+    config: SdkConfig,
+    sqs: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    secrets: std::sync::OnceLock<aws_sdk_secretsmanager::Client>,
 }
 
 /// Loads the SDK configuration from the environment with this project's timeouts and retries.
@@ -34,10 +42,11 @@ pub async fn sdk_config() -> SdkConfig {
     loader().load().await
 }
 
-/// The configuration loader with this project's timeouts and retries, before the environment
-/// is read; tests add an endpoint and credentials to it.
+/// The configuration loader with this project's timeouts, retries and HTTP client, before the
+/// environment is read; tests add an endpoint and credentials to it.
 pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -48,6 +57,34 @@ pub fn loader() -> aws_config::ConfigLoader {
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
 }
 
+/// The roots AWS's service endpoints chain to (Amazon Trust Services: Amazon Root CA 1 to 4,
+/// and the Starfield Services root that cross-signs them), from the Debian ca-certificates
+/// bundle. Trusting these alone spares every cold start the read of the system's whole
+/// certificate store (146 files here, ~3 ms) and trusts nothing AWS does not use.
+const AMAZON_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// The SDK's HTTPS client (rustls with aws-lc, as the SDK's default) trusting
+/// [`AMAZON_ROOTS`] only; `TLS_NATIVE_ROOTS=true` trusts the system store instead (an endpoint
+/// behind a TLS-inspecting proxy, or `AWS_ENDPOINT_URL` at a server with its own CA).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let native = std::env::var("TLS_NATIVE_ROOTS").is_ok_and(|v| v == "true");
+    let trust = if native {
+        tls::TrustStore::default()
+    } else {
+        tls::TrustStore::empty().with_pem_certificate(AMAZON_ROOTS)
+    };
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::AwsLc,
+    ));
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Not reachable with the bundled roots (a unit test parses them); the SDK's default
+        // trust store is the safe fallback.
+        Err(_) => builder.build_https(),
+    }
+}
+
 impl Clients {
     pub fn new(config: &SdkConfig) -> Self {
         use crate::breaker::Breaker;
@@ -56,41 +93,64 @@ impl Clients {
             Breaker::new("sqs"),
             Breaker::new("secretsmanager"),
         ];
-        // One X-Ray subsegment per call (crate::xray): the breaker's refusal is recorded too.
-        let region = config.region().map(|r| r.to_string());
-        let spans = |service| crate::xray::SdkCallSpans::new(service, region.clone());
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(config)
-                    .interceptor(spans("DynamoDB"))
+                    .interceptor(call_spans(config, "DynamoDB"))
                     .interceptor(breakers[0].clone())
                     .build(),
             ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(config)
-                    .interceptor(spans("SQS"))
-                    .interceptor(breakers[1].clone())
-                    .build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(config)
-                    .interceptor(spans("SecretsManager"))
-                    .interceptor(breakers[2].clone())
-                    .build(),
-            ),
+            lazy: std::sync::Arc::new(LazyClients {
+                config: config.clone(),
+                sqs: std::sync::OnceLock::new(),
+                secrets: std::sync::OnceLock::new(),
+            }),
             endpoint_url: config.endpoint_url().map(str::to_owned),
             breakers,
         }
     }
 
-    /// Opens the connection to DynamoDB during init, so the TLS handshake does not land on the
-    /// first request. Failure is logged, not fatal: the first request will simply pay for it.
+    /// The SQS client (built on first use).
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.lazy.sqs.get_or_init(|| {
+            let config = &self.lazy.config;
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .interceptor(call_spans(config, "SQS"))
+                    .interceptor(self.breakers[1].clone())
+                    .build(),
+            )
+        })
+    }
+
+    /// The Secrets Manager client (built on first use).
+    pub fn secrets(&self) -> &aws_sdk_secretsmanager::Client {
+        self.lazy.secrets.get_or_init(|| {
+            let config = &self.lazy.config;
+            aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(call_spans(config, "SecretsManager"))
+                    .interceptor(self.breakers[2].clone())
+                    .build(),
+            )
+        })
+    }
+
+    /// Opens the connection to DynamoDB during init, so the connection and TLS handshake do not
+    /// land on the first request: one GetItem of a key no item has (a data-plane read every
+    /// function may make; DescribeTable would need its own permission and is a control-plane
+    /// call with its own, low, limits). Failure is logged, not fatal: the first request will
+    /// simply pay for it.
     pub async fn warm(&self, table_name: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
         let started = std::time::Instant::now();
         let result = self
             .dynamodb
-            .describe_table()
+            .get_item()
             .table_name(table_name)
+            .key("pk", AttributeValue::S(WARM_UP_KEY.into()))
+            .key("sk", AttributeValue::S(WARM_UP_KEY.into()))
+            .projection_expression("pk")
             .send()
             .await;
         let ms = started.elapsed().as_secs_f64() * 1e3;
@@ -101,6 +161,14 @@ impl Clients {
             }
         }
     }
+}
+
+/// The key the warm-up reads (no item has it).
+pub const WARM_UP_KEY: &str = "WARMUP";
+
+/// One X-Ray subsegment per call (crate::xray): the breaker's refusal is recorded too.
+fn call_spans(config: &SdkConfig, service: &'static str) -> crate::xray::SdkCallSpans {
+    crate::xray::SdkCallSpans::new(service, config.region().map(|r| r.to_string()))
 }
 
 /// The error codes (and SDK failures) after which the same request may succeed if sent again:
@@ -151,4 +219,19 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         ) || text.starts_with("circuit open")
             || TRANSIENT_CODES.iter().any(|code| text.contains(code))
     })
+}
+
+#[cfg(test)]
+mod tls_tests {
+    #[test]
+    fn the_bundled_roots_are_the_five_amazon_trust_services_certificates() {
+        use aws_smithy_http_client::tls;
+        let pem = std::str::from_utf8(super::AMAZON_ROOTS).unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        assert_eq!(pem.matches("-----END CERTIFICATE-----").count(), 5);
+        tls::TlsContext::builder()
+            .with_trust_store(tls::TrustStore::empty().with_pem_certificate(super::AMAZON_ROOTS))
+            .build()
+            .expect("the bundled roots parse");
+    }
 }

@@ -92,6 +92,9 @@ pub struct Config {
     pub log_spans: bool,
     /// `AWS_LAMBDA_LOG_GROUP_NAME`: linked from each X-Ray segment to its logs.
     pub log_group: Option<String>,
+    /// `TABLE_WARM_UP` (default `true`): open the DynamoDB connection at init with one GetItem.
+    /// `false` for the functions that never touch the table (and may not read it).
+    pub table_warm_up: bool,
 }
 
 impl Config {
@@ -135,6 +138,7 @@ impl Config {
                 .get("LOG_SPANS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
             log_group: env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+            table_warm_up: r.flag("TABLE_WARM_UP", true),
         };
         if r.problems.is_empty() {
             Ok(config)
@@ -162,6 +166,20 @@ impl<S: Source> Reader<'_, S> {
             None => {
                 self.problems.push(format!("{name} is not set"));
                 String::new()
+            }
+        }
+    }
+
+    /// `true` or `false`; absent means `default`; anything else is a mistake.
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.env.get(name).as_deref().map(str::trim) {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                self.problems
+                    .push(format!("{name} must be true or false, not {other:?}"));
+                default
             }
         }
     }

@@ -117,6 +117,9 @@ pub struct Policy {
     /// `None`: public. `Some(role)`: a valid access token whose roles include `role`.
     pub role: Option<crate::auth::Role>,
     pub rate_limit: Option<crate::ratelimit::Rule>,
+    /// The handler only reads: the shared limiter's write runs beside it rather than before it
+    /// (one round trip, not two in a row), and a refusal discards what the handler answered.
+    pub read_only: bool,
 }
 
 impl Policy {
@@ -125,11 +128,13 @@ impl Policy {
         Self {
             role: None,
             rate_limit: None,
+            read_only: true,
         }
     }
 
-    /// An API route for callers with `role`, limited per user (fails open: the limiter's
-    /// store being down should not take reads down with it).
+    /// A route that only reads, for callers with `role`, limited per user in the shared table
+    /// (fails open: the limiter's store being down should not take reads down with it). The
+    /// count runs concurrently with the handler.
     pub fn api(config: &crate::Config, role: crate::auth::Role) -> Self {
         Self {
             role: Some(role),
@@ -138,27 +143,37 @@ impl Policy {
                 limit: config.rate_limit_api,
                 window: std::time::Duration::from_secs(60),
                 fail_open: true,
+                store: crate::ratelimit::Store::Shared,
             }),
+            read_only: true,
         }
     }
 
-    /// An API route that changes state, for callers with `role`, on the same per-user budget
-    /// but failing closed: while the limiter's store is down its writes would fail too, and a
-    /// write let through unlimited is what an attacker waits for.
+    /// An API route that changes state, for callers with `role`, on the same exact per-user
+    /// budget, counted before the handler runs and failing closed: while the limiter's store is
+    /// down its writes would fail too, and a write let through unlimited is what an attacker
+    /// waits for.
     pub fn api_write(config: &crate::Config, role: crate::auth::Role) -> Self {
         let mut p = Self::api(config, role);
         if let Some(rule) = p.rate_limit.as_mut() {
             rule.fail_open = false;
         }
+        p.read_only = false;
         p
     }
 
-    /// A public API route, limited per client IP on the shared API budget.
+    /// A public read, limited per client address by this instance's brake only (no request:
+    /// a public read is one DynamoDB request). Across the fleet, the gateway's route throttling
+    /// and the WAF rule hold (docs/decisions/0014-public-read-protection.md).
     pub fn public_api(config: &crate::Config) -> Self {
-        Self {
+        let mut p = Self {
             role: None,
             ..Self::api(config, crate::auth::Role::Attendee)
+        };
+        if let Some(rule) = p.rate_limit.as_mut() {
+            rule.store = crate::ratelimit::Store::Instance;
         }
+        p
     }
 
     /// A signed-in route that changes how the account is protected (turning MFA off): callers
@@ -180,7 +195,9 @@ impl Policy {
                 limit: config.rate_limit_auth,
                 window: std::time::Duration::from_secs(60),
                 fail_open: false,
+                store: crate::ratelimit::Store::Shared,
             }),
+            read_only: false,
         }
     }
 }
@@ -190,6 +207,8 @@ pub struct Guard {
     pub policy: Policy,
     pub keys: crate::auth::Keys,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// The per-instance count of rules kept in this process.
+    pub brake: crate::ratelimit::InstanceBrake,
     pub issuer: String,
     pub audience: String,
     pub allowlist: Vec<std::net::IpAddr>,
@@ -204,6 +223,7 @@ impl Guard {
                 app.clients.dynamodb.clone(),
                 app.config.table_name.clone(),
             ),
+            brake: crate::ratelimit::InstanceBrake::new(crate::ratelimit::InstanceBrake::CAPACITY),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
             allowlist: app.config.rate_limit_allowlist.clone(),
@@ -254,7 +274,7 @@ impl Guard {
         &self,
         route: &str,
         client_ip: &str,
-        user: Option<&crate::auth::User>,
+        user_id: Option<String>,
         headers: &mut Vec<(HeaderName, HeaderValue)>,
     ) -> Result<(), ApiError> {
         let Some(rule) = &self.policy.rate_limit else {
@@ -266,10 +286,26 @@ impl Guard {
         {
             return Ok(());
         }
-        let subject = match user {
-            Some(u) => format!("user:{}", u.id),
+        let subject = match user_id {
+            Some(id) => format!("user:{id}"),
             None => format!("ip:{}", crate::ratelimit::address_key(client_ip)),
         };
+        if rule.store == crate::ratelimit::Store::Instance {
+            let decision = self.brake.check(rule, &subject);
+            if decision.allowed {
+                return Ok(());
+            }
+            // No X-RateLimit-* headers: they would describe this instance, not the client's
+            // budget; the refusal still says when to come back.
+            metrics::counter!("RateLimited", "route" => route.to_owned(), "store" => "instance")
+                .increment(1);
+            return Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
+                .detail(format!(
+                    "too many requests from this address; try again in {} s",
+                    decision.reset_after
+                ))
+                .header(header::RETRY_AFTER, decision.reset_after.into()));
+        }
         let decision = match self.limiter.check(rule, &subject).await {
             Ok(d) => d,
             Err(e) => {
@@ -518,24 +554,45 @@ impl Middleware {
         if body_len > self.options.max_body_bytes {
             return Err(ApiError::payload_too_large(self.options.max_body_bytes));
         }
-        if let Some(guard) = &self.guard {
-            let user = guard.authenticate(&req).await?;
-            if let Some(user) = &user {
-                tracing::Span::current().record("user_id", user.id.as_str());
+        let run = |req: Request| async move {
+            match AssertUnwindSafe(handler(req)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    metrics::counter!("Panics", "route" => info.route.clone()).increment(1);
+                    Err(ApiError::internal(anyhow::anyhow!("handler panicked")))
+                }
             }
-            guard
-                .limit(&info.route, &info.client_ip, user.as_ref(), extra_headers)
-                .await?;
-            if let Some(user) = user {
-                req.extensions_mut().insert(user);
-            }
+        };
+        let Some(guard) = &self.guard else {
+            return run(req).await;
+        };
+        let user = guard.authenticate(&req).await?;
+        if let Some(user) = &user {
+            tracing::Span::current().record("user_id", user.id.as_str());
         }
-        match AssertUnwindSafe(handler(req)).catch_unwind().await {
-            Ok(result) => result,
-            Err(_) => {
-                metrics::counter!("Panics", "route" => info.route.clone()).increment(1);
-                Err(ApiError::internal(anyhow::anyhow!("handler panicked")))
-            }
+        let limit = guard.limit(
+            &info.route,
+            &info.client_ip,
+            user.as_ref().map(|u| u.id.clone()),
+            extra_headers,
+        );
+        if let Some(user) = user {
+            req.extensions_mut().insert(user);
+        }
+        let shared_count = guard
+            .policy
+            .rate_limit
+            .as_ref()
+            .is_some_and(|r| r.store == crate::ratelimit::Store::Shared);
+        if guard.policy.read_only && shared_count {
+            // A read: the count and the read run together; over the limit, the answer is
+            // discarded (nothing was changed) and the caller gets the 429.
+            let (limited, result) = futures_util::join!(limit, run(req));
+            limited?;
+            result
+        } else {
+            limit.await?;
+            run(req).await
         }
     }
 

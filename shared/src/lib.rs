@@ -32,12 +32,12 @@ pub use problem::{ApiError, Problem};
 pub struct App {
     pub config: Config,
     pub clients: aws::Clients,
-    pub secrets: secrets::SecretsCache<aws_sdk_secretsmanager::Client>,
+    pub secrets: secrets::SecretsCache<aws::Clients>,
     pub telemetry: &'static telemetry::Telemetry,
 }
 
 /// Reads the configuration, starts telemetry, builds the AWS clients and warms the DynamoDB
-/// connection. A configuration problem stops the function here, naming what is missing.
+/// connection (unless `TABLE_WARM_UP=false`). A configuration problem stops the function here, naming what is missing.
 pub async fn init(function_name: &str) -> Result<App, config::ConfigError> {
     let config = Config::from_env(function_name).inspect_err(|e| {
         // Logged before telemetry exists: the init error must reach CloudWatch as JSON too.
@@ -48,7 +48,9 @@ pub async fn init(function_name: &str) -> Result<App, config::ConfigError> {
     })?;
     let started = std::time::Instant::now();
     let app = App::new(config, telemetry::Sink::Stdout).await;
-    app.clients.warm(&app.config.table_name).await;
+    if app.config.table_warm_up {
+        app.clients.warm(&app.config.table_name).await;
+    }
     tracing::info!(
         init_ms = started.elapsed().as_secs_f64() * 1e3,
         version = %app.config.version,
@@ -74,7 +76,7 @@ impl App {
         let telemetry = telemetry::init(&config, sink);
         let clients = aws::Clients::new(sdk);
         App {
-            secrets: secrets::SecretsCache::new(clients.secrets.clone(), config.secrets_ttl),
+            secrets: secrets::SecretsCache::new(clients.clone(), config.secrets_ttl),
             config,
             clients,
             telemetry,

@@ -31,6 +31,21 @@ pub struct Rule {
     pub window: Duration,
     /// When the store fails: let the request through (reads) or refuse it (auth).
     pub fail_open: bool,
+    /// Where the count is kept: exact and fleet-wide in DynamoDB, or only in this instance
+    /// (public reads: see [`InstanceBrake`]).
+    pub store: Store,
+}
+
+/// Where a [`Rule`]'s count lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// One conditional write per request to the shared table ([`RateLimiter`]): exact across
+    /// every instance of every function.
+    Shared,
+    /// A count in this process only ([`InstanceBrake`]): no request to anything. What holds
+    /// across the fleet is API Gateway's route throttling (template.yaml) and, in production,
+    /// a WAF rate-based rule per client address (docs/decisions/0014-public-read-protection.md).
+    Instance,
 }
 
 /// The subject a client address is limited as: an IPv4 address as it is, an IPv6 address by
@@ -48,6 +63,82 @@ pub fn address_key(ip: &str) -> String {
             }
         },
         Err(_) => ip.trim().to_owned(),
+    }
+}
+
+/// The per-instance brake of anonymous reads: a one-minute fixed window per client address,
+/// counted in this process. It costs no request (a public read is one DynamoDB GetItem, not a
+/// write and a read), and it can only be an extra brake: N warm instances let a client through
+/// up to N times the limit. What bounds a client across the fleet is the gateway's throttling
+/// and the WAF rule in front of it (decision 0014).
+///
+/// Memory is bounded: at most `capacity` subjects are tracked; when the map is full the windows
+/// that are over are dropped, and if every window is still current the map starts over (the
+/// brake forgets; it never refuses a client it has not counted).
+#[derive(Debug)]
+pub struct InstanceBrake {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (u64, u32)>>,
+    capacity: usize,
+}
+
+impl InstanceBrake {
+    /// Subjects tracked at most (~100 bytes each).
+    pub const CAPACITY: usize = 10_000;
+
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            windows: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Counts one request of `subject` at `now_ms` against `rule`.
+    pub fn check_at(&self, rule: &Rule, subject: &str, now_ms: u64) -> Decision {
+        let window_ms = (rule.window.as_millis() as u64).max(1);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !windows.contains_key(subject) && windows.len() >= self.capacity {
+            windows.retain(|_, (start, _)| now_ms < *start + window_ms);
+            if windows.len() >= self.capacity {
+                windows.clear();
+            }
+        }
+        let entry = windows.entry(subject.to_owned()).or_insert((now_ms, 0));
+        if now_ms >= entry.0 + window_ms || now_ms < entry.0 {
+            *entry = (now_ms, 0);
+        }
+        let allowed = entry.1 < rule.limit;
+        if allowed {
+            entry.1 += 1;
+        }
+        Decision {
+            allowed,
+            limit: rule.limit,
+            remaining: rule.limit.saturating_sub(entry.1),
+            reset_after: (entry.0 + window_ms)
+                .saturating_sub(now_ms)
+                .div_ceil(1000)
+                .max(1),
+        }
+    }
+
+    /// Counts one request of `subject` now.
+    pub fn check(&self, rule: &Rule, subject: &str) -> Decision {
+        self.check_at(rule, subject, now_ms())
+    }
+
+    /// Subjects tracked now.
+    pub fn len(&self) -> usize {
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -185,7 +276,50 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
-    use super::address_key;
+    use super::{InstanceBrake, Rule, Store, address_key};
+
+    fn rule(limit: u32) -> Rule {
+        Rule {
+            scope: "api",
+            limit,
+            window: std::time::Duration::from_secs(60),
+            fail_open: true,
+            store: Store::Instance,
+        }
+    }
+
+    #[test]
+    fn the_brake_refuses_past_the_limit_until_the_window_is_over() {
+        let brake = InstanceBrake::new(100);
+        let r = rule(3);
+        let t = 1_000_000;
+        for i in 0..3 {
+            let d = brake.check_at(&r, "ip:a", t + i);
+            assert!(d.allowed, "request {i}");
+            assert_eq!(d.remaining, 2 - i as u32);
+        }
+        let refused = brake.check_at(&r, "ip:a", t + 10);
+        assert!(!refused.allowed);
+        assert_eq!(refused.reset_after, 60);
+        assert!(brake.check_at(&r, "ip:b", t + 10).allowed, "another client");
+        assert!(!brake.check_at(&r, "ip:a", t + 59_999).allowed);
+        assert!(
+            brake.check_at(&r, "ip:a", t + 60_000).allowed,
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn the_brake_holds_at_most_its_capacity_of_clients() {
+        let brake = InstanceBrake::new(50);
+        let r = rule(1);
+        for i in 0..10_000u64 {
+            assert!(brake.check_at(&r, &format!("ip:{i}"), 5_000 + i).allowed);
+            assert!(brake.len() <= 50, "at {i}: {}", brake.len());
+        }
+        // a client counted in the current map is still refused
+        assert!(!brake.check_at(&r, "ip:9999", 20_000).allowed);
+    }
 
     #[test]
     fn ipv6_clients_are_one_subject_per_64_and_ipv4_stays_whole() {

@@ -35,6 +35,13 @@ impl SecretSource for aws_sdk_secretsmanager::Client {
     }
 }
 
+/// The project's clients read secrets with their Secrets Manager client, built on first use.
+impl SecretSource for crate::aws::Clients {
+    async fn fetch(&self, id: &str) -> anyhow::Result<SecretString> {
+        self.secrets().fetch(id).await
+    }
+}
+
 struct Entry {
     value: Option<(SecretString, Instant)>,
     /// While Secrets Manager fails, the stale value is served without asking again until this.
@@ -136,7 +143,7 @@ impl<S: SecretSource> SecretsCache<S> {
 /// pagination cursors' key, the idempotency fingerprints' key.
 #[derive(Clone)]
 pub struct SecretKey {
-    secrets: SecretsCache<aws_sdk_secretsmanager::Client>,
+    secrets: SecretsCache<crate::aws::Clients>,
     secret_id: String,
     what: &'static str,
 }

@@ -276,3 +276,81 @@ fn every_function_is_traced_and_every_query_reads_every_function_log() {
         assert!(text.contains("trace_id"), "{id:?} leads to no trace");
     }
 }
+
+/// Every function either opens its DynamoDB connection at init with a GetItem of the key
+/// `WARMUP` (shared::aws::Clients::warm) and may make that GetItem, or is told not to
+/// (`TABLE_WARM_UP: "false"`); and only the readiness probe may call DescribeTable.
+#[test]
+fn every_warm_up_is_allowed_and_describe_table_is_the_probes_alone() {
+    let t = template();
+    for (id, res) in t["Resources"].as_mapping().unwrap() {
+        if res["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let warm = res["Properties"]["Environment"]["Variables"]
+            .get("TABLE_WARM_UP")
+            .map(|v| v.as_str().unwrap() != "false")
+            .unwrap_or(true);
+        let mut may_get_warmup = false;
+        for policy in list(&res["Properties"]["Policies"]) {
+            for st in list(&policy["Statement"]) {
+                let actions: Vec<&str> = list(&st["Action"])
+                    .into_iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect();
+                let on_table = list(&st["Resource"])
+                    .iter()
+                    .any(|r| format!("{r:?}").contains("Table.Arn"));
+                if actions.contains(&"dynamodb:DescribeTable") {
+                    assert_eq!(
+                        res["Metadata"]["BuildProperties"]["Binary"], "readyz",
+                        "{id:?}: DescribeTable is a control-plane call the warm-up no longer makes"
+                    );
+                }
+                if !(on_table && actions.contains(&"dynamodb:GetItem")) {
+                    continue;
+                }
+                let keys: Vec<String> = {
+                    let cond = &st["Condition"];
+                    let mut texts = Vec::new();
+                    if !cond.is_null() {
+                        strings(cond, &mut texts);
+                    }
+                    texts
+                };
+                may_get_warmup |= keys.is_empty()
+                    || keys.iter().any(|k| k == "WARMUP")
+                    || keys
+                        .iter()
+                        .any(|k| k.ends_with('*') && "WARMUP".starts_with(&k[..k.len() - 1]));
+            }
+        }
+        assert_eq!(
+            warm, may_get_warmup,
+            "{id:?}: warms the table at init: {warm}; may GetItem the WARMUP key: {may_get_warmup}"
+        );
+    }
+}
+
+/// Public reads are protected across the fleet by API Gateway's route throttling (the
+/// per-instance brake multiplies with the instances): each has its own route settings, within
+/// the account's regional limit (docs/decisions/0014-public-read-protection.md).
+#[test]
+fn public_reads_are_throttled_by_the_gateway_per_route() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    for route in [
+        "GET /v1/events/{id}",
+        "GET /v1/events",
+        "POST /v1/events/batch",
+    ] {
+        let s = &api["RouteSettings"][route];
+        let rate = s["ThrottlingRateLimit"].as_f64();
+        let burst = s["ThrottlingBurstLimit"].as_i64();
+        assert!(
+            rate.is_some_and(|r| r > 0.0 && r <= 10_000.0)
+                && burst.is_some_and(|b| b > 0 && b <= 5_000),
+            "{route}: route throttling rate {rate:?}, burst {burst:?}"
+        );
+    }
+}

@@ -63,7 +63,7 @@ pub struct Rotator {
 impl Rotator {
     pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
         Ok(std::sync::Arc::new(Rotator {
-            sm: app.clients.secrets.clone(),
+            sm: app.clients.secrets().clone(),
             public_secret_id: app.config.public_keys_secret_id.clone(),
         }))
     }

@@ -57,7 +57,7 @@ impl Joins {
                 .ok()
                 .filter(|u| !u.is_empty())
                 .map(|url| FifoQueue {
-                    sqs: app.clients.sqs.clone(),
+                    sqs: app.clients.sqs().clone(),
                     url,
                 }),
         }))

@@ -311,7 +311,7 @@ impl Writer {
                 .ok()
                 .filter(|u| !u.is_empty())
                 .map(|url| FifoQueue {
-                    sqs: app.clients.sqs.clone(),
+                    sqs: app.clients.sqs().clone(),
                     url,
                 })
                 .ok_or_else(|| anyhow::anyhow!("missing configuration: {name}"))

@@ -302,11 +302,11 @@ impl Consumer {
                 table: app.config.table_name.clone(),
             },
             dead: FifoQueue {
-                sqs: app.clients.sqs.clone(),
+                sqs: app.clients.sqs().clone(),
                 url: app.config.outbox_dlq_url.clone(),
             },
             outbox: FifoQueue {
-                sqs: app.clients.sqs.clone(),
+                sqs: app.clients.sqs().clone(),
                 url: app.config.outbox_queue_url.clone(),
             },
             max_receives: max_receives_from_env()?,

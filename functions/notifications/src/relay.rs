@@ -179,7 +179,7 @@ impl Relay {
     pub fn new(app: &shared::App) -> anyhow::Result<std::sync::Arc<Self>> {
         Ok(std::sync::Arc::new(Relay {
             publisher: FifoQueue {
-                sqs: app.clients.sqs.clone(),
+                sqs: app.clients.sqs().clone(),
                 url: app.config.outbox_queue_url.clone(),
             },
             sequencer: DynamoSequencer {

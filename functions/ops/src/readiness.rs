@@ -122,7 +122,7 @@ pub async fn check_all(app: &App) -> Vec<Check> {
     );
     let sqs = aws_sdk_sqs::Client::from_conf(
         app.clients
-            .sqs
+            .sqs()
             .config()
             .to_builder()
             .retry_config(no_retry)

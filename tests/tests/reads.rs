@@ -1,0 +1,132 @@
+//! Issue 16: what a read costs. Read back from the local stack's X-Ray (every AWS call of a
+//! sampled request is a subsegment):
+//! - a public read is ONE DynamoDB request (its GetItem): no rate-limit write, no item left
+//!   for the caller's address (anonymous reads are braked per instance and throttled by the
+//!   gateway: docs/decisions/0014-public-read-protection.md);
+//! - an authenticated read still counts against its caller's exact budget in the table, but
+//!   beside the read, not before it: the read's own request starts before the count's ends.
+
+use e2e::joining::{create_event, with_organizer};
+use e2e::xray::{Piece, Trace, new_trace_id};
+use reqwest::{Method, StatusCode};
+
+fn dynamodb_calls(trace: &Trace) -> Vec<&Piece> {
+    trace
+        .pieces
+        .iter()
+        .filter(|p| p.name == "DynamoDB")
+        .collect()
+}
+
+fn handler_done(trace: &Trace, function: &str, route: &str) -> bool {
+    trace
+        .find(|p| p.segment && p.name == function)
+        .is_some_and(|f| trace.children_of(&f.id).any(|p| p.name == route))
+}
+
+#[tokio::test]
+async fn a_public_read_is_one_dynamodb_request_and_writes_nothing() {
+    let ip = [127, 0, 16, 1];
+    let (stack, api, _minter, organizer) = with_organizer(ip).await;
+    let event = create_event(&api, &organizer, 5).await;
+    // Anonymous, from an address no other test uses.
+    let anonymous = e2e::Api::new(&stack, [127, 0, 16, 2]);
+    let mut roots = Vec::new();
+    for _ in 0..3 {
+        let root = new_trace_id();
+        let r = anonymous
+            .exec(
+                anonymous
+                    .request(Method::GET, &format!("/v1/events/{event}"))
+                    .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            !r.headers.contains_key("x-ratelimit-limit"),
+            "the per-instance brake does not claim a fleet-wide budget"
+        );
+        roots.push(root);
+    }
+    for root in &roots {
+        let trace = stack
+            .trace_until(root, |t| {
+                handler_done(t, "GetEventFunction", "GET /v1/events/:id")
+            })
+            .await;
+        let all = trace.waterfall();
+        assert!(
+            handler_done(&trace, "GetEventFunction", "GET /v1/events/:id"),
+            "no handler subsegment:\n{all}"
+        );
+        let calls = dynamodb_calls(&trace);
+        assert_eq!(
+            calls.len(),
+            1,
+            "one DynamoDB request per public read:\n{all}"
+        );
+        assert_eq!(calls[0].operation(), "GetItem", "{all}");
+    }
+    let (dynamodb, table) = stack.table().await;
+    for subject in ["ip:127.0.16.2"] {
+        let item = dynamodb
+            .get_item()
+            .table_name(&table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("RATE#api#{subject}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("RATE".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        assert!(
+            item.item.is_none(),
+            "a public read left a rate-limit window in the table: {:?}",
+            item.item
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_authenticated_read_counts_its_limit_beside_the_read_not_before_it() {
+    let (stack, api) = e2e::Stack::with_api([127, 0, 16, 3]);
+    // A real account (signed up and signed in): /v1/me reads its session and its profile.
+    let user = api.account(&[]).await;
+    let root = new_trace_id();
+    let header = format!("Root={root};Sampled=1");
+    let r = api
+        .call(Some(&user), |r| {
+            r.get("/v1/me").header("X-Amzn-Trace-Id", &header)
+        })
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.headers["x-ratelimit-limit"], "100",
+        "the exact budget is kept"
+    );
+    let trace = stack
+        .trace_until(&root, |t| handler_done(t, "MeFunction", "GET /v1/me"))
+        .await;
+    let all = trace.waterfall();
+    let calls = dynamodb_calls(&trace);
+    let count = calls
+        .iter()
+        .find(|p| p.operation() == "UpdateItem")
+        .unwrap_or_else(|| panic!("no rate-limit UpdateItem:\n{all}"));
+    let first_read = calls
+        .iter()
+        .filter(|p| p.operation() != "UpdateItem")
+        .min_by(|a, b| a.start.total_cmp(&b.start))
+        .unwrap_or_else(|| panic!("no read:\n{all}"));
+    assert!(
+        first_read.start < count.end,
+        "the read waited for the count (read starts {:.4}, count ends {:.4}):\n{all}",
+        first_read.start,
+        count.end
+    );
+}
