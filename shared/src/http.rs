@@ -120,6 +120,10 @@ pub struct Policy {
     /// The handler only reads: the shared limiter's write runs beside it rather than before it
     /// (one round trip, not two in a row), and a refusal discards what the handler answered.
     pub read_only: bool,
+    /// A write whose handler takes an idempotency claim before it changes anything
+    /// ([`crate::idempotency::Idempotency::run`]): the count runs beside the claim, and the
+    /// handler goes on only once it is admitted ([`Admission`]).
+    pub count_with_claim: bool,
 }
 
 impl Policy {
@@ -129,6 +133,7 @@ impl Policy {
             role: None,
             rate_limit: None,
             read_only: true,
+            count_with_claim: false,
         }
     }
 
@@ -146,6 +151,7 @@ impl Policy {
                 store: crate::ratelimit::Store::Shared,
             }),
             read_only: true,
+            count_with_claim: false,
         }
     }
 
@@ -160,6 +166,16 @@ impl Policy {
         }
         p.read_only = false;
         p
+    }
+
+    /// [`Policy::api_write`] for a route whose handler runs through
+    /// [`crate::idempotency::Idempotency::run`] before it changes anything: the count runs
+    /// beside the idempotency claim rather than before it (one round trip fewer).
+    pub fn idempotent_write(config: &crate::Config, role: crate::auth::Role) -> Self {
+        Self {
+            count_with_claim: true,
+            ..Self::api_write(config, role)
+        }
     }
 
     /// A public read, limited per client address by this instance's brake only (no request:
@@ -198,6 +214,7 @@ impl Policy {
                 store: crate::ratelimit::Store::Shared,
             }),
             read_only: false,
+            count_with_claim: false,
         }
     }
 }
@@ -269,82 +286,181 @@ impl Guard {
     }
 
     /// Counts the request; `Err` with 429 when over the limit (or 503 when the store fails and
-    /// the rule fails closed).
-    async fn limit(
+    /// the rule fails closed). The future owns what it needs (it may outlive the borrow of the
+    /// guard: a write's count is shared with the handler as an [`Admission`]).
+    fn limit(
         &self,
         route: &str,
         client_ip: &str,
         user_id: Option<String>,
-        headers: &mut Vec<(HeaderName, HeaderValue)>,
-    ) -> Result<(), ApiError> {
-        let Some(rule) = &self.policy.rate_limit else {
-            return Ok(());
+    ) -> impl Future<Output = Verdict> + Send + 'static {
+        let ready = |v: Verdict| futures_util::future::Either::Left(std::future::ready(v));
+        let Some(rule) = self.policy.rate_limit.clone() else {
+            return ready(Verdict::default());
         };
         if client_ip
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| self.allowlist.contains(&ip))
         {
-            return Ok(());
+            return ready(Verdict::default());
         }
         let subject = match user_id {
             Some(id) => format!("user:{id}"),
             None => format!("ip:{}", crate::ratelimit::address_key(client_ip)),
         };
+        let route = route.to_owned();
         if rule.store == crate::ratelimit::Store::Instance {
-            let decision = self.brake.check(rule, &subject);
+            let decision = self.brake.check(&rule, &subject);
             if decision.allowed {
-                return Ok(());
+                return ready(Verdict::default());
             }
+            metrics::counter!("RateLimited", "route" => route, "store" => "instance").increment(1);
             // No X-RateLimit-* headers: they would describe this instance, not the client's
             // budget; the refusal still says when to come back.
-            metrics::counter!("RateLimited", "route" => route.to_owned(), "store" => "instance")
-                .increment(1);
-            return Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
-                .detail(format!(
-                    "too many requests from this address; try again in {} s",
-                    decision.reset_after
-                ))
-                .header(header::RETRY_AFTER, decision.reset_after.into()));
+            return ready(Verdict {
+                headers: Vec::new(),
+                refusal: Some(Refusal::Braked(decision.reset_after)),
+            });
         }
-        let decision = match self.limiter.check(rule, &subject).await {
-            Ok(d) => d,
-            Err(e) => {
-                let mode = if rule.fail_open { "open" } else { "closed" };
-                metrics::counter!("RateLimiterErrors", "route" => route.to_owned(), "mode" => mode)
-                    .increment(1);
-                tracing::warn!(error.cause_chain = %crate::error_chain_anyhow(&e), mode, "rate limiter unavailable");
-                return if rule.fail_open {
-                    Ok(())
-                } else {
-                    Err(ApiError::service_unavailable(
-                        "rate limiting is unavailable; try again shortly",
-                    )
-                    .header(header::RETRY_AFTER, HeaderValue::from_static("5")))
+        let limiter = self.limiter.clone();
+        futures_util::future::Either::Right(async move {
+            let decision = match limiter.check(&rule, &subject).await {
+                Ok(d) => d,
+                Err(e) => {
+                    let mode = if rule.fail_open { "open" } else { "closed" };
+                    metrics::counter!("RateLimiterErrors", "route" => route, "mode" => mode)
+                        .increment(1);
+                    tracing::warn!(error.cause_chain = %crate::error_chain_anyhow(&e), mode, "rate limiter unavailable");
+                    return Verdict {
+                        headers: Vec::new(),
+                        refusal: (!rule.fail_open).then_some(Refusal::Unavailable),
+                    };
+                }
+            };
+            let headers = vec![
+                (
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    decision.limit.into(),
+                ),
+                (
+                    HeaderName::from_static("x-ratelimit-remaining"),
+                    decision.remaining.into(),
+                ),
+                (
+                    HeaderName::from_static("x-ratelimit-reset"),
+                    decision.reset_after.into(),
+                ),
+            ];
+            if decision.allowed {
+                return Verdict {
+                    headers,
+                    refusal: None,
                 };
             }
-        };
-        headers.push((
-            HeaderName::from_static("x-ratelimit-limit"),
-            decision.limit.into(),
-        ));
-        headers.push((
-            HeaderName::from_static("x-ratelimit-remaining"),
-            decision.remaining.into(),
-        ));
-        headers.push((
-            HeaderName::from_static("x-ratelimit-reset"),
-            decision.reset_after.into(),
-        ));
-        if decision.allowed {
-            return Ok(());
+            metrics::counter!("RateLimited", "route" => route, "store" => "shared").increment(1);
+            Verdict {
+                headers,
+                refusal: Some(Refusal::Limited(decision.limit, decision.reset_after)),
+            }
+        })
+    }
+}
+
+/// What the rate limit said of one request: the headers to send, and why it is refused (if).
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    refusal: Option<Refusal>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// Over the shared limit: (limit, seconds until the window resets).
+    Limited(u32, u64),
+    /// Over this instance's brake: seconds until its window resets.
+    Braked(u64),
+    /// The limiter's store failed and the rule fails closed.
+    Unavailable,
+}
+
+impl Verdict {
+    /// Adds the headers to `out`; `Err` with the refusal's problem.
+    fn apply(self, out: &mut Vec<(HeaderName, HeaderValue)>) -> Result<(), ApiError> {
+        out.extend(self.headers);
+        match self.refusal {
+            None => Ok(()),
+            Some(Refusal::Limited(limit, reset)) => {
+                Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
+                    .detail(format!(
+                        "more than {limit} requests a minute; try again in {reset} s"
+                    ))
+                    .header(header::RETRY_AFTER, reset.into()))
+            }
+            Some(Refusal::Braked(reset)) => {
+                Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
+                    .detail(format!(
+                        "too many requests from this address; try again in {reset} s"
+                    ))
+                    .header(header::RETRY_AFTER, reset.into()))
+            }
+            Some(Refusal::Unavailable) => Err(ApiError::service_unavailable(
+                "rate limiting is unavailable; try again shortly",
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from_static("5"))),
         }
-        metrics::counter!("RateLimited", "route" => route.to_owned()).increment(1);
-        Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
-            .detail(format!(
-                "more than {} requests a minute; try again in {} s",
-                decision.limit, decision.reset_after
-            ))
-            .header(header::RETRY_AFTER, decision.reset_after.into()))
+    }
+
+    /// The refusal's problem, if refused (the headers are not needed).
+    fn refused(&self) -> Option<ApiError> {
+        self.refusal.map(|_| {
+            Verdict {
+                headers: Vec::new(),
+                refusal: self.refusal,
+            }
+            .apply(&mut Vec::new())
+            .expect_err("a refusal is an error")
+        })
+    }
+}
+
+/// A write's rate-limit count, started by the middleware before the handler and shared with it
+/// (a request extension on routes whose policy says [`Policy::count_with_claim`]): the handler
+/// awaits it beside its first write-ahead step (the idempotency claim) instead of after it,
+/// and before it changes anything. The middleware awaits it too once the handler is done, so a
+/// refusal is always the answer.
+#[derive(Clone)]
+pub struct Admission(
+    futures_util::future::Shared<futures_util::future::BoxFuture<'static, Verdict>>,
+);
+
+impl Admission {
+    fn new(count: impl Future<Output = Verdict> + Send + 'static) -> Self {
+        Self(futures_util::FutureExt::shared(Box::pin(count)))
+    }
+
+    /// Waits for the count: `Err` (429, or 503 when the limiter fails closed) if refused.
+    pub async fn admitted(&self) -> Result<(), ApiError> {
+        match self.0.clone().await.refused() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The admission of `req`, when its route counts beside the handler.
+    pub fn of(req: &Request) -> Option<Admission> {
+        req.extensions().get::<Admission>().cloned()
+    }
+
+    /// Waits for `req`'s admission when its route counts beside its handler (at once
+    /// otherwise). The future owns what it needs: `req` may move on meanwhile.
+    pub fn wait_for(req: &Request) -> impl Future<Output = Result<(), ApiError>> + use<> {
+        let admission = Self::of(req);
+        async move {
+            match admission {
+                Some(a) => a.admitted().await,
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -574,7 +690,6 @@ impl Middleware {
             &info.route,
             &info.client_ip,
             user.as_ref().map(|u| u.id.clone()),
-            extra_headers,
         );
         if let Some(user) = user {
             req.extensions_mut().insert(user);
@@ -587,11 +702,18 @@ impl Middleware {
         if guard.policy.read_only && shared_count {
             // A read: the count and the read run together; over the limit, the answer is
             // discarded (nothing was changed) and the caller gets the 429.
-            let (limited, result) = futures_util::join!(limit, run(req));
-            limited?;
+            let (verdict, result) = futures_util::join!(limit, run(req));
+            verdict.apply(extra_headers)?;
+            result
+        } else if guard.policy.count_with_claim && shared_count {
+            // A write whose handler awaits the count beside its idempotency claim.
+            let admission = Admission::new(limit);
+            req.extensions_mut().insert(admission.clone());
+            let result = run(req).await;
+            admission.0.await.apply(extra_headers)?;
             result
         } else {
-            limit.await?;
+            limit.await.apply(extra_headers)?;
             run(req).await
         }
     }

@@ -318,10 +318,14 @@ impl Idempotency {
         F: FnOnce(Request, Option<Arc<Claim>>) -> Fut,
         Fut: Future<Output = Result<Response, ApiError>>,
     {
+        // The route's rate-limit count, when it runs beside the claim (Policy::count_with_claim):
+        // nothing is changed before it admits the request.
+        let admitted = crate::http::Admission::wait_for(&req);
         let Some(key) = key_of(&req)? else {
             if required {
                 return Err(missing_key());
             }
+            admitted.await?;
             return handler(req, None).await;
         };
         let KeyRef { pk, fingerprint } = self.identify(&req, &key).await?;
@@ -352,8 +356,14 @@ impl Idempotency {
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .send();
+        let (admitted, put) = futures_util::join!(admitted, put);
+        if let Err(refused) = admitted {
+            if put.is_ok() {
+                self.release(&claim).await;
+            }
+            return Err(refused);
+        }
         if let Err(e) = put {
             let old = match e.as_service_error() {
                 Some(se) if se.is_conditional_check_failed_exception() => match se {

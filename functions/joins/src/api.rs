@@ -182,8 +182,13 @@ pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
     if let Some(queue) = &joins.intake {
         let id = event_id(&req)?;
         let key = joins.idempotency.key_ref(&req).await?;
-        let mut reads =
-            crate::intake::first_reads(&joins.seats, &id, &req.user()?.id, &key).await?;
+        // The rate-limit count (Policy::idempotent_write) beside the first reads: nothing is
+        // queued or recorded before it admits the join.
+        let admitted = shared::http::Admission::wait_for(&req);
+        let reads = crate::intake::first_reads(&joins.seats, &id, &req.user()?.id, &key);
+        let (admitted, reads) = tokio::join!(admitted, reads);
+        admitted?;
+        let mut reads = reads?;
         if let Some(v) = reads.venue.take()
             && v.hot
         {

@@ -6,7 +6,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::http::serve(
         "leave_event",
         joins::api::Joins::new,
-        |c| Policy::api_write(c, Role::Attendee),
+        |c| Policy::idempotent_write(c, Role::Attendee),
         |joins, req| async move { joins::api::leave(&joins, req).await },
     )
     .await

@@ -1,14 +1,17 @@
-//! Issue 16: what a read costs. Read back from the local stack's X-Ray (every AWS call of a
+//! Issue 16: what a request costs. Read back from the local stack's X-Ray (every AWS call of a
 //! sampled request is a subsegment):
 //! - a public read is ONE DynamoDB request (its GetItem): no rate-limit write, no item left
 //!   for the caller's address (anonymous reads are braked per instance and throttled by the
 //!   gateway: docs/decisions/0014-public-read-protection.md);
 //! - an authenticated read still counts against its caller's exact budget in the table, but
-//!   beside the read, not before it: the read's own request starts before the count's ends.
+//!   beside the read, not before it: the read's own request starts before the count's ends;
+//! - a write counts beside its idempotency claim, and changes nothing before it is admitted;
+//!   refused, it changes nothing at all and frees its key.
 
-use e2e::joining::{create_event, with_organizer};
+use e2e::joining::{create_event, event_body, key, with_organizer};
 use e2e::xray::{Piece, Trace, new_trace_id};
 use reqwest::{Method, StatusCode};
+use shared::auth::Role;
 
 fn dynamodb_calls(trace: &Trace) -> Vec<&Piece> {
     trace
@@ -129,4 +132,113 @@ async fn an_authenticated_read_counts_its_limit_beside_the_read_not_before_it() 
         first_read.start,
         count.end
     );
+}
+
+#[tokio::test]
+async fn a_write_counts_its_limit_beside_its_claim_and_changes_nothing_before_it() {
+    let (stack, api, _minter, organizer) = with_organizer([127, 0, 16, 4]).await;
+    let root = new_trace_id();
+    let header = format!("Root={root};Sampled=1");
+    let k = key();
+    let r = api
+        .call(Some(&organizer), |r| {
+            r.post("/v1/events")
+                .header("Idempotency-Key", &k)
+                .header("X-Amzn-Trace-Id", &header)
+                .json(&event_body("Counted beside its claim", 5))
+        })
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["x-ratelimit-limit"], "100");
+    let trace = stack
+        .trace_until(&root, |t| {
+            handler_done(t, "CreateEventFunction", "POST /v1/events")
+        })
+        .await;
+    let all = trace.waterfall();
+    let calls = dynamodb_calls(&trace);
+    let count = calls
+        .iter()
+        .find(|p| p.operation() == "UpdateItem")
+        .unwrap_or_else(|| panic!("no rate-limit UpdateItem:\n{all}"));
+    let claim = calls
+        .iter()
+        .find(|p| p.operation() == "PutItem")
+        .unwrap_or_else(|| panic!("no idempotency claim:\n{all}"));
+    let write = calls
+        .iter()
+        .find(|p| p.operation() == "TransactWriteItems")
+        .unwrap_or_else(|| panic!("no write:\n{all}"));
+    assert!(
+        claim.start < count.end,
+        "the claim waited for the count:\n{all}"
+    );
+    assert!(
+        write.start >= count.end,
+        "the event was written before the count admitted it:\n{all}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_over_the_limit_is_refused_and_changes_nothing() {
+    let (stack, api, minter, _organizer) = with_organizer([127, 0, 16, 5]).await;
+    let user = minter.user(&[Role::Organizer, Role::Attendee]).await;
+    let token = user.token().await;
+    let limit: usize = stack
+        .env("RATE_LIMIT_API_PER_MINUTE")
+        .parse()
+        .unwrap_or(100);
+    // The caller's whole budget of the minute, spent on reads (10 at a time).
+    let spend = |_| {
+        let (api, token) = (&api, &token);
+        async move {
+            api.exec(
+                api.request(
+                    Method::GET,
+                    "/v1/events/evt_0000000000000000000000000000/join",
+                )
+                .bearer_auth(token),
+            )
+            .await
+            .status
+        }
+    };
+    let statuses: Vec<StatusCode> =
+        futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter((0..limit).map(spend)),
+            10,
+        ))
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    let title = format!("Refused {}", uuid::Uuid::new_v4().simple());
+    let r = api
+        .exec(
+            api.request(Method::POST, "/v1/events")
+                .bearer_auth(&token)
+                .header("Idempotency-Key", key())
+                .json(&event_body(&title, 5)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.body["type"], "/problems/rate-limited", "{}", r.body);
+    // Nothing of it in the table.
+    let (dynamodb, table) = stack.table().await;
+    let found: Vec<_> = dynamodb
+        .scan()
+        .table_name(&table)
+        .filter_expression("title = :t")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S(title.clone()),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    assert!(found.is_empty(), "a refused write left {found:?}");
 }
