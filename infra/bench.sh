@@ -1,65 +1,60 @@
 #!/usr/bin/env bash
 # Cold start, first invocation, warm invocations and peak RSS of every function's release
-# binary, beside a bare lambda_runtime hello world built the same way, under a local Lambda
-# Runtime API (infra/tools/lambda_bench.py). The functions talk to a real moto server from the
-# local stack, so init includes the DynamoDB warm-up and the first request its real calls.
-# Prints the table for docs/performance.md. Options go to lambda_bench.py (e.g. -k 5 -n 100).
+# binary, beside two baselines built the same way (a bare lambda_runtime hello world, and a bare
+# CRUD function: lambda_http + one DynamoDB GetItem, bench/crud), under a local Lambda Runtime
+# API (infra/tools/lambda_bench.py). The functions talk to a real moto server from a local
+# stack of their own, so init includes the DynamoDB warm-up and each request its real calls;
+# what they replay (callers, events, keys) is made through that stack first
+# (tests/tests/bench_fixtures.rs). Then a second, short run through a counting proxy gives the
+# AWS requests per call, and the report gives issue 16's ratios and every deploy zip's size.
+#
+# Options go to the timing run of lambda_bench.py (e.g. -k 5 -n 100); ONLY=get_event,crud
+# measures those subjects alone; PROFILE=debug checks the suite quickly on the debug binaries; ARM64=1 also cross-builds the release arm64 binaries
+# (cargo lambda, ~25 minutes here) for their zip sizes.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash infra/setup.sh
-echo "==> building release binaries (native, the release profile sam build uses)"
-cargo build --release --workspace --bins --quiet
+profile="${PROFILE:-release}"
+if [ "$profile" = release ]; then
+  echo "==> building release binaries (native, the release profile sam build uses)"
+  cargo build --release --workspace --bins --quiet
+fi
+echo "==> building the local stack's debug binaries and the fixtures"
 cargo build --workspace --bins --quiet
+cargo test --no-run -q -p e2e --test bench_fixtures 2>/dev/null
+if [ "${ARM64:-}" = 1 ]; then
+  echo "==> cross-building the release arm64 binaries (target/lambda)"
+  source .tools/stack/bin/activate
+  CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig cargo lambda build --release --arm64 --workspace
+fi
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/city-events-bench.XXXXXX")"
 stack_pid=""
 cleanup() { [ -n "$stack_pid" ] && kill -TERM "$stack_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$state"; }
 trap cleanup EXIT
+# The limits are counted as in production but never reached by the fixtures' sign-ups.
 .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 --moto-port 0 \
+  --env RATE_LIMIT_API_PER_MINUTE=1000000 --env RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
   --state-dir "$state" --ready-file "$state/ready.json" > "$state/stack.out" 2>&1 &
 stack_pid=$!
 for _ in $(seq 1 300); do [ -f "$state/ready.json" ] && break; sleep 0.1; done
 [ -f "$state/ready.json" ] || { cat "$state/stack.out"; exit 1; }
 
-python3 - "$state" <<'PY'
-import json, sys
-state = sys.argv[1]
-env = json.load(open(state + "/ready.json"))["env"]
-subjects = [("hello", "hello", "apigw-get-healthz.json", None)]
-subjects += [
-    ("healthz", "healthz", "apigw-get-healthz.json", 200),
-    ("readyz", "readyz", "apigw-get-readyz.json", 200),
-    ("openapi", "openapi", "apigw-get-openapi.json", 200),
-    ("not_found", "not_found", "apigw-unknown-route.json", 404),
-    ("outbox_relay", "outbox_relay", "dynamodb-stream-outbox-insert.json", None),
-    ("notifications_consumer", "notifications_consumer", "sqs-outbox-message.json", None),
-]
-# X-Ray (issue 15): every row above runs as Lambda does with active tracing and an unsampled
-# invocation (Sampled=0: most requests under the default sampling rule). The rows below are
-# the same binaries with X-Ray off (no daemon: spans as JSON log lines, what the code did
-# before) and with a sampled invocation whose spans are exported to the stack's daemon.
-xray = [
-    ("healthz-xray-off", "healthz", "apigw-get-healthz.json", 200, "off"),
-    ("healthz-sampled", "healthz", "apigw-get-healthz.json", 200, "sampled"),
-    ("consumer-xray-off", "notifications_consumer", "sqs-outbox-message.json", None, "off"),
-    ("consumer-sampled", "notifications_consumer", "sqs-outbox-message.json", None, "sampled"),
-]
-suite = {"subjects": []}
-for name, binary, event, status, *mode in subjects + xray:
-    s = {"name": name, "cmd": ["target/release/" + binary], "event": "events/" + event, "cwd": ".",
-         # production runs without LOG_SPANS (the local stack sets it for its own logs)
-         "env": {k: v for k, v in env.items() if k != "LOG_SPANS"}}
-    if mode == ["off"]:
-        s["env"]["AWS_XRAY_DAEMON_ADDRESS"] = ""
-    if mode == ["sampled"]:
-        s["trace_sampled"] = True
-    if status:
-        s["expect_status"] = status
-    suite["subjects"].append(s)
-json.dump(suite, open(state + "/suite.json", "w"))
-PY
-cp "$state/suite.json" "$root/target/bench-suite.json"
-sed -i "s|\"target/release/|\"$root/target/release/|g; s|\"events/|\"$root/events/|g; s|\"cwd\": \".\"|\"cwd\": \"$root\"|g" "$root/target/bench-suite.json"
-python3 infra/tools/lambda_bench.py --suite "$root/target/bench-suite.json" "$@"
-ls -l target/release/{hello,healthz,readyz,openapi,not_found,outbox_relay,notifications_consumer} | awk '{printf "%-28s %6.1f MB\n", $9, $5/1048576}'
+echo "==> fixtures (callers, events, keys) through the stack"
+CITY_EVENTS_STACK="$state/ready.json" BENCH_FIXTURES="$state/fixtures.json" \
+  cargo test -q -p e2e --test bench_fixtures -- --ignored > "$state/fixtures.out" 2>&1 \
+  || { cat "$state/fixtures.out"; exit 1; }
+
+python3 infra/tools/bench_suite.py suite --ready "$state/ready.json" --fixtures "$state/fixtures.json" \
+  --root "$root" --out "$root/target/bench-suite.json" --profile "$profile" ${ONLY:+--only "$ONLY"}
+status=0
+python3 infra/tools/lambda_bench.py --suite "$root/target/bench-suite.json" --quiet \
+  --json "$root/target/bench.json" "$@" || status=$?
+echo
+echo "==> AWS requests per call (one cold start, 10 warm invocations each, through a counting proxy)"
+python3 infra/tools/lambda_bench.py --suite "$root/target/bench-suite.json" --quiet --count-requests \
+  -k 1 -n 10 --warmup 0 --json "$root/target/bench-requests.json" || true
+python3 infra/tools/bench_suite.py report --timing "$root/target/bench.json" \
+  --requests "$root/target/bench-requests.json" --root "$root"
+exit $status

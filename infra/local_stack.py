@@ -1113,8 +1113,13 @@ def main():
                 "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
                 # Every function's variables (the signers' SIGNING_KEYS_SECRET_ID too): tests
                 # and `cargo lambda watch` run any function with it.
+                # (TABLE_WARM_UP is one function's own choice, not everyone's: left out.)
                 "env": {k: v for fn in fns.values() for k, v in fn.env.items()
-                        if k.isupper() and k not in ("PATH", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_STREAM_NAME")}}
+                        if k.isupper() and k not in ("PATH", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+                                                     "TABLE_WARM_UP")},
+                # Each function's own variables, by binary (make bench runs each with its own).
+                "functions": {os.path.basename(fn.binary): {k: v for k, v in fn.env.items() if k != "PATH"}
+                              for fn in fns.values()}}
         # The same environment, for running one function on its own with `cargo lambda watch`.
         with open(os.path.join(args.state_dir, "function.env"), "w") as f:
             for k, v in sorted(info["env"].items()):
