@@ -5,11 +5,12 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-auth bench-joins bench-hot
+.PHONY: load-read dev trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
+## RELEASE=1 runs release builds (what deploys; for measuring).
 dev: setup
-	LOCAL_XRAY_SAMPLING=$${LOCAL_XRAY_SAMPLING:-1} $(PY) infra/local_stack.py --ready-file .local/ready.json
+	LOCAL_XRAY_SAMPLING=$${LOCAL_XRAY_SAMPLING:-1} $(PY) infra/local_stack.py --ready-file .local/ready.json $(if $(RELEASE),--release)
 
 ## Print one X-Ray trace of the local stack as a waterfall (make trace ID=1-...); without ID,
 ## the traces of the last 15 minutes (FILTER='annotation.user_id = "..."' narrows them). The
@@ -89,6 +90,17 @@ bench-joins:
 ## local stack, 32 instances per function, secrets cached as deployed (300 s).
 bench-hot:
 	LOCAL_XRAY_SAMPLING=1 LOCAL_MAX_INSTANCES=32 SECRETS_CACHE_TTL_SECONDS=300 bash infra/test.sh --test hot -- --ignored --nocapture joins_per_second
+
+## Open-loop read load on a local stack of its own (release builds): GET /v1/events/{id} at
+## 10, 25, 50, 100, 200, 50, a pause, 50 req/s, 10 s each; prints p50/p95/p99 per rate and the
+## highest rate under p95 50 ms and 200 ms (docs/performance.md). Loopback only, bounded.
+load-read:
+	bash infra/load_read.sh $(ARGS)
+
+## The middleware's own cost per request, in process around a no-op handler (criterion, then
+## p50/p99 of single calls; issue 16's goal: p99 <= 50 µs).
+bench-middleware:
+	cargo bench -p shared --bench middleware
 
 ## RS256 token verify/sign and argon2id hash cost per call (release build of one binary).
 bench-auth:

@@ -4,18 +4,22 @@
   moto server (DynamoDB, DynamoDB Streams, SQS, Secrets Manager) on loopback
   + the resources template.yaml declares, created from the template itself
   + every function as its real binary, under a local Lambda Runtime API
-  + the HTTP API's routes on http://127.0.0.1:3000 as API Gateway (payload v2)
+  + the HTTP API's routes on http://127.0.0.1:3000 as API Gateway (payload v2), with its
+    overload behaviour: the template's route throttling (429 {"message":"Too Many Requests"}
+    past a route's rate and burst), and a request whose client hung up or that waited past
+    the 30 s integration timeout (503) dropped, never handed to a function
   + the event sources: the table's stream and the SQS queues, polled as Lambda does
   + X-Ray as Lambda does it: a trace header per invocation, the function's segment recorded,
     and an X-Ray daemon stand-in (UDP) that forwards the functions' segment documents to
     moto's X-Ray API (PutTraceSegments), so `aws xray batch-get-traces` answers locally.
 
-Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--ready-file F]
+Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--release] [--ready-file F]
 Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for the design.
 """
 
 import argparse
 import base64
+import collections
 import datetime
 import faulthandler
 import json
@@ -24,6 +28,7 @@ import queue
 import random
 import re
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -46,6 +51,9 @@ MAX_INSTANCES = int(os.environ.get("LOCAL_MAX_INSTANCES", "16"))  # per function
 # opens 500 at once) overflowed it and clients timed out connecting. API Gateway takes them all.
 ThreadingHTTPServer.request_queue_size = 1024
 QUEUE_WAIT_S = 300  # longest an invocation waits for a free instance
+# An HTTP API's integration timeout (30 s, its default and maximum): past it the gateway answers
+# 503 and an invocation still waiting for an instance is dropped, never run.
+INTEGRATION_TIMEOUT_S = float(os.environ.get("LOCAL_INTEGRATION_TIMEOUT_S", "30"))
 
 
 def log(msg):
@@ -249,8 +257,10 @@ class Invocation:
         self.deadline_ms = None  # set when an instance takes it: the timeout runs from there
         self.picked = threading.Event()
         self.done = threading.Event()
-        self.result = None  # ("response"|"error", bytes)
+        self.result = None  # ("response"|"error"|"dropped", bytes)
         self.instance = None
+        self.abandoned = False  # its caller stopped waiting before an instance took it
+        self.lock = threading.Lock()  # abandoning it and taking it exclude each other
 
 
 class Function:
@@ -260,39 +270,58 @@ class Function:
 
     def __init__(self, lid, binary, env, timeout_s, log_dir, echo):
         self.lid, self.binary, self.env, self.timeout_s = lid, binary, env, timeout_s
-        self.queue = queue.Queue()
+        self.queue = collections.deque()  # invocations waiting for an instance
         self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)  # an invocation queued, or an instance gone
         self.instances = []
-        self.idle = 0
+        self.waiting = 0  # instances blocked in /next right now (free for the next invocation)
         self.log_path = os.path.join(log_dir, "%s.log" % lid)
         self.echo = echo
 
-    def invoke(self, payload, trace_header=None):
-        """Runs one invocation; returns ("response"|"error", body bytes). `trace_header` is the
-        caller's (an HTTP request's X-Amzn-Trace-Id); without one a new trace starts."""
+    def invoke(self, payload, trace_header=None, gone=None):
+        """Runs one invocation; returns ("response"|"error", body bytes), or ("dropped", b"")
+        when `gone()` (the caller left, or waited past its timeout) turned true before an
+        instance took it: such an invocation never runs. `trace_header` is the caller's (an
+        HTTP request's X-Amzn-Trace-Id); without one a new trace starts."""
         trace = LambdaTrace(self, trace_header)
         inv = Invocation(payload, trace.header(), self.timeout_s)
-        result = self._run(inv)
-        trace.finish(inv.id, result[0])
+        result = self._run(inv, gone)
+        if result[0] != "dropped":
+            trace.finish(inv.id, result[0])
         return result
 
-    def _run(self, inv):
+    def _run(self, inv, gone=None):
         with self.lock:
             alive = [i for i in self.instances if i.proc.poll() is None]
-            if self.idle > 0:
-                self.idle -= 1
-            elif len(alive) < MAX_INSTANCES:
-                self.instances = alive + [Instance(self)]
-        self.queue.put(inv)
+            # A free instance for each invocation already queued and this one, else a cold start
+            # (counted from the instances actually waiting: no estimate that can drift).
+            starting = sum(1 for i in alive if not i.ready)
+            if self.waiting + starting <= len(self.queue) and len(alive) < MAX_INSTANCES:
+                alive.append(Instance(self))
+            self.instances = alive
+            self.queue.append(inv)
+            self.cond.notify()
         # Waiting for a free instance is not execution time (Lambda would start another one):
         # the function's timeout counts from the moment an instance takes the invocation.
-        inv.picked.wait(QUEUE_WAIT_S)
-        if not inv.done.wait(self.timeout_s + 1):
-            # Lambda kills a timed-out instance; its invocation fails.
-            if inv.instance is not None:
-                inv.instance.kill()
-            return ("error", json.dumps({"errorType": "Sandbox.Timedout",
-                                         "errorMessage": "Task timed out after %s seconds" % self.timeout_s}).encode())
+        give_up = time.monotonic() + QUEUE_WAIT_S
+        while not inv.picked.wait(0.05):
+            if (gone is not None and gone()) or time.monotonic() > give_up:
+                with inv.lock:  # against an instance taking it right now
+                    if not inv.picked.is_set():
+                        inv.abandoned = True
+                        return ("dropped", b"")
+                break
+        ends = time.monotonic() + self.timeout_s + 1
+        while not inv.done.wait(0.05):
+            if time.monotonic() > ends:
+                # Lambda kills a timed-out instance; its invocation fails.
+                if inv.instance is not None:
+                    inv.instance.kill()
+                return ("error", json.dumps({"errorType": "Sandbox.Timedout",
+                                             "errorMessage": "Task timed out after %s seconds" % self.timeout_s}).encode())
+            if gone is not None and gone():
+                # It runs to its end (a running Lambda is not stopped); nobody reads the answer.
+                return ("dropped", b"")
         return inv.result
 
     def stop(self):
@@ -306,6 +335,9 @@ class Instance:
     def __init__(self, fn):
         self.fn = fn
         self.current = None
+        self.ready = False  # it has asked for an invocation once (its cold start is over)
+        self.dead = False
+        self.counted = False  # counted in fn.waiting (free for the next invocation)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), runtime_api(fn, self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -331,15 +363,18 @@ class Instance:
                     sys.stdout.write("%-30s| %s" % (self.fn.lid, line.decode("utf-8", "replace")))
                     sys.stdout.flush()
         self.proc.wait()
+        with self.fn.cond:
+            self.dead = True  # it no longer counts as a free instance
+            if self.counted:
+                self.fn.waiting -= 1
+                self.counted = False
+            self.fn.cond.notify_all()
         # A dead instance takes its invocation with it, as in Lambda.
         inv = self.current
         if inv is not None and not inv.done.is_set():
             inv.result = ("error", json.dumps({"errorType": "Runtime.ExitError",
                                                "errorMessage": "instance exited with %s" % self.proc.returncode}).encode())
             inv.done.set()
-        with self.fn.lock:
-            if self.current is None and self.fn.idle > 0:
-                self.fn.idle -= 1  # it was counted idle while waiting in /next
         self.server.shutdown()
 
     def kill(self):
@@ -383,11 +418,37 @@ def runtime_api(fn, instance):
             if self.path.split("?")[0] != "/2018-06-01/runtime/invocation/next":
                 return self._send(404, b'{"errorMessage":"unknown path"}')
             instance.current = None
-            inv = fn.queue.get()
+            instance.ready = True
+            inv = None
+            with fn.cond:
+                if not instance.counted:  # (counted already when it posted its last answer)
+                    fn.waiting += 1
+                    instance.counted = True
+                try:
+                    while inv is None and not instance.dead:
+                        if not fn.queue:
+                            fn.cond.wait()
+                            continue
+                        candidate = fn.queue.popleft()
+                        with candidate.lock:
+                            # Its caller gave up while it waited (left, or past the integration
+                            # timeout): API Gateway never hands such a request to Lambda.
+                            if not candidate.abandoned:
+                                candidate.picked.set()  # taken: it runs, whatever its caller does
+                                inv = candidate
+                finally:
+                    if instance.counted:
+                        fn.waiting -= 1
+                        instance.counted = False
+            if inv is None:
+                try:
+                    self._send(500, b'{"errorMessage":"the instance is gone"}')
+                except OSError:
+                    pass  # its process is gone with it
+                return None
             inv.instance = instance
             instance.current = inv
             inv.deadline_ms = int(time.time() * 1000 + inv.timeout_s * 1000)
-            inv.picked.set()
             self._send(200, inv.payload, [
                 ("Lambda-Runtime-Aws-Request-Id", inv.id),
                 ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
@@ -408,8 +469,13 @@ def runtime_api(fn, instance):
                 if inv is None or inv.id != rid or inv.done.is_set():
                     return self._send(400, b'{"errorMessage":"unknown or finished request id"}')
                 inv.result = ("response" if kind == "response" else "error", body)
-                with fn.lock:
-                    fn.idle += 1  # back to /next shortly
+                with fn.cond:
+                    # Free from now on (the runtime asks for the next invocation right after
+                    # this answer): the next caller takes it rather than a cold start, as in
+                    # Lambda.
+                    if not instance.counted:
+                        fn.waiting += 1
+                        instance.counted = True
                 inv.done.set()
                 return self._send(202, b'{"status":"OK"}')
             self._send(404, b'{"errorMessage":"unknown path"}')
@@ -602,10 +668,73 @@ def rotate_keys(fn, secret_arn):
     return 200, {"rotated": True, "version": token}
 
 
-def make_gateway(routes, default_route, controls=None):
+class TokenBucket:
+    """API Gateway's throttling of one route: a token bucket of `burst` tokens refilled at
+    `rate` a second; a request takes one or is answered 429."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens = self.burst
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self):
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+def route_throttles(template):
+    """route key (or "$default") -> TokenBucket, from the HttpApi's DefaultRouteSettings and
+    RouteSettings; LOCAL_THROTTLING=off turns them off (a load test of the functions alone)."""
+    if os.environ.get("LOCAL_THROTTLING", "on") == "off":
+        return {}, None
+    api = next((r.get("Properties", {}) for r in template["Resources"].values()
+                if r["Type"] == "AWS::Serverless::HttpApi"), {})
+
+    def bucket(settings):
+        rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+        return TokenBucket(rate, burst) if rate is not None and burst is not None else None
+
+    default = api.get("DefaultRouteSettings", {})
+    per_route = {}
+    for key, settings in (api.get("RouteSettings") or {}).items():
+        per_route[key] = bucket(dict(default, **settings))
+    return per_route, default
+
+
+def client_gone(sock):
+    """Whether the client closed its side of `sock` (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+def make_gateway(routes, default_route, controls=None, throttles=None):
     """routes: list of (method, path, regex, Function); controls: local-only POST endpoints
-    under /_local/ (not part of the API; they do what an operator or AWS would)."""
+    under /_local/ (not part of the API; they do what an operator or AWS would); throttles: the
+    template's route throttling (route_throttles)."""
     controls = controls or {}
+    per_route, default_settings = throttles or ({}, None)
+    buckets_lock = threading.Lock()
+
+    def bucket_of(route_key):
+        # Each route has its own bucket: RouteSettings, or a copy of DefaultRouteSettings.
+        with buckets_lock:
+            if route_key not in per_route:
+                rate = (default_settings or {}).get("ThrottlingRateLimit")
+                burst = (default_settings or {}).get("ThrottlingBurstLimit")
+                per_route[route_key] = TokenBucket(rate, burst) if rate is not None and burst is not None else None
+            return per_route[route_key]
 
     # Most specific first, as API Gateway: more literal segments, then no greedy variable, then
     # a route of the request's own method before ANY on the same path.
@@ -651,6 +780,11 @@ def make_gateway(routes, default_route, controls=None):
             m, p, fn = route
             route_key = "$default" if p == "$default" else "%s %s" % (m, p)
             request_id = base64.b32encode(secrets.token_bytes(10)).decode().rstrip("=")[:16]
+            bucket = bucket_of(route_key) if (per_route or default_settings) else None
+            if bucket is not None and not bucket.take():
+                # API Gateway's own answer past a route's rate and burst (not the function's).
+                return self._reply(429, {"content-type": "application/json", "apigw-requestid": request_id},
+                                   b'{"message":"Too Many Requests"}', [])
             headers, cookies = {}, []
             for k, v in self.headers.items():
                 k = k.lower()
@@ -709,8 +843,24 @@ def make_gateway(routes, default_route, controls=None):
                 event["pathParameters"] = params
             if body:
                 event["body"] = text_body if text_body is not None else base64.b64encode(body).decode()
-            kind, out = fn.invoke(json.dumps(event).encode(), trace)
+            timed_out = []
+
+            def gone():
+                # The client hung up, or the integration timeout passed: stop waiting, and
+                # never run the invocation if no instance has taken it yet.
+                if time.time() - started > INTEGRATION_TIMEOUT_S:
+                    timed_out.append(True)
+                    return True
+                return client_gone(self.connection)
+
+            kind, out = fn.invoke(json.dumps(event).encode(), trace, gone)
             base = {"apigw-requestid": request_id}
+            if kind == "dropped":
+                if timed_out:
+                    return self._reply(503, dict(base, **{"content-type": "application/json"}),
+                                       b'{"message":"Service Unavailable"}', [])
+                self.close_connection = True
+                return None
             if kind != "response":
                 sys.stderr.write("[local-stack] %s failed: %s\n" % (fn.lid, out[:500].decode("utf-8", "replace")))
                 return self._reply(500, dict(base, **{"content-type": "application/json"}),
@@ -945,7 +1095,10 @@ def main():
     ap.add_argument("--port", type=int, default=3000, help="the HTTP API (0: any free port)")
     ap.add_argument("--moto-port", type=int, default=4566, help="moto server (0: any free port)")
     ap.add_argument("--template", default=os.path.join(ROOT, "template.yaml"))
-    ap.add_argument("--no-build", action="store_true", help="use the binaries already in target/debug")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--release", action="store_true",
+                    help="run release builds (target/release, what sam build ships) instead of debug ones: "
+                         "for measurements (make dev RELEASE=1, make load-read)")
     ap.add_argument("--state-dir", default=os.path.join(ROOT, ".local"))
     ap.add_argument("--ready-file", help="write the stack's addresses here as JSON once it serves")
     ap.add_argument("--quiet", action="store_true", help="do not echo function logs to the console")
@@ -980,11 +1133,13 @@ def main():
     binaries = sorted({r["Metadata"]["BuildProperties"]["Binary"] for r in functions.values()} | {"create_admin"})
     if not args.no_build:
         log("building %d functions (cargo build --bins; the first build takes a few minutes)" % len(binaries))
-        cmd = ["cargo", "build", "--workspace"] + [a for b in binaries for a in ("--bin", b)]
+        cmd = ["cargo", "build", "--workspace"] + (["--release"] if args.release else []) + \
+            [a for b in binaries for a in ("--bin", b)]
         if subprocess.call(cmd, cwd=ROOT) != 0:
             raise SystemExit("build failed")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    missing = [b for b in binaries if not os.path.exists(os.path.join(target, "debug", b))]
+    profile = "release" if args.release else "debug"
+    missing = [b for b in binaries if not os.path.exists(os.path.join(target, profile, b))]
     if missing:
         raise SystemExit("missing binaries (build first): %s" % ", ".join(missing))
 
@@ -1054,7 +1209,7 @@ def main():
             for kv in args.env:
                 k, _, v = kv.partition("=")
                 env[k] = v
-            binary = os.path.join(target, "debug", res["Metadata"]["BuildProperties"]["Binary"])
+            binary = os.path.join(target, profile, res["Metadata"]["BuildProperties"]["Binary"])
             timeout_s = int(props.get("Timeout", globals_.get("Timeout", 3)))
             fn = Function(lid, binary, env, timeout_s, log_dir, echo=not args.quiet)
             fns[lid] = fn
@@ -1077,7 +1232,7 @@ def main():
         # The first admin, with fresh credentials: there is no default account anywhere.
         admin_env = dict(next(iter(fns.values())).env) if fns else {}
         admin = attached and subprocess.CompletedProcess([], 0, stdout=json.dumps(attached["admin"]), stderr="")
-        admin = admin or subprocess.run([os.path.join(target, "debug", "create_admin"), "--email", "admin@city-events.local",
+        admin = admin or subprocess.run([os.path.join(target, profile, "create_admin"), "--email", "admin@city-events.local",
                                 "--name", "Local Admin"], env=admin_env, capture_output=True, text=True)
         if admin.returncode != 0:
             raise SystemExit("creating the local admin failed: %s" % admin.stderr.strip())
@@ -1099,7 +1254,8 @@ def main():
                 raise SystemExit("the first key rotation failed: %s" % out)
             log("rotated %s (as at deployment): version %s" % (secret_arn, out["version"]))
         controls = {"/_local/rotate-keys": lambda: rotate_keys(rotation, secret_arn)} if rotation else {}
-        server = ThreadingHTTPServer(("127.0.0.1", port), make_gateway(routes, default_route, controls))
+        server = ThreadingHTTPServer(("127.0.0.1", port),
+                                     make_gateway(routes, default_route, controls, route_throttles(template)))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = "http://127.0.0.1:%d" % port

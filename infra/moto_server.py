@@ -1,4 +1,4 @@
-"""moto server with DynamoDB's per-request atomicity.
+"""moto server with DynamoDB's per-request atomicity (writes one at a time, reads side by side).
 
 moto serves requests on many threads and does not lock its DynamoDB backend: two concurrent
 conditional UpdateItem calls can both pass their condition (the rate limiter let 101 of 100
@@ -402,23 +402,78 @@ def partition_queries():
     from moto.dynamodb.models.table import Table
 
     original = Table.query
+    original_all_items = Table.all_items
+    # Per thread: reads run side by side (SerialDynamoDB), so the partition handed to one
+    # Query must not be seen by another.
+    local = threading.local()
+
+    def all_items(self):
+        handed = getattr(local, "partition", None)
+        if handed is not None and handed[0] is self:
+            return handed[1]
+        return original_all_items(self)
 
     def query(self, hash_key, *args, **kwargs):
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
         if index_name or hash_key is None or not self.range_key_attr:
             return original(self, hash_key, *args, **kwargs)
-        partition = list(self.items.get(hash_key, {}).values())
-        self.all_items = lambda: partition
+        local.partition = (self, list(self.items.get(hash_key, {}).values()))
         try:
             return original(self, hash_key, *args, **kwargs)
         finally:
-            del self.all_items
+            local.partition = None
 
+    Table.all_items = all_items
     Table.query = query
 
 
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before readers that arrive after it
+    (a steady stream of reads cannot starve the writes)."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.readers = 0
+        self.writer = False
+        self.writers_waiting = 0
+
+    def acquire_read(self):
+        with self.cond:
+            while self.writer or self.writers_waiting:
+                self.cond.wait()
+            self.readers += 1
+
+    def release_read(self):
+        with self.cond:
+            self.readers -= 1
+            if self.readers == 0:
+                self.cond.notify_all()
+
+    def acquire_write(self):
+        with self.cond:
+            self.writers_waiting += 1
+            while self.writer or self.readers:
+                self.cond.wait()
+            self.writers_waiting -= 1
+            self.writer = True
+
+    def release_write(self):
+        with self.cond:
+            self.writer = False
+            self.cond.notify_all()
+
+
+# The DynamoDB and Streams operations that change nothing: they run side by side (each still
+# sees a whole write or none of it: writes hold the lock alone). Anything else is a write.
+READS = {
+    "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables",
+    "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource", "DescribeStream", "ListStreams",
+}  # (GetShardIterator and GetRecords are writes here: moto keeps the iterators it hands out)
+
+
 class SerialDynamoDB:
-    """Serialises DynamoDB requests, and gives TransactWriteItems its ClientRequestToken
+    """Serialises DynamoDB writes (reads run side by side: see ReadWriteLock, READS), and gives
+    TransactWriteItems its ClientRequestToken
     idempotency (moto ignores the token): the SDK sends one with every transaction and, when an
     attempt times out, retries with the same token. DynamoDB answers the retry of a committed
     transaction with success instead of running it again; so does this."""
@@ -427,7 +482,7 @@ class SerialDynamoDB:
 
     def __init__(self, app):
         self.app = app
-        self.lock = threading.Lock()
+        self.lock = ReadWriteLock()
         self.tokens = {}  # ClientRequestToken -> when its transaction committed
         self.backends = {}  # X-Amz-Target service prefix -> moto's app for it
 
@@ -452,24 +507,37 @@ class SerialDynamoDB:
                 token = json.loads(body or b"{}").get("ClientRequestToken")
             except ValueError:
                 token = None
-        with self.lock:
-            now = time.time()
-            if token is not None and now - self.tokens.get(token, -1e9) < self.TOKEN_TTL_S:
-                start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0")])
-                return [b"{}"]
-            status = []
+        operation = target.rsplit(".", 1)[-1]
+        if operation in READS:
+            self.lock.acquire_read()
+            try:
+                return [b"".join(self.backend(target, environ)(environ, start_response))]
+            finally:
+                self.lock.release_read()
+        self.lock.acquire_write()
+        try:
+            return self._write(target, token, environ, start_response)
+        finally:
+            self.lock.release_write()
 
-            def recording_start_response(s, headers, *rest):
-                status.append(s)
-                return start_response(s, headers, *rest)
+    def _write(self, target, token, environ, start_response):
+        now = time.time()
+        if token is not None and now - self.tokens.get(token, -1e9) < self.TOKEN_TTL_S:
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0")])
+            return [b"{}"]
+        status = []
 
-            # Run the whole request, body included, while holding the lock.
-            out = [b"".join(self.backend(target, environ)(environ, recording_start_response))]
-            if token is not None and status and status[0].startswith("200"):
-                self.tokens[token] = now
-                if len(self.tokens) > 100000:
-                    self.tokens = {k: v for k, v in self.tokens.items() if now - v < self.TOKEN_TTL_S}
-            return out
+        def recording_start_response(s, headers, *rest):
+            status.append(s)
+            return start_response(s, headers, *rest)
+
+        # Run the whole request, body included, while holding the lock.
+        out = [b"".join(self.backend(target, environ)(environ, recording_start_response))]
+        if token is not None and status and status[0].startswith("200"):
+            self.tokens[token] = now
+            if len(self.tokens) > 100000:
+                self.tokens = {k: v for k, v in self.tokens.items() if now - v < self.TOKEN_TTL_S}
+        return out
 
 
 def validate_trace_segments():
@@ -680,6 +748,8 @@ def main():
     partition_queries()
     validate_trace_segments()
     app = DomainDispatcherApplication(create_backend_app)
+    # One connection per request: werkzeug's server closes each after its response (it drains
+    # the socket after the response, which would swallow a kept-alive client's next request).
     run_simple(args.host, args.port, Faulty(SerialDynamoDB(app)), threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -10,6 +10,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "no import cycles between the modules of a crate (infra/tools/module_cycles.py)"
 python3 infra/tools/module_cycles.py
 
+step "the local gateway under overload: throttling, hung-up clients, the integration timeout (infra/tools/gateway_selftest.py)"
+.tools/stack/bin/python infra/tools/gateway_selftest.py
+
 step "build (functions and tests)"
 cargo build --workspace --bins --tests --quiet
 

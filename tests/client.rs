@@ -396,6 +396,12 @@ fn retry_after(r: &Reply, resent: bool) -> Option<Duration> {
             .unwrap_or(1);
         return Some(Duration::from_secs(secs.clamp(1, 60)));
     }
+    // The gateway's own throttling (the route's rate and burst; no Retry-After, nothing ran):
+    // back off with jitter, as the AWS SDKs do, and send the same request again.
+    if r.status == StatusCode::TOO_MANY_REQUESTS && r.body["message"] == "Too Many Requests" {
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 4; // 0 to 1 s
+        return Some(Duration::from_millis(250 + jitter));
+    }
     None
 }
 

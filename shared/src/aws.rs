@@ -68,7 +68,23 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem")
 /// behind a TLS-inspecting proxy, or `AWS_ENDPOINT_URL` at a server with its own CA).
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
-    let native = std::env::var("TLS_NATIVE_ROOTS").is_ok_and(|v| v == "true");
+    // Read before telemetry exists: a mistake is reported as a JSON line on stderr.
+    let warn = |message: String| {
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "WARN", "target": "shared::aws", "message": message})
+        )
+    };
+    let native = match std::env::var("TLS_NATIVE_ROOTS").as_deref() {
+        Ok("true") => true,
+        Ok("false") | Err(_) => false,
+        Ok(other) => {
+            warn(format!(
+                "TLS_NATIVE_ROOTS must be true or false, not {other:?}: trusting the Amazon roots only"
+            ));
+            false
+        }
+    };
     let trust = if native {
         tls::TrustStore::default()
     } else {
@@ -81,7 +97,12 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         Ok(context) => builder.tls_context(context).build_https(),
         // Not reachable with the bundled roots (a unit test parses them); the SDK's default
         // trust store is the safe fallback.
-        Err(_) => builder.build_https(),
+        Err(e) => {
+            warn(format!(
+                "the TLS trust store did not build ({e}): trusting the system's roots"
+            ));
+            builder.build_https()
+        }
     }
 }
 

@@ -168,6 +168,18 @@ impl Policy {
         p
     }
 
+    /// A write that takes protection away from an attacker (logout: revoking the session):
+    /// counted before it runs like [`Policy::api_write`], but let through when the limiter's
+    /// store fails, so a user who fears a stolen token can always revoke it (abuse is its own
+    /// end: the revoked token answers 401 next).
+    pub fn revocation(config: &crate::Config, role: crate::auth::Role) -> Self {
+        let mut p = Self::api_write(config, role);
+        if let Some(rule) = p.rate_limit.as_mut() {
+            rule.fail_open = true;
+        }
+        p
+    }
+
     /// [`Policy::api_write`] for a route whose handler runs through
     /// [`crate::idempotency::Idempotency::run`] before it changes anything: the count runs
     /// beside the idempotency claim rather than before it (one round trip fewer).
@@ -180,7 +192,7 @@ impl Policy {
 
     /// A public read, limited per client address by this instance's brake only (no request:
     /// a public read is one DynamoDB request). Across the fleet, the gateway's route throttling
-    /// and the WAF rule hold (docs/decisions/0014-public-read-protection.md).
+    /// and the WAF rule hold (docs/decisions/0013-public-read-protection.md).
     pub fn public_api(config: &crate::Config) -> Self {
         let mut p = Self {
             role: None,
@@ -226,6 +238,8 @@ pub struct Guard {
     pub limiter: crate::ratelimit::RateLimiter,
     /// The per-instance count of rules kept in this process.
     pub brake: crate::ratelimit::InstanceBrake,
+    /// The shared limiter's refusals until their windows reset (no request to refuse again).
+    pub refusals: Arc<crate::ratelimit::Refusals>,
     pub issuer: String,
     pub audience: String,
     pub allowlist: Vec<std::net::IpAddr>,
@@ -241,6 +255,7 @@ impl Guard {
                 app.config.table_name.clone(),
             ),
             brake: crate::ratelimit::InstanceBrake::new(crate::ratelimit::InstanceBrake::CAPACITY),
+            refusals: Arc::default(),
             issuer: app.config.jwt_issuer.clone(),
             audience: app.config.jwt_audience.clone(),
             allowlist: app.config.rate_limit_allowlist.clone(),
@@ -322,7 +337,23 @@ impl Guard {
                 refusal: Some(Refusal::Braked(decision.reset_after)),
             });
         }
+        let now = crate::ratelimit::now_millis();
+        if let Some((limit, reset)) = self.refusals.get(&subject, now) {
+            metrics::counter!("RateLimited", "route" => route, "store" => "shared").increment(1);
+            return ready(Verdict {
+                headers: vec![
+                    (HeaderName::from_static("x-ratelimit-limit"), limit.into()),
+                    (
+                        HeaderName::from_static("x-ratelimit-remaining"),
+                        0u32.into(),
+                    ),
+                    (HeaderName::from_static("x-ratelimit-reset"), reset.into()),
+                ],
+                refusal: Some(Refusal::Limited(limit, reset)),
+            });
+        }
         let limiter = self.limiter.clone();
+        let refusals = self.refusals.clone();
         futures_util::future::Either::Right(async move {
             let decision = match limiter.check(&rule, &subject).await {
                 Ok(d) => d,
@@ -358,6 +389,12 @@ impl Guard {
                 };
             }
             metrics::counter!("RateLimited", "route" => route, "store" => "shared").increment(1);
+            refusals.insert(
+                &subject,
+                now + decision.reset_after * 1000,
+                decision.limit,
+                now,
+            );
             Verdict {
                 headers,
                 refusal: Some(Refusal::Limited(decision.limit, decision.reset_after)),
@@ -449,6 +486,18 @@ impl Admission {
     /// The admission of `req`, when its route counts beside the handler.
     pub fn of(req: &Request) -> Option<Admission> {
         req.extensions().get::<Admission>().cloned()
+    }
+
+    /// `Err` when `req`'s count has already refused it (a refusal this instance remembers is
+    /// known before any request): the handler stops before its claim or its first reads.
+    pub fn refused_now(req: &Request) -> Result<(), ApiError> {
+        match Self::of(req).and_then(|a| a.0.now_or_never()) {
+            Some(verdict) => match verdict.refused() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
     }
 
     /// Waits for `req`'s admission when its route counts beside its handler (at once
@@ -700,17 +749,36 @@ impl Middleware {
             .as_ref()
             .is_some_and(|r| r.store == crate::ratelimit::Store::Shared);
         if guard.policy.read_only && shared_count {
-            // A read: the count and the read run together; over the limit, the answer is
-            // discarded (nothing was changed) and the caller gets the 429.
-            let (verdict, result) = futures_util::join!(limit, run(req));
-            verdict.apply(extra_headers)?;
-            result
+            // A read: the count and the read run together. Refused first, the read is dropped
+            // where it is (nothing was changed); refused after, its answer is discarded.
+            let limit = std::pin::pin!(limit);
+            let read = std::pin::pin!(run(req));
+            match futures_util::future::select(limit, read).await {
+                futures_util::future::Either::Left((verdict, read)) => {
+                    verdict.apply(extra_headers)?;
+                    read.await
+                }
+                futures_util::future::Either::Right((result, limit)) => {
+                    limit.await.apply(extra_headers)?;
+                    result
+                }
+            }
         } else if guard.policy.count_with_claim && shared_count {
             // A write whose handler awaits the count beside its idempotency claim.
             let admission = Admission::new(limit);
             req.extensions_mut().insert(admission.clone());
             let result = run(req).await;
-            admission.0.await.apply(extra_headers)?;
+            // A count that panicked inside the handler's poll panics again here: a 500, not an
+            // escape from the panic guard.
+            match AssertUnwindSafe(admission.0).catch_unwind().await {
+                Ok(verdict) => verdict.apply(extra_headers)?,
+                Err(_) => {
+                    metrics::counter!("Panics", "route" => info.route.clone()).increment(1);
+                    return Err(ApiError::internal(anyhow::anyhow!(
+                        "the rate-limit count panicked"
+                    )));
+                }
+            }
             result
         } else {
             limit.await.apply(extra_headers)?;
@@ -1014,6 +1082,46 @@ mod policy_tests {
             open(Policy::open()),
             None,
             "health, readiness, the document"
+        );
+        assert_eq!(
+            open(Policy::revocation(&c, Role::Attendee)),
+            Some(true),
+            "logout: a user can always revoke a session"
+        );
+    }
+
+    /// Only reads count beside their handler; only the idempotent writes beside their claim;
+    /// only anonymous reads count in the instance (decision 0013).
+    #[test]
+    fn where_each_route_class_counts() {
+        use crate::ratelimit::Store;
+        let c = crate::testing::config("policy", &[]);
+        let shape = |p: &Policy| {
+            (
+                p.read_only,
+                p.count_with_claim,
+                p.rate_limit.as_ref().map(|r| r.store),
+            )
+        };
+        assert_eq!(
+            shape(&Policy::api(&c, Role::Attendee)),
+            (true, false, Some(Store::Shared))
+        );
+        assert_eq!(
+            shape(&Policy::public_api(&c)),
+            (true, false, Some(Store::Instance))
+        );
+        for write in [
+            Policy::api_write(&c, Role::Attendee),
+            Policy::revocation(&c, Role::Attendee),
+            Policy::auth_endpoint(&c, "auth:login"),
+            Policy::sensitive(&c, Role::Attendee, "auth:mfa"),
+        ] {
+            assert_eq!(shape(&write), (false, false, Some(Store::Shared)));
+        }
+        assert_eq!(
+            shape(&Policy::idempotent_write(&c, Role::Attendee)),
+            (false, true, Some(Store::Shared))
         );
     }
 }

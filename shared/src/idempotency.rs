@@ -320,6 +320,7 @@ impl Idempotency {
     {
         // The route's rate-limit count, when it runs beside the claim (Policy::count_with_claim):
         // nothing is changed before it admits the request.
+        crate::http::Admission::refused_now(&req)?;
         let admitted = crate::http::Admission::wait_for(&req);
         let Some(key) = key_of(&req)? else {
             if required {

@@ -44,7 +44,7 @@ pub enum Store {
     Shared,
     /// A count in this process only ([`InstanceBrake`]): no request to anything. What holds
     /// across the fleet is API Gateway's route throttling (template.yaml) and, in production,
-    /// a WAF rate-based rule per client address (docs/decisions/0014-public-read-protection.md).
+    /// a WAF rate-based rule per client address (docs/decisions/0013-public-read-protection.md).
     Instance,
 }
 
@@ -70,15 +70,17 @@ pub fn address_key(ip: &str) -> String {
 /// counted in this process. It costs no request (a public read is one DynamoDB GetItem, not a
 /// write and a read), and it can only be an extra brake: N warm instances let a client through
 /// up to N times the limit. What bounds a client across the fleet is the gateway's throttling
-/// and the WAF rule in front of it (decision 0014).
+/// and the WAF rule in front of it (decision 0013).
 ///
 /// Memory is bounded: at most `capacity` subjects are tracked; when the map is full the windows
-/// that are over are dropped, and if every window is still current the map starts over (the
-/// brake forgets; it never refuses a client it has not counted).
+/// that are over are dropped, and if every window is still current a new subject goes
+/// uncounted (the brake never refuses a client it has not counted, and never forgets one it
+/// has because others arrived).
 #[derive(Debug)]
 pub struct InstanceBrake {
     windows: std::sync::Mutex<std::collections::HashMap<String, (u64, u32)>>,
     capacity: usize,
+    swept: std::sync::atomic::AtomicU64,
 }
 
 impl InstanceBrake {
@@ -89,6 +91,7 @@ impl InstanceBrake {
         Self {
             windows: std::sync::Mutex::new(std::collections::HashMap::new()),
             capacity: capacity.max(1),
+            swept: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -100,9 +103,23 @@ impl InstanceBrake {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !windows.contains_key(subject) && windows.len() >= self.capacity {
-            windows.retain(|_, (start, _)| now_ms < *start + window_ms);
+            // Full: drop the windows that are over (at most once a second: the sweep is a
+            // walk of the whole map under the lock). Still full, a new subject goes uncounted:
+            // the clients already counted stay braked (wiping them all would let a flood of new
+            // addresses free the heavy hitters).
+            let last = self.swept.load(std::sync::atomic::Ordering::Relaxed);
+            if now_ms >= last + 1000 || now_ms < last {
+                self.swept
+                    .store(now_ms, std::sync::atomic::Ordering::Relaxed);
+                windows.retain(|_, (start, _)| now_ms < *start + window_ms);
+            }
             if windows.len() >= self.capacity {
-                windows.clear();
+                return Decision {
+                    allowed: true,
+                    limit: rule.limit,
+                    remaining: rule.limit,
+                    reset_after: window_ms.div_ceil(1000),
+                };
             }
         }
         let entry = windows.entry(subject.to_owned()).or_insert((now_ms, 0));
@@ -140,6 +157,51 @@ impl InstanceBrake {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The shared limiter's refusals, remembered in this process until their window resets: a
+/// caller over its limit is refused again without another request (no write for the count, no
+/// handler run, no idempotency claim). Exact: a window the table refused stays refused until
+/// it resets, whatever instance counts next. Bounded like the brake (full, nothing new is
+/// remembered: those callers are simply counted in the table again).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    until: std::sync::Mutex<std::collections::HashMap<String, (u64, u32)>>,
+}
+
+impl Refusals {
+    pub const CAPACITY: usize = 10_000;
+
+    /// `(limit, seconds until the reset)` while `subject` is refused at `now_ms`.
+    pub fn get(&self, subject: &str, now_ms: u64) -> Option<(u32, u64)> {
+        let map = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(subject)
+            .filter(|(until, _)| *until > now_ms)
+            .map(|(until, limit)| (*limit, (until - now_ms).div_ceil(1000).max(1)))
+    }
+
+    /// Remembers that `subject` is refused until `until_ms`.
+    pub fn insert(&self, subject: &str, until_ms: u64, limit: u32, now_ms: u64) {
+        let mut map = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::CAPACITY && !map.contains_key(subject) {
+            map.retain(|_, (until, _)| *until > now_ms);
+            if map.len() >= Self::CAPACITY {
+                return;
+            }
+        }
+        map.insert(subject.to_owned(), (until_ms, limit));
+    }
+}
+
+/// Milliseconds since the epoch (the windows' clock).
+pub fn now_millis() -> u64 {
+    now_ms()
 }
 
 /// The limiter over the table.
@@ -310,15 +372,32 @@ mod tests {
     }
 
     #[test]
-    fn the_brake_holds_at_most_its_capacity_of_clients() {
+    fn the_brake_holds_at_most_its_capacity_and_a_flood_of_new_addresses_frees_no_one() {
         let brake = InstanceBrake::new(50);
         let r = rule(1);
+        assert!(brake.check_at(&r, "ip:heavy", 1_000).allowed);
+        assert!(!brake.check_at(&r, "ip:heavy", 1_001).allowed);
         for i in 0..10_000u64 {
-            assert!(brake.check_at(&r, &format!("ip:{i}"), 5_000 + i).allowed);
+            assert!(brake.check_at(&r, &format!("ip:{i}"), 2_000 + i).allowed);
             assert!(brake.len() <= 50, "at {i}: {}", brake.len());
         }
-        // a client counted in the current map is still refused
-        assert!(!brake.check_at(&r, "ip:9999", 20_000).allowed);
+        assert!(
+            !brake.check_at(&r, "ip:heavy", 20_000).allowed,
+            "the heavy hitter is still braked in its window"
+        );
+        // once the windows are over, the map makes room again
+        assert!(brake.check_at(&r, "ip:new", 200_000).allowed);
+        assert!(!brake.check_at(&r, "ip:new", 200_001).allowed);
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_until_its_window_resets() {
+        let refusals = super::Refusals::default();
+        refusals.insert("user:a", 61_000, 100, 1_000);
+        assert_eq!(refusals.get("user:a", 1_000), Some((100, 60)));
+        assert_eq!(refusals.get("user:a", 60_500), Some((100, 1)));
+        assert_eq!(refusals.get("user:a", 61_000), None, "reset");
+        assert_eq!(refusals.get("user:b", 1_000), None);
     }
 
     #[test]

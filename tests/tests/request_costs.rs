@@ -2,7 +2,7 @@
 //! sampled request is a subsegment):
 //! - a public read is ONE DynamoDB request (its GetItem): no rate-limit write, no item left
 //!   for the caller's address (anonymous reads are braked per instance and throttled by the
-//!   gateway: docs/decisions/0014-public-read-protection.md);
+//!   gateway: docs/decisions/0013-public-read-protection.md);
 //! - an authenticated read still counts against its caller's exact budget in the table, but
 //!   beside the read, not before it: the read's own request starts before the count's ends;
 //! - a write counts beside its idempotency claim, and changes nothing before it is admitted;
@@ -25,6 +25,28 @@ fn handler_done(trace: &Trace, function: &str, route: &str) -> bool {
     trace
         .find(|p| p.segment && p.name == function)
         .is_some_and(|f| trace.children_of(&f.id).any(|p| p.name == route))
+}
+
+/// The trace `root` once `function`'s handler for `route` is in it, and its waterfall.
+async fn handled(stack: &e2e::Stack, root: &str, function: &str, route: &str) -> (Trace, String) {
+    let trace = stack
+        .trace_until(root, |t| handler_done(t, function, route))
+        .await;
+    let all = trace.waterfall();
+    assert!(
+        handler_done(&trace, function, route),
+        "no {function} handler for {route}:\n{all}"
+    );
+    (trace, all)
+}
+
+/// The trace's DynamoDB call of `operation` (the first, if several).
+fn call<'t>(trace: &'t Trace, operation: &str, all: &str) -> &'t Piece {
+    trace
+        .pieces
+        .iter()
+        .find(|p| p.name == "DynamoDB" && p.operation() == operation)
+        .unwrap_or_else(|| panic!("no DynamoDB {operation}:\n{all}"))
 }
 
 #[tokio::test]
@@ -52,16 +74,7 @@ async fn a_public_read_is_one_dynamodb_request_and_writes_nothing() {
         roots.push(root);
     }
     for root in &roots {
-        let trace = stack
-            .trace_until(root, |t| {
-                handler_done(t, "GetEventFunction", "GET /v1/events/:id")
-            })
-            .await;
-        let all = trace.waterfall();
-        assert!(
-            handler_done(&trace, "GetEventFunction", "GET /v1/events/:id"),
-            "no handler subsegment:\n{all}"
-        );
+        let (trace, all) = handled(&stack, root, "GetEventFunction", "GET /v1/events/:id").await;
         let calls = dynamodb_calls(&trace);
         assert_eq!(
             calls.len(),
@@ -112,15 +125,9 @@ async fn an_authenticated_read_counts_its_limit_beside_the_read_not_before_it() 
         r.headers["x-ratelimit-limit"], "100",
         "the exact budget is kept"
     );
-    let trace = stack
-        .trace_until(&root, |t| handler_done(t, "MeFunction", "GET /v1/me"))
-        .await;
-    let all = trace.waterfall();
+    let (trace, all) = handled(&stack, &root, "MeFunction", "GET /v1/me").await;
     let calls = dynamodb_calls(&trace);
-    let count = calls
-        .iter()
-        .find(|p| p.operation() == "UpdateItem")
-        .unwrap_or_else(|| panic!("no rate-limit UpdateItem:\n{all}"));
+    let count = call(&trace, "UpdateItem", &all);
     let first_read = calls
         .iter()
         .filter(|p| p.operation() != "UpdateItem")
@@ -150,28 +157,23 @@ async fn a_write_counts_its_limit_beside_its_claim_and_changes_nothing_before_it
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.headers["x-ratelimit-limit"], "100");
-    let trace = stack
-        .trace_until(&root, |t| {
-            handler_done(t, "CreateEventFunction", "POST /v1/events")
-        })
-        .await;
-    let all = trace.waterfall();
-    let calls = dynamodb_calls(&trace);
-    let count = calls
-        .iter()
-        .find(|p| p.operation() == "UpdateItem")
-        .unwrap_or_else(|| panic!("no rate-limit UpdateItem:\n{all}"));
-    let claim = calls
-        .iter()
-        .find(|p| p.operation() == "PutItem")
-        .unwrap_or_else(|| panic!("no idempotency claim:\n{all}"));
-    let write = calls
-        .iter()
-        .find(|p| p.operation() == "TransactWriteItems")
-        .unwrap_or_else(|| panic!("no write:\n{all}"));
+    let (trace, all) = handled(&stack, &root, "CreateEventFunction", "POST /v1/events").await;
+    let count = call(&trace, "UpdateItem", &all);
+    let claim = call(&trace, "PutItem", &all);
+    let write = call(&trace, "TransactWriteItems", &all);
+    // The handler's way to its claim (the idempotency key's secret on a cold instance, then
+    // the claim) runs while the count is out: some call of it starts between the count's
+    // start and its end. Counted first, nothing would.
+    let beside = trace.pieces.iter().any(|p| {
+        !p.segment
+            && p.parent.as_deref() == count.parent.as_deref()
+            && p.id != count.id
+            && p.start >= count.start
+            && p.start < count.end
+    });
     assert!(
-        claim.start < count.end,
-        "the claim waited for the count:\n{all}"
+        beside && claim.start >= count.start,
+        "the handler waited for the count:\n{all}"
     );
     assert!(
         write.start >= count.end,
@@ -225,6 +227,35 @@ async fn a_write_over_the_limit_is_refused_and_changes_nothing() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(r.body["type"], "/problems/rate-limited", "{}", r.body);
+    // Refused again: an instance that has seen the table refuse this caller remembers it
+    // until the window resets, and refuses without a request. (Each instance of the function
+    // learns it once: a few sends reach one that has.)
+    let mut costs = Vec::new();
+    for _ in 0..6 {
+        let root = new_trace_id();
+        let again = api
+            .exec(
+                api.request(Method::POST, "/v1/events")
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", key())
+                    .header("X-Amzn-Trace-Id", format!("Root={root};Sampled=1"))
+                    .json(&event_body(&title, 5)),
+            )
+            .await;
+        assert_eq!(
+            again.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            again.body
+        );
+        let (trace, all) = handled(&stack, &root, "CreateEventFunction", "POST /v1/events").await;
+        costs.push((dynamodb_calls(&trace).len(), all));
+    }
+    assert!(
+        costs.iter().any(|(n, _)| *n == 0),
+        "a caller already refused in this window costs no request: {:?}",
+        costs.iter().map(|(_, all)| all).collect::<Vec<_>>()
+    );
     // Nothing of it in the table.
     let (dynamodb, table) = stack.table().await;
     let found: Vec<_> = dynamodb

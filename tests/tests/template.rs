@@ -334,7 +334,7 @@ fn every_warm_up_is_allowed_and_describe_table_is_the_probes_alone() {
 
 /// Public reads are protected across the fleet by API Gateway's route throttling (the
 /// per-instance brake multiplies with the instances): each has its own route settings, within
-/// the account's regional limit (docs/decisions/0014-public-read-protection.md).
+/// the account's regional limit (docs/decisions/0013-public-read-protection.md).
 #[test]
 fn public_reads_are_throttled_by_the_gateway_per_route() {
     let t = template();
@@ -353,4 +353,61 @@ fn public_reads_are_throttled_by_the_gateway_per_route() {
             "{route}: route throttling rate {rate:?}, burst {burst:?}"
         );
     }
+}
+
+/// A route whose policy lets its handler run beside (or before) the rate-limit count
+/// (`Policy::api`, `Policy::public_api`, `Policy::open`) must only read: GET, or the batch read
+/// `POST /v1/events/batch`. A write run beside an undecided count would change state while over
+/// the limit (decision 0013).
+#[test]
+fn only_read_routes_count_beside_their_handler() {
+    let t = template();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut checked = 0;
+    for (id, res) in t["Resources"].as_mapping().unwrap() {
+        if res["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let Some(source) = ["auth", "events", "joins", "notifications", "ops"]
+            .iter()
+            .map(|c| format!("{root}/functions/{c}/src/bin/{binary}.rs"))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+        else {
+            panic!("{id:?}: no source for {binary}");
+        };
+        let read_policy = ["Policy::api(", "Policy::public_api", "Policy::open()"]
+            .iter()
+            .any(|p| source.contains(p));
+        let routes: Vec<String> = res["Properties"]["Events"]
+            .as_mapping()
+            .map(|m| {
+                m.values()
+                    .filter(|e| e["Type"] == "HttpApi")
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["Properties"]["Method"].as_str().unwrap_or(""),
+                            e["Properties"]["Path"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if routes.is_empty() || !read_policy {
+            continue;
+        }
+        for route in &routes {
+            assert!(
+                route.starts_with("GET ")
+                    || route == "POST /v1/events/batch"
+                    || route.starts_with("ANY "),
+                "{binary} serves {route} with a policy that runs it beside its count"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} read routes found");
 }

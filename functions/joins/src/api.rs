@@ -184,6 +184,7 @@ pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
         let key = joins.idempotency.key_ref(&req).await?;
         // The rate-limit count (Policy::idempotent_write) beside the first reads: nothing is
         // queued or recorded before it admits the join.
+        shared::http::Admission::refused_now(&req)?;
         let admitted = shared::http::Admission::wait_for(&req);
         let reads = crate::intake::first_reads(&joins.seats, &id, &req.user()?.id, &key);
         let (admitted, reads) = tokio::join!(admitted, reads);

@@ -6,7 +6,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::http::serve(
         "logout",
         auth::api::Auth::new,
-        |c| Policy::api_write(c, Role::Attendee),
+        |c| Policy::revocation(c, Role::Attendee),
         |auth, req| async move { auth::api::logout(&auth, req).await },
     )
     .await

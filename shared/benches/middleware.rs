@@ -1,0 +1,122 @@
+//! The middleware's own cost per request (issue 16: ≤ 50 µs p99), in process, around a no-op
+//! handler: request id, the request span, the guard (the public read's per-instance brake),
+//! the panic guard, security and CORS headers, the access-log line and the EMF document.
+//! What it is measured on is a real API Gateway v2 event through lambda_http's types, invoked
+//! as Lambda does with active tracing and an unsampled trace (most requests).
+//!
+//! `cargo bench -p shared --bench middleware` (make bench-middleware): criterion's estimate of
+//! the mean, then p50/p99/p99.9 of single calls (criterion reports means, the goal is a p99).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, RequestExt};
+use shared::http::{Guard, HttpOptions, Middleware, Policy, Request, Response};
+use shared::telemetry::Sink;
+
+fn request(event: &serde_json::Value) -> Request {
+    let lambda: LambdaRequest = serde_json::from_value(event.clone()).unwrap();
+    let mut ctx = lambda_http::Context::default();
+    ctx.request_id = "bench-request".into();
+    ctx.xray_trace_id =
+        Some("Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=0".into());
+    Request::from(lambda).with_lambda_context(ctx)
+}
+
+async fn noop(_req: Request) -> Result<Response, shared::ApiError> {
+    let mut r = Response::new(Body::Text("{}".into()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The brake counts every call against one address: a limit no run reaches.
+    let config = shared::testing::config(
+        "middleware-bench",
+        &[("RATE_LIMIT_API_PER_MINUTE", "1000000")],
+    );
+    // No endpoint is ever called: the public read's guard counts in this process.
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .build();
+    let app = shared::App::with_sdk_config(config.clone(), Sink::Buffer(log.clone()), &sdk);
+    let mut event = shared::testing::sample_event("apigw-get-healthz.json");
+    event["routeKey"] = "GET /v1/events/{id}".into();
+    event["requestContext"]["routeKey"] = "GET /v1/events/{id}".into();
+    event["rawPath"] = "/v1/events/evt_0123456789abcdef0123456789ab".into();
+    event["pathParameters"] = serde_json::json!({"id": "evt_0123456789abcdef0123456789ab"});
+    event["headers"]["origin"] = "https://app.city-events.example".into();
+
+    let subjects: Vec<(&str, Middleware)> = vec![
+        (
+            "open route (healthz)",
+            Middleware::new(HttpOptions::from_config(&config), app.telemetry),
+        ),
+        (
+            "public read (get_event's guard)",
+            Middleware::new(HttpOptions::from_config(&config), app.telemetry)
+                .with_guard(Guard::new(&app, Policy::public_api(&config))),
+        ),
+    ];
+
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, middleware) in &subjects {
+        criterion.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    log.lock().unwrap().clear();
+                    request(&event)
+                },
+                |req| runtime.block_on(middleware.handle(req, noop)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    criterion.final_summary();
+
+    // The goal is a tail: time single calls (the request built outside the timing).
+    const CALLS: usize = 20_000;
+    println!("\nper call, {CALLS} calls each (the request built outside the timing):");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "middleware", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
+    );
+    for (name, middleware) in &subjects {
+        let mut times = Vec::with_capacity(CALLS);
+        for i in 0..CALLS {
+            if i % 1000 == 0 {
+                log.lock().unwrap().clear();
+            }
+            let req = request(&event);
+            let started = Instant::now();
+            let response = runtime.block_on(middleware.handle(req, noop));
+            times.push(started.elapsed());
+            assert_eq!(response.status(), 200, "{name}");
+        }
+        times.sort();
+        let at = |q: f64| times[((CALLS as f64 * q) as usize).min(CALLS - 1)].as_secs_f64() * 1e6;
+        println!(
+            "{:<34} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            name,
+            at(0.50),
+            at(0.99),
+            at(0.999),
+            times[CALLS - 1].as_secs_f64() * 1e6
+        );
+    }
+}
