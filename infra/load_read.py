@@ -109,7 +109,10 @@ def main():
     if sum(r * args.seconds for r in rates) > 20000:
         raise SystemExit("bounded: at most 20 000 requests a run")
     path = "/v1/events/%s" % args.event
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1024)
+    # Enough workers for every request in flight (rate x timeout) at the highest rate: a
+    # worker short would delay sends and charge the stack for the load generator's queue.
+    workers = int(max(rates) * args.timeout * 1.2) + 16
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     pending = []
     for rate in rates:
         futures = step(args.url, path, rate, args.seconds, args.timeout, pool)
