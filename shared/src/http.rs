@@ -337,18 +337,11 @@ impl Guard {
                 refusal: Some(Refusal::Braked(decision.reset_after)),
             });
         }
-        let now = crate::ratelimit::now_millis();
+        let now = crate::ratelimit::now_ms();
         if let Some((limit, reset)) = self.refusals.get(&subject, now) {
             metrics::counter!("RateLimited", "route" => route, "store" => "shared").increment(1);
             return ready(Verdict {
-                headers: vec![
-                    (HeaderName::from_static("x-ratelimit-limit"), limit.into()),
-                    (
-                        HeaderName::from_static("x-ratelimit-remaining"),
-                        0u32.into(),
-                    ),
-                    (HeaderName::from_static("x-ratelimit-reset"), reset.into()),
-                ],
+                headers: ratelimit_headers(limit, 0, reset),
                 refusal: Some(Refusal::Limited(limit, reset)),
             });
         }
@@ -368,20 +361,8 @@ impl Guard {
                     };
                 }
             };
-            let headers = vec![
-                (
-                    HeaderName::from_static("x-ratelimit-limit"),
-                    decision.limit.into(),
-                ),
-                (
-                    HeaderName::from_static("x-ratelimit-remaining"),
-                    decision.remaining.into(),
-                ),
-                (
-                    HeaderName::from_static("x-ratelimit-reset"),
-                    decision.reset_after.into(),
-                ),
-            ];
+            let headers =
+                ratelimit_headers(decision.limit, decision.remaining, decision.reset_after);
             if decision.allowed {
                 return Verdict {
                     headers,
@@ -403,6 +384,18 @@ impl Guard {
     }
 }
 
+/// The `X-RateLimit-*` headers of a shared-limit decision.
+fn ratelimit_headers(limit: u32, remaining: u32, reset: u64) -> Vec<(HeaderName, HeaderValue)> {
+    vec![
+        (HeaderName::from_static("x-ratelimit-limit"), limit.into()),
+        (
+            HeaderName::from_static("x-ratelimit-remaining"),
+            remaining.into(),
+        ),
+        (HeaderName::from_static("x-ratelimit-reset"), reset.into()),
+    ]
+}
+
 /// What the rate limit said of one request: the headers to send, and why it is refused (if).
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
@@ -420,43 +413,38 @@ enum Refusal {
     Unavailable,
 }
 
+impl Refusal {
+    /// The answer to the refused request.
+    fn problem(self) -> ApiError {
+        match self {
+            Refusal::Limited(limit, reset) => ApiError::of(crate::problem::problems::RATE_LIMITED)
+                .detail(format!(
+                    "more than {limit} requests a minute; try again in {reset} s"
+                ))
+                .header(header::RETRY_AFTER, reset.into()),
+            Refusal::Braked(reset) => ApiError::of(crate::problem::problems::RATE_LIMITED)
+                .detail(format!(
+                    "too many requests from this address; try again in {reset} s"
+                ))
+                .header(header::RETRY_AFTER, reset.into()),
+            Refusal::Unavailable => {
+                ApiError::service_unavailable("rate limiting is unavailable; try again shortly")
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
+        }
+    }
+}
+
 impl Verdict {
     /// Adds the headers to `out`; `Err` with the refusal's problem.
     fn apply(self, out: &mut Vec<(HeaderName, HeaderValue)>) -> Result<(), ApiError> {
         out.extend(self.headers);
-        match self.refusal {
-            None => Ok(()),
-            Some(Refusal::Limited(limit, reset)) => {
-                Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
-                    .detail(format!(
-                        "more than {limit} requests a minute; try again in {reset} s"
-                    ))
-                    .header(header::RETRY_AFTER, reset.into()))
-            }
-            Some(Refusal::Braked(reset)) => {
-                Err(ApiError::of(crate::problem::problems::RATE_LIMITED)
-                    .detail(format!(
-                        "too many requests from this address; try again in {reset} s"
-                    ))
-                    .header(header::RETRY_AFTER, reset.into()))
-            }
-            Some(Refusal::Unavailable) => Err(ApiError::service_unavailable(
-                "rate limiting is unavailable; try again shortly",
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from_static("5"))),
-        }
+        self.refusal.map_or(Ok(()), |r| Err(r.problem()))
     }
 
     /// The refusal's problem, if refused (the headers are not needed).
     fn refused(&self) -> Option<ApiError> {
-        self.refusal.map(|_| {
-            Verdict {
-                headers: Vec::new(),
-                refusal: self.refusal,
-            }
-            .apply(&mut Vec::new())
-            .expect_err("a refusal is an error")
-        })
+        self.refusal.map(Refusal::problem)
     }
 }
 

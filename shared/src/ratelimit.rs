@@ -199,11 +199,6 @@ impl Refusals {
     }
 }
 
-/// Milliseconds since the epoch (the windows' clock).
-pub fn now_millis() -> u64 {
-    now_ms()
-}
-
 /// The limiter over the table.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -211,7 +206,8 @@ pub struct RateLimiter {
     table: String,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch (the windows' clock).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
