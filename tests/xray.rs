@@ -51,6 +51,11 @@ impl Trace {
             .collect()
     }
 
+    /// Something arrived, and every piece's parent with it.
+    pub fn is_whole(&self) -> bool {
+        !self.pieces.is_empty() && self.orphans().is_empty()
+    }
+
     pub fn find(&self, pred: impl Fn(&Piece) -> bool) -> Option<&Piece> {
         self.pieces.iter().find(|p| pred(p))
     }
@@ -160,12 +165,16 @@ impl Stack {
         trace
     }
 
-    /// Waits (at most [`PATIENCE`]) until the trace satisfies `done`; returns it as it is then.
+    /// Waits (at most [`PATIENCE`]) until the trace satisfies `done` and is whole; returns it as
+    /// it is then. Whole, because X-Ray's documents arrive in any order: each function sends
+    /// its own when its invocation ends and the daemon forwards them in batches, so a consumer
+    /// that ran while the request was still waiting (a hot join polls for its outcome) can be
+    /// stored before the request's own segment and handler.
     pub async fn trace_until(&self, trace_id: &str, done: impl Fn(&Trace) -> bool) -> Trace {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let trace = self.trace(trace_id).await;
-            if done(&trace) || Instant::now() > deadline {
+            if (done(&trace) && trace.is_whole()) || Instant::now() > deadline {
                 return trace;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
