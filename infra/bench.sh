@@ -34,7 +34,7 @@ stack_pid=""
 cleanup() { [ -n "$stack_pid" ] && kill -TERM "$stack_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$state"; }
 trap cleanup EXIT
 # The limits are counted as in production but never reached by the fixtures' sign-ups.
-.tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 --moto-port 0 \
+.tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 --moto-port 0 --realtime-port 0 \
   --env RATE_LIMIT_API_PER_MINUTE=1000000 --env RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
   --state-dir "$state" --ready-file "$state/ready.json" > "$state/stack.out" 2>&1 &
 stack_pid=$!

@@ -18,7 +18,7 @@ state="$(mktemp -d "${TMPDIR:-/tmp}/city-events-load.XXXXXX")"
 stack_pid=""
 cleanup() { [ -n "$stack_pid" ] && kill -TERM "$stack_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$state"; }
 trap cleanup EXIT
-.tools/stack/bin/python infra/local_stack.py --no-build "${release[@]}" --quiet --port 0 --moto-port 0 \
+.tools/stack/bin/python infra/local_stack.py --no-build "${release[@]}" --quiet --port 0 --moto-port 0 --realtime-port 0 \
   --state-dir "$state" --ready-file "$state/ready.json" > "$state/stack.out" 2>&1 &
 stack_pid=$!
 for _ in $(seq 1 300); do [ -f "$state/ready.json" ] && break; sleep 0.1; done

@@ -12,6 +12,7 @@
   + X-Ray as Lambda does it: a trace header per invocation, the function's segment recorded,
     and an X-Ray daemon stand-in (UDP) that forwards the functions' segment documents to
     moto's X-Ray API (PutTraceSegments), so `aws xray batch-get-traces` answers locally.
+  + the WebSocket API on ws://127.0.0.1:3001 and its management API (infra/realtime_local.py)
 
 Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--release] [--ready-file F]
 Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for the design.
@@ -41,6 +42,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
+
+from realtime_local import Realtime, routes_of as websocket_routes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "us-east-1"
@@ -1094,6 +1097,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=3000, help="the HTTP API (0: any free port)")
     ap.add_argument("--moto-port", type=int, default=4566, help="moto server (0: any free port)")
+    ap.add_argument("--realtime-port", type=int, default=3001, help="the WebSocket API (0: any free port)")
     ap.add_argument("--template", default=os.path.join(ROOT, "template.yaml"))
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--release", action="store_true",
@@ -1175,6 +1179,15 @@ def main():
             for line in create_resources(template, resolver, endpoint, args.queue_visibility_timeout):
                 log("created %s" % line)
 
+        # The WebSocket API's management endpoint, where the consumer's pushes go: this stack's,
+        # or (a second gateway) the first one's, which holds the connections.
+        resolver.refs.setdefault("RealtimeApi", "local")
+        resolver.refs.setdefault("RealtimeStage", "local")
+        realtime, management = None, attached and attached.get("realtime_management_url")
+        if not attached:
+            realtime = Realtime({}, log)
+            management_server, management = realtime.start_management()
+
         global XRAY
         XRAY = XrayDaemon(endpoint, stop, os.path.join(log_dir, "xray-daemon.log"))
         log("X-Ray daemon stand-in on udp://%s -> %s (PutTraceSegments; sampling: %s)"
@@ -1206,6 +1219,8 @@ def main():
                 env.setdefault(k, v) if k == "LOG_LEVEL" else env.__setitem__(k, v)
             if os.environ.get("LOG_LEVEL"):
                 env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
+            if "REALTIME_ENDPOINT" in env and management:
+                env["REALTIME_ENDPOINT"] = management
             for kv in args.env:
                 k, _, v = kv.partition("=")
                 env[k] = v
@@ -1228,6 +1243,13 @@ def main():
                     sources.append(threading.Thread(target=poll_queue, args=(fn, p, resolver, endpoint, stop), daemon=True))
         for t in sources:
             t.start()
+        ws_server, ws_url = None, None
+        if realtime is not None:
+            _, ws_routes = websocket_routes(template)
+            realtime.routes = {key: fns[lid] for key, lid in ws_routes.items() if lid in fns}
+            if realtime.routes:
+                ws_server, ws_port = realtime.start(args.realtime_port)
+                ws_url = "ws://127.0.0.1:%d" % ws_port
 
         # The first admin, with fresh credentials: there is no default account anywhere.
         admin_env = dict(next(iter(fns.values())).env) if fns else {}
@@ -1264,8 +1286,13 @@ def main():
         if default_route:
             log("route %-7s %-40s -> %s" % ("ANY", "$default", default_route.lid))
         log("%d event sources polling (stream relay, queue consumers)" % len(sources))
+        if ws_url:
+            for key, fn in sorted(realtime.routes.items()):
+                log("websocket %-12s -> %s" % (key, fn.lid))
+            log("serving the WebSocket API on %s (management API %s)" % (ws_url, management))
         info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir, "admin": admin_info,
                 "xray_daemon": XRAY.address,
+                "realtime_url": ws_url, "realtime_management_url": management,
                 "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
                 # Every function's variables (the signers' SIGNING_KEYS_SECRET_ID too): tests
                 # and `cargo lambda watch` run any function with it.
@@ -1293,6 +1320,9 @@ def main():
                 log("moto server exited (%s)" % moto.returncode)
         log("stopping")
         server.shutdown()
+        if ws_server is not None:
+            ws_server.shutdown()
+            management_server.shutdown()
         for fn in fns.values():
             fn.stop()
     finally:

@@ -37,7 +37,7 @@ stack_env+=(--env RATE_LIMIT_ALLOWLIST=127.0.0.88)
 export LOCAL_MAX_INSTANCES="${LOCAL_MAX_INSTANCES:-6}"
 start_stack() { # name, extra args...
   local name="$1"; shift
-  .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 \
+  .tools/stack/bin/python infra/local_stack.py --no-build --quiet --port 0 --realtime-port 0 \
     --state-dir "$state/$name" --ready-file "$state/$name.json" "$@" > "$state/$name.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do

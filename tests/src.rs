@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod joining;
+pub mod ws;
 pub mod xray;
 
 pub use client::{Caller, TokenMinter};
@@ -20,6 +21,9 @@ pub struct Stack {
     pub env: serde_json::Map<String, serde_json::Value>,
     /// The template's resources as created (logical id → table name, queue URL, secret ARN).
     pub refs: serde_json::Map<String, serde_json::Value>,
+    /// The WebSocket API (`ws://…`) and its management API, on the first stack.
+    pub realtime_url: Option<String>,
+    pub realtime_management_url: Option<String>,
 }
 
 impl Stack {
@@ -57,6 +61,8 @@ impl Stack {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            realtime_url: v["realtime_url"].as_str().map(str::to_owned),
+            realtime_management_url: v["realtime_management_url"].as_str().map(str::to_owned),
         }
     }
 

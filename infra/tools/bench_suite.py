@@ -85,6 +85,11 @@ SOURCES = [
     # names a queued join that a replay would only find already admitted).
     ("join_writer", "join_writer", {"Records": []}, None),
     ("rotate_keys", "rotate_keys", "@rotation", None),
+    # The WebSocket routes (issue 17): a connect whose token is refused (what a cold connect
+    # costs before it registers anything), a ping, a disconnect of an unknown connection.
+    ("realtime_connect", "realtime_connect", "websocket-connect.json", None),
+    ("realtime_message", "realtime_message", "websocket-message-ping.json", None),
+    ("realtime_disconnect", "realtime_disconnect", "websocket-disconnect.json", None),
 ]
 
 # X-Ray (issue 15): the rows above run as Lambda does with active tracing and an unsampled

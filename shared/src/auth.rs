@@ -546,6 +546,33 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The caller an access token names, or the 401 every refused token gets (the reason is
+    /// logged, never told).
+    pub async fn user_of(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<User, ApiError> {
+        let claims = self
+            .verify(token, issuer, audience)
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| {
+                tracing::info!(reason = %e, "access token refused");
+                unauthorized()
+            })?;
+        Ok(User {
+            id: claims.sub,
+            roles: claims.roles,
+            session_id: claims.sid,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+        })
+    }
+}
+
 /// The 401 every authentication failure gets: the same body whatever the reason.
 pub fn unauthorized() -> ApiError {
     ApiError::of(crate::problem::problems::UNAUTHORIZED)

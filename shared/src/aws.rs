@@ -131,6 +131,12 @@ impl Clients {
         }
     }
 
+    /// The SDK configuration the clients are built on, for a client of another service
+    /// (with [`call_spans`] for its X-Ray subsegments).
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.lazy.config
+    }
+
     /// The SQS client (built on first use).
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
         self.lazy.sqs.get_or_init(|| {
@@ -188,7 +194,7 @@ impl Clients {
 pub const WARM_UP_KEY: &str = "WARMUP";
 
 /// One X-Ray subsegment per call (crate::xray): the breaker's refusal is recorded too.
-fn call_spans(config: &SdkConfig, service: &'static str) -> crate::xray::SdkCallSpans {
+pub fn call_spans(config: &SdkConfig, service: &'static str) -> crate::xray::SdkCallSpans {
     crate::xray::SdkCallSpans::new(service, config.region().map(|r| r.to_string()))
 }
 

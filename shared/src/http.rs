@@ -273,22 +273,10 @@ impl Guard {
         if self.policy.role.is_none() {
             return Ok(None);
         }
-        let claims = self
+        let user = self
             .keys
-            .verify(token, &self.issuer, &self.audience)
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| {
-                tracing::info!(reason = %e, "access token refused");
-                crate::auth::unauthorized()
-            })?;
-        let user = crate::auth::User {
-            id: claims.sub,
-            roles: claims.roles,
-            session_id: claims.sid,
-            token_id: claims.jti,
-            expires_at: claims.exp,
-        };
+            .user_of(token, &self.issuer, &self.audience)
+            .await?;
         if let Some(role) = self.policy.role
             && !user.has(role)
         {

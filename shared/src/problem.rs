@@ -460,12 +460,13 @@ impl ApiError {
         e
     }
 
-    /// Renders the problem+json response for a request at `instance`.
-    pub fn into_response(
+    /// The problem document alone, and the headers that go with it (a WebSocket error frame
+    /// carries the document without an HTTP response around it).
+    pub fn into_problem(
         self,
         instance: Option<&str>,
         request_id: Option<&str>,
-    ) -> http::Response<Body> {
+    ) -> (Problem, HeaderMap) {
         let parts = *self.0;
         let problem = Problem {
             type_: parts.type_.to_owned(),
@@ -477,10 +478,21 @@ impl ApiError {
             invalid_params: parts.invalid_params,
             extensions: parts.extensions,
         };
+        (problem, parts.headers)
+    }
+
+    /// Renders the problem+json response for a request at `instance`.
+    pub fn into_response(
+        self,
+        instance: Option<&str>,
+        request_id: Option<&str>,
+    ) -> http::Response<Body> {
+        let status = self.status;
+        let (problem, headers) = self.into_problem(instance, request_id);
         let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".to_owned());
         let mut response = http::Response::new(Body::Text(body));
-        *response.status_mut() = parts.status;
-        response.headers_mut().extend(parts.headers);
+        *response.status_mut() = status;
+        response.headers_mut().extend(headers);
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_JSON),

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use shared::ddb::Item;
 
-const PREFIX: &str = "NOTIF#";
+pub const PREFIX: &str = "NOTIF#";
 const READ_MARK: &str = "NOTIFREAD";
 
 pub struct Notifications {
@@ -52,6 +52,27 @@ pub struct Notification {
     pub occurred_at: String,
     pub read: bool,
     pub data: serde_json::Value,
+}
+
+impl Notification {
+    /// An inbox item as its user sees it (here and on the realtime channel).
+    pub fn of(i: crate::inbox::InboxItem, read: bool) -> Self {
+        let id = i.sk.trim_start_matches(PREFIX).to_owned();
+        Notification {
+            read,
+            // Items written before occurred_at was stored: the id starts with it.
+            occurred_at: if i.occurred_at.is_empty() {
+                id.split('#').next().unwrap_or_default().to_owned()
+            } else {
+                i.occurred_at
+            },
+            id,
+            kind: i.kind,
+            summary: i.summary,
+            event_id: i.aggregate_id,
+            data: serde_json::from_str(&i.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
 }
 
 /// A page of notifications, newest first.
@@ -156,7 +177,7 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
     let mut items = Vec::new();
     let mut more = false;
     while let Some(i) = pages.next().await {
-        let i: crate::consumer::InboxItem =
+        let i: crate::inbox::InboxItem =
             shared::ddb::from_item(i.map_err(ApiError::internal)?).map_err(ApiError::internal)?;
         let id = i.sk.trim_start_matches(PREFIX).to_owned();
         // Read: at or before the mark, and already in the inbox when the mark was set — a
@@ -170,20 +191,8 @@ pub async fn list(n: &Notifications, req: Request) -> Result<Response, ApiError>
             more = true;
             break;
         }
-        items.push(Notification {
-            read: !mark.is_empty() && id.as_str() <= mark.as_str() && arrived_before_mark,
-            // Items written before occurred_at was stored: the id starts with it.
-            occurred_at: if i.occurred_at.is_empty() {
-                id.split('#').next().unwrap_or_default().to_owned()
-            } else {
-                i.occurred_at
-            },
-            id,
-            kind: i.kind,
-            summary: i.summary,
-            event_id: i.aggregate_id,
-            data: serde_json::from_str(&i.data).unwrap_or(serde_json::Value::Null),
-        });
+        let read = !mark.is_empty() && id.as_str() <= mark.as_str() && arrived_before_mark;
+        items.push(Notification::of(i, read));
     }
     let last = more.then(|| items.last()).flatten();
     let next_cursor = page.next(last.map(|l| Position::after_id(&l.id)));

@@ -17,6 +17,8 @@ use crate::relay::TRACE_ATTRIBUTE;
 use shared::outbox::OutboxMessage;
 use shared::queue::FifoQueue;
 
+pub use crate::inbox::InboxItem;
+
 /// Where inbox items are written.
 pub trait Inbox: Sync {
     /// Writes the notification for `user_id` unless it exists; `Ok(false)` when it already did.
@@ -63,9 +65,6 @@ const FANOUT_CONCURRENCY: usize = 8;
 /// malformed (a continuation loop), and goes to the DLQ.
 pub const MAX_FANOUT_CHUNKS: u64 = 1000;
 
-/// The fields of a message's `data` that steer its fan-out, not shown to its recipients.
-const FANOUT_FIELDS: [&str; 2] = ["fanout_after", "fanout_chunk"];
-
 /// Where the rest of a fan-out goes: back on the outbox queue, in the event's message group.
 pub trait Continuations {
     /// Queues chunk number `chunk` of the fan-out of `message`, from `after` on. Sending the
@@ -103,72 +102,12 @@ impl Continuations for FifoQueue {
     }
 }
 
-/// An inbox item: `pk = USER#<id>`, `sk = NOTIF#<occurred_at>#<message id>` (serde_dynamo).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct InboxItem {
-    pub pk: String,
-    pub sk: String,
-    #[serde(rename = "type")]
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub summary: String,
-    #[serde(default)]
-    pub aggregate_id: String,
-    /// The message's `data`, as JSON text.
-    #[serde(default)]
-    pub data: String,
-    #[serde(default)]
-    pub message_id: String,
-    /// When the change happened (absent on items written before it was kept: the id starts
-    /// with it).
-    #[serde(default)]
-    pub occurred_at: String,
-    /// The message's number among its event's messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// When it reached the inbox: a notification arriving after the user marked everything
-    /// up to a later one read is still unread (see api::list).
-    #[serde(default)]
-    pub delivered_at: String,
-    #[serde(default)]
-    pub trace_id: String,
-}
-
-/// A message's `data` as its recipients see it: without the fields that steer a fan-out (where
-/// a chunk starts names another attendee).
-fn recipients_data(data: &serde_json::Value) -> String {
-    let mut data = data.clone();
-    if let Some(fields) = data.as_object_mut() {
-        for f in FANOUT_FIELDS {
-            fields.remove(f);
-        }
-    }
-    data.to_string()
-}
-
-impl InboxItem {
-    pub fn new(user_id: &str, message: &OutboxMessage) -> Self {
-        Self {
-            pk: format!("USER#{user_id}"),
-            sk: format!("NOTIF#{}#{}", message.occurred_at, message.id),
-            kind: message.kind.clone(),
-            summary: message.summary.clone(),
-            aggregate_id: message.aggregate_id.clone(),
-            data: recipients_data(&message.data),
-            message_id: message.id.clone(),
-            occurred_at: message.occurred_at.clone(),
-            seq: message.seq,
-            delivered_at: shared::outbox::timestamp(time::OffsetDateTime::now_utc()),
-            trace_id: shared::telemetry::current_trace_id().unwrap_or_default(),
-        }
-    }
-}
-
 /// The inbox in the table (see [`InboxItem`]).
 pub struct DynamoInbox {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
+    /// Pushes what was written to the users' live connections (crate::realtime).
+    pub pusher: crate::realtime::Pusher,
 }
 
 impl Inbox for DynamoInbox {
@@ -225,21 +164,38 @@ impl Inbox for DynamoInbox {
         while let Some(result) = results.next().await {
             result?;
         }
+        drop(results);
+        // Written: now to whoever is connected (a redelivered chunk pushes again; a client
+        // keeps the ids it has).
+        let written: Vec<InboxItem> = users
+            .iter()
+            .map(|user| {
+                let mut item = InboxItem::new(user, message);
+                item.delivered_at = delivered_at.to_owned();
+                item
+            })
+            .collect();
+        self.pusher.push(&written).await;
         Ok(())
     }
 
     async fn deliver(&self, user_id: &str, message: &OutboxMessage) -> anyhow::Result<bool> {
+        let item = InboxItem::new(user_id, message);
         let result = self
             .dynamodb
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(shared::ddb::to_item(&InboxItem::new(
-                user_id, message,
-            ))?))
+            .set_item(Some(shared::ddb::to_item(&item)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        Ok(shared::ddb::written(result)?)
+        let written = shared::ddb::written(result)?;
+        // Pushed once, when it reaches the inbox (a redelivery that finds it there does not
+        // push again: the client has it, or resumes to it).
+        if written {
+            self.pusher.push(std::slice::from_ref(&item)).await;
+        }
+        Ok(written)
     }
 }
 
@@ -300,6 +256,7 @@ impl Consumer {
             inbox: DynamoInbox {
                 dynamodb: app.clients.dynamodb.clone(),
                 table: app.config.table_name.clone(),
+                pusher: crate::realtime::Pusher::new(app, &realtime_endpoint_from_env()?),
             },
             dead: FifoQueue {
                 sqs: app.clients.sqs().clone(),
@@ -500,6 +457,20 @@ fn first_received(record: &SqsMessage) -> String {
 
 /// `OUTBOX_MAX_RECEIVES`: the outbox queue's maxReceiveCount. Fails at start, naming it, when it
 /// is missing or not a positive number.
+/// `REALTIME_ENDPOINT`: the WebSocket API's management endpoint, where pushes go
+/// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`; template.yaml sets it).
+pub fn realtime_endpoint_from_env() -> anyhow::Result<String> {
+    std::env::var("REALTIME_ENDPOINT")
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.starts_with("https://") || v.starts_with("http://"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "missing configuration: REALTIME_ENDPOINT (the WebSocket API's management endpoint, an http(s) URL)"
+            )
+        })
+}
+
 pub fn max_receives_from_env() -> anyhow::Result<u32> {
     std::env::var("OUTBOX_MAX_RECEIVES")
         .ok()

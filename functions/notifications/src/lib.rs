@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod consumer;
+pub mod inbox;
 pub mod openapi;
+pub mod realtime;
 pub mod relay;
 
 pub use shared::outbox::OutboxMessage;
