@@ -49,6 +49,28 @@ pub fn is_guard(item: &TransactWriteItem) -> bool {
     })
 }
 
+/// The key of `user_id`'s session `session_id` (for reading many sessions in one BatchGetItem).
+pub fn session_key(
+    user_id: &str,
+    session_id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("USER#{user_id}")),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(format!("{SESSION_PREFIX}{session_id}")),
+        ),
+    ])
+}
+
+/// Whether a session item (as read) is live: present and not revoked.
+pub fn is_live(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+    item.get("revoked").and_then(|v| v.as_bool().ok()) == Some(&false)
+}
+
 /// One consistent read: the caller's session exists and is not revoked, or a 401.
 pub async fn require_live(
     ddb: &aws_sdk_dynamodb::Client,
@@ -66,9 +88,7 @@ pub async fn require_live(
         .send()
         .await
         .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-    let live = out
-        .item
-        .is_some_and(|i| i.get("revoked").and_then(|v| v.as_bool().ok()) == Some(&false));
+    let live = out.item.as_ref().is_some_and(is_live);
     if live {
         Ok(())
     } else {

@@ -9,7 +9,10 @@
 //!   connection stays;
 //! - a connection that is gone is removed at the first push to it.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use e2e::joining::{create_event, join, key, leave, with_organizer};
 use e2e::ws::{self, Conn};
@@ -50,6 +53,39 @@ async fn open(stack: &e2e::Stack, user: &Caller) -> Conn {
     ws::connect(stack, Some(&user.token().await))
         .await
         .unwrap_or_else(|r| panic!("connect refused: {} {}", r.status, r.body))
+}
+
+/// Waits (at most [`PATIENCE`]) until the user's connection map satisfies `done`; returns it.
+async fn connections_until(
+    stack: &e2e::Stack,
+    user: &Caller,
+    done: impl Fn(&HashMap<String, AttributeValue>) -> bool,
+) -> HashMap<String, AttributeValue> {
+    let (ddb, table) = stack.table().await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let item = ddb
+            .get_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(format!("USER#{}", user.id)))
+            .key("sk", AttributeValue::S("CONNS".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default();
+        let map = item
+            .get("conns")
+            .and_then(|v| v.as_m().ok())
+            .cloned()
+            .unwrap_or_default();
+        if done(&map) {
+            return map;
+        }
+        assert!(Instant::now() < deadline, "connections stayed {map:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn is(event: &str, kind: &str) -> impl Fn(&Value) -> bool {
@@ -299,6 +335,17 @@ async fn bad_frames_get_an_error_frame_naming_the_field_and_the_connection_stays
         }
     }
     assert_eq!(c.request(r#"{"action":"ping"}"#).await["type"], "pong");
+    // An answer names the frame it answers.
+    let f = c.request(r#"{"action":"ping","id":"p-1"}"#).await;
+    assert_eq!(
+        (f["type"].as_str(), f["id"].as_str()),
+        (Some("pong"), Some("p-1")),
+        "{f}"
+    );
+    let f = c
+        .request(&format!(r#"{{"action":"ping","id":"{}"}}"#, "x".repeat(65)))
+        .await;
+    assert_eq!(f["problem"]["invalid_params"][0]["name"], "id", "{f}");
     c.close().await;
 }
 
@@ -306,19 +353,28 @@ async fn bad_frames_get_an_error_frame_naming_the_field_and_the_connection_stays
 async fn a_connection_that_is_gone_is_removed_at_the_first_push() {
     let (stack, api, minter, organizer) = with_organizer([127, 0, 17, 7]).await;
     let user = minter.user(&[Role::Attendee]).await;
-    // A connection API Gateway no longer has, still in the user's map (its $disconnect lost).
+    // A connection API Gateway no longer has, still in the user's map with a running lease
+    // (its $disconnect lost), of the user's live session.
     let (ddb, table) = stack.table().await;
-    use aws_sdk_dynamodb::types::AttributeValue as V;
+    use AttributeValue as V;
     let stale = "c3RhbGVjb25uZWN0aW9u";
-    let expires = (e2e::client::now_unix() + 3600).to_string();
+    let now = e2e::client::now_unix();
+    let expires = (now + 3600).to_string();
+    let session = format!("ses_e2e_{}", user.id.trim_start_matches("usr_"));
+    let entry = V::M(
+        [
+            ("e".to_owned(), V::N((now + 600).to_string())),
+            ("m".to_owned(), V::N(expires.clone())),
+            ("c".to_owned(), V::N((now - 60).to_string())),
+            ("s".to_owned(), V::S(session)),
+        ]
+        .into(),
+    );
     ddb.put_item()
         .table_name(&table)
         .item("pk", V::S(format!("USER#{}", user.id)))
         .item("sk", V::S("CONNS".into()))
-        .item(
-            "conns",
-            V::M([(stale.to_owned(), V::N(expires.clone()))].into()),
-        )
+        .item("conns", V::M([(stale.to_owned(), entry)].into()))
         .item("version", V::N("1".into()))
         .item("expires_at", V::N(expires.clone()))
         .send()
@@ -339,30 +395,8 @@ async fn a_connection_that_is_gone_is_removed_at_the_first_push() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // The live one gets it; the stale one answered 410 and is gone from both records.
     live.pushed_until(is(&event, "join.created")).await;
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let conns = ddb
-            .get_item()
-            .table_name(&table)
-            .key("pk", V::S(format!("USER#{}", user.id)))
-            .key("sk", V::S("CONNS".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        let map = conns["conns"].as_m().unwrap();
-        if !map.contains_key(stale) {
-            assert_eq!(map.len(), 1, "the live connection stays: {map:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gone connection was never removed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let map = connections_until(&stack, &user, |m| !m.contains_key(stale)).await;
+    assert_eq!(map.len(), 1, "the live connection stays: {map:?}");
     let record = ddb
         .get_item()
         .table_name(&table)
@@ -373,5 +407,56 @@ async fn a_connection_that_is_gone_is_removed_at_the_first_push() {
         .await
         .unwrap();
     assert!(record.item.is_none(), "the gone connection's record stays");
+    // It was removed for the 410 its post got (its session is live).
+    assert!(
+        ws::posts(&stack)
+            .await
+            .iter()
+            .any(|p| p["connection_id"] == stale && p["status"] == 410),
+        "no post to the gone connection"
+    );
     live.close().await;
+}
+
+#[tokio::test]
+async fn a_logged_out_session_is_pushed_nothing_and_its_open_connection_is_told_to_reconnect() {
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 17, 8]).await;
+    let user = minter.user(&[Role::Attendee]).await;
+    let token = user.current_token().await;
+    let event = create_event(&api, &organizer, 5).await;
+    let mut c = open(&stack, &user).await;
+    let r = join(&api, &user, &event, &key()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    c.pushed_until(is(&event, "join.created")).await;
+    let out = api
+        .send(Method::POST, "/v1/auth/logout", None, Some(&token))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    // Its frames: 401; the connection stays open to say so.
+    let f = c.request(r#"{"action":"ping","id":"after-logout"}"#).await;
+    assert_eq!(f["type"], "error", "{f}");
+    assert_eq!(f["id"], "after-logout", "{f}");
+    assert_eq!(f["problem"]["status"], 401, "{f}");
+    // The organizer cancels: the user's inbox has it (reads need no live session), the
+    // logged-out socket is never posted it, and the connection is removed.
+    let cancel = api
+        .send_as(
+            &organizer,
+            Method::DELETE,
+            &format!("/v1/events/{event}"),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
+    let cancelled = in_inbox(&api, &user, &event, "event.cancelled").await;
+    let id = cancelled["id"].as_str().unwrap();
+    connections_until(&stack, &user, |m| m.is_empty()).await;
+    assert!(
+        ws::posts(&stack)
+            .await
+            .iter()
+            .all(|p| !p["body"].as_str().unwrap_or("").contains(id)),
+        "the logged-out session's socket was pushed to"
+    );
+    c.close().await;
 }

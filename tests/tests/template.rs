@@ -471,4 +471,39 @@ fn only_the_consumer_manages_connections_on_this_api_only() {
         who_is_told(&t, "REALTIME_ENDPOINT"),
         ["notifications_consumer"]
     );
+    // Whoever updates connection maps (USER#<id> / CONNS) may update those attributes only:
+    // not a role, a session or a password hash in the same partition.
+    let mut checked = 0;
+    for name in [
+        "RealtimeConnectFunction",
+        "RealtimeDisconnectFunction",
+        "RealtimeMessageFunction",
+        "NotificationsConsumerFunction",
+    ] {
+        let f = &t["Resources"][name];
+        for policy in list(&f["Properties"]["Policies"]) {
+            for st in list(&policy["Statement"]) {
+                let updates = list(&st["Action"])
+                    .iter()
+                    .any(|a| *a == "dynamodb:UpdateItem");
+                let mut keys = Vec::new();
+                strings(&st["Condition"]["ForAllValues:StringLike"], &mut keys);
+                if !(updates && keys.iter().any(|k| k == "USER#*")) {
+                    continue;
+                }
+                let mut attributes = Vec::new();
+                strings(
+                    &st["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+                    &mut attributes,
+                );
+                assert_eq!(
+                    attributes,
+                    ["pk", "sk", "conns", "version", "expires_at"],
+                    "{name}: UpdateItem on USER#* without the attribute condition"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 4, "each of the four updates connection maps");
 }

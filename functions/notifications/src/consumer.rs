@@ -36,6 +36,15 @@ pub trait Inbox: Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl std::future::Future<Output = anyhow::Result<(Vec<String>, Option<String>)>> + Send;
+    /// Pushes `message`, just written to the inboxes of `users`, to their live connections
+    /// (crate::push). Never fails: the inbox has it. By default nothing (no realtime channel).
+    fn push(
+        &self,
+        _users: &[String],
+        _message: &OutboxMessage,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
     /// Writes the notification for each of `users`, delivered at `delivered_at`. A retried
     /// chunk writes the same items again (same keys, same contents): never a second
     /// notification. By default one [`Inbox::deliver`] each (the first delivery's time stands).
@@ -106,11 +115,15 @@ impl Continuations for FifoQueue {
 pub struct DynamoInbox {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
-    /// Pushes what was written to the users' live connections (crate::realtime).
-    pub pusher: crate::realtime::Pusher,
+    /// Pushes what was written to the users' live connections (crate::push).
+    pub pusher: crate::push::Pusher,
 }
 
 impl Inbox for DynamoInbox {
+    async fn push(&self, users: &[String], message: &OutboxMessage) {
+        self.pusher.push(users, message).await
+    }
+
     async fn attendees(
         &self,
         event_id: &str,
@@ -164,18 +177,6 @@ impl Inbox for DynamoInbox {
         while let Some(result) = results.next().await {
             result?;
         }
-        drop(results);
-        // Written: now to whoever is connected (a redelivered chunk pushes again; a client
-        // keeps the ids it has).
-        let written: Vec<InboxItem> = users
-            .iter()
-            .map(|user| {
-                let mut item = InboxItem::new(user, message);
-                item.delivered_at = delivered_at.to_owned();
-                item
-            })
-            .collect();
-        self.pusher.push(&written).await;
         Ok(())
     }
 
@@ -189,13 +190,7 @@ impl Inbox for DynamoInbox {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        let written = shared::ddb::written(result)?;
-        // Pushed once, when it reaches the inbox (a redelivery that finds it there does not
-        // push again: the client has it, or resumes to it).
-        if written {
-            self.pusher.push(std::slice::from_ref(&item)).await;
-        }
-        Ok(written)
+        Ok(shared::ddb::written(result)?)
     }
 }
 
@@ -256,7 +251,7 @@ impl Consumer {
             inbox: DynamoInbox {
                 dynamodb: app.clients.dynamodb.clone(),
                 table: app.config.table_name.clone(),
-                pusher: crate::realtime::Pusher::new(app, &realtime_endpoint_from_env()?),
+                pusher: crate::push::Pusher::new(app, &realtime_endpoint_from_env()?),
             },
             dead: FifoQueue {
                 sqs: app.clients.sqs().clone(),
@@ -417,20 +412,31 @@ async fn consume_one(
                         .map_err(Failure::Transient)?;
                     metrics::counter!("FanOutContinued").increment(1);
                 }
+                // Live pushes last: the chunk is written and the rest queued, whatever they
+                // cost (bounded: crate::push::PUSH_BUDGET). A chunk written again pushes again;
+                // clients drop the ids they have.
+                if notifies {
+                    inbox.push(&users, &message).await;
+                }
                 users
             }
             Some(other) => return Err(Failure::Malformed(format!("unknown fanout {other:?}"))),
             None => {
                 if notifies {
+                    let mut written = Vec::new();
                     for user in &message.recipients {
                         if inbox
                             .deliver(user, &message)
                             .await
                             .map_err(Failure::Transient)?
                         {
-                            delivered += 1;
+                            written.push(user.clone());
                         }
                     }
+                    delivered = written.len();
+                    // Pushed once, when it reaches the inbox (a redelivery that finds it there
+                    // does not push again: the client has it, or resumes to it).
+                    inbox.push(&written, &message).await;
                 }
                 message.recipients.clone()
             }
@@ -455,8 +461,6 @@ fn first_received(record: &SqsMessage) -> String {
     shared::outbox::timestamp(at)
 }
 
-/// `OUTBOX_MAX_RECEIVES`: the outbox queue's maxReceiveCount. Fails at start, naming it, when it
-/// is missing or not a positive number.
 /// `REALTIME_ENDPOINT`: the WebSocket API's management endpoint, where pushes go
 /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`; template.yaml sets it).
 pub fn realtime_endpoint_from_env() -> anyhow::Result<String> {
@@ -471,6 +475,8 @@ pub fn realtime_endpoint_from_env() -> anyhow::Result<String> {
         })
 }
 
+/// `OUTBOX_MAX_RECEIVES`: the outbox queue's maxReceiveCount. Fails at start, naming it, when it
+/// is missing or not a positive number.
 pub fn max_receives_from_env() -> anyhow::Result<u32> {
     std::env::var("OUTBOX_MAX_RECEIVES")
         .ok()

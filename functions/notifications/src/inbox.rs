@@ -34,6 +34,10 @@ pub struct InboxItem {
     /// up to a later one read is still unread (see api::list).
     #[serde(default)]
     pub delivered_at: String,
+    /// When this copy was written (a fan-out chunk written again gets a new one, unlike
+    /// `delivered_at`): what a realtime `resume` compares (crate::realtime).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub written_at: String,
     #[serde(default)]
     pub trace_id: String,
 }
@@ -63,6 +67,7 @@ impl InboxItem {
             occurred_at: message.occurred_at.clone(),
             seq: message.seq,
             delivered_at: shared::outbox::timestamp(time::OffsetDateTime::now_utc()),
+            written_at: shared::outbox::timestamp(time::OffsetDateTime::now_utc()),
             trace_id: shared::telemetry::current_trace_id().unwrap_or_default(),
         }
     }

@@ -2,9 +2,11 @@
 //! the outbox queue, and the consumers turn queue messages into users' notifications.
 
 pub mod api;
+pub mod connections;
 pub mod consumer;
 pub mod inbox;
 pub mod openapi;
+pub mod push;
 pub mod realtime;
 pub mod relay;
 

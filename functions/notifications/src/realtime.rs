@@ -1,48 +1,37 @@
-//! Realtime: notifications pushed over an API Gateway WebSocket API (docs/realtime.md).
+//! Realtime: notifications pushed over an API Gateway WebSocket API (docs/realtime.md,
+//! decision 0014; the messages in docs/asyncapi.yaml).
 //!
 //! - `$connect` ([`connect`]): the access token rides in `Sec-WebSocket-Protocol`
 //!   (`city-events.v1, <token>`; a browser can send it, and it never lands in a URL or an access
 //!   log), or in `Authorization: Bearer` for other clients. Verified like the HTTP API's, the
 //!   session must be live, and a user has at most [`MAX_CONNECTIONS`] live connections: a
-//!   connection past that is refused (429), the ones open stay.
-//! - `$default` ([`message`]): `{"action":"ping"}` → `{"type":"pong"}`;
-//!   `{"action":"resume","from":"<notification id>"}` → the notifications that reached the inbox
-//!   after that one, oldest first, [`RESUME_PAGE`] a frame (`next` continues). Each connection
-//!   may send [`FRAMES_PER_MINUTE`]; a bad frame gets an error frame and the connection stays.
-//! - `$disconnect` ([`disconnect`]): the connection's records go.
-//! - Delivery ([`Pusher`]): after the consumer writes a notification, it is posted to each live
-//!   connection of its user (`PostToConnection`); a connection API Gateway says is gone
-//!   (`GoneException`) is removed. A push never fails the inbox write: the inbox is the source
-//!   of truth, and `resume` fills what a client missed.
-//!
-//! Items: `USER#<id>` / `CONNS` holds the user's connections (`conns`: id → expiry, epoch s)
-//! and a `version` that makes each change conditional (so the limit holds under concurrent
-//! connects); `CONN#<connection id>` / `CONN` names the connection's user (for `$default` and
-//! `$disconnect`, which API Gateway gives only the connection id). Both expire by TTL
-//! (`expires_at`) [`CONNECTION_LIFETIME_S`] after the connect, API Gateway's own maximum.
+//!   connection past that is refused (429), the ones open stay (crate::connections).
+//! - `$default` ([`message`]): `{"action":"ping"}` → `{"type":"pong"}` (and the connection's
+//!   lease extended); `{"action":"resume","from":"<notification id>"}` → what reached the inbox
+//!   after that one, oldest id first, [`RESUME_PAGE`] a frame (`next` continues). Any frame may
+//!   carry an `id`, echoed in its answer. Each connection may send [`FRAMES_PER_MINUTE`]; a bad
+//!   frame gets an error frame and the connection stays.
+//! - `$disconnect` ([`disconnect`]): the connection's entry and record go.
+//! - Delivery: crate::push, from the consumer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::auth::User;
-use shared::ddb::{Item, get_n, get_s, n, s};
+use shared::ddb::{get_s, s};
 use shared::ratelimit::{RateLimiter, Rule, Store};
 
 use crate::api::{Notification, PREFIX};
+pub use crate::connections::MAX_CONNECTIONS;
+use crate::connections::{self, Owner};
 use crate::inbox::InboxItem;
 
 /// The subprotocol a client asks for (with its token as the second value) and gets back.
 pub const PROTOCOL: &str = "city-events.v1";
-/// Live connections per user; one more is refused with 429.
-pub const MAX_CONNECTIONS: usize = 5;
-/// API Gateway closes a WebSocket connection after 2 hours at most: a connection's records
-/// expire then, whether or not `$disconnect` ran.
-pub const CONNECTION_LIFETIME_S: u64 = 2 * 3600;
 /// The largest frame `$default` reads (API Gateway's own limit is 128 KB a message).
 pub const MAX_FRAME_BYTES: usize = 4096;
 /// Frames one connection may send per minute; past it, error frames until the window resets.
@@ -50,26 +39,11 @@ pub const FRAMES_PER_MINUTE: u32 = 60;
 /// Notifications in one `resume` frame.
 pub const RESUME_PAGE: usize = 100;
 /// How long after its change a notification may reach the inbox and still be found by
-/// `resume` (its id sorts by the change's time; one delivered later than this is in the inbox
+/// `resume` (its id sorts by the change's time; one written later than this is in the inbox
 /// and `GET /v1/me/notifications` only).
 pub const RESUME_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
-
-const CONNS_SK: &str = "CONNS";
-const CONN_SK: &str = "CONN";
-
-fn user_conns_key(user_id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("USER#{user_id}"))),
-        ("sk".into(), s(CONNS_SK)),
-    ])
-}
-
-fn connection_key(connection_id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(format!("CONN#{connection_id}"))),
-        ("sk".into(), s(CONN_SK)),
-    ])
-}
+/// The longest `id` a client frame may carry.
+const MAX_FRAME_ID: usize = 64;
 
 /// A WebSocket route's answer to API Gateway: the status of the handshake (`$connect`), or
 /// the frame sent back on the connection (`$default`'s body).
@@ -84,6 +58,13 @@ pub struct RouteResponse {
 }
 
 impl RouteResponse {
+    fn ok() -> Self {
+        RouteResponse {
+            status_code: 200,
+            ..Default::default()
+        }
+    }
+
     fn frame(frame: &Frame) -> Self {
         RouteResponse {
             status_code: 200,
@@ -112,37 +93,48 @@ impl RouteResponse {
     }
 }
 
-/// What the server sends on a connection.
+/// What the server sends on a connection. An answer carries the `id` of the frame it answers
+/// (when that had one): API Gateway may run two frames of a connection at once, so answers can
+/// come out of order.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame {
-    Pong,
-    /// One new notification, as `GET /v1/me/notifications` shows it (unread).
-    Notification {
-        notification: Notification,
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
-    /// What reached the inbox after the `resume` point, oldest first; `next` (when more
-    /// remain) goes in the next `resume`.
+    /// One new notification, as `GET /v1/me/notifications` shows it (unread).
+    Notification { notification: Notification },
+    /// What reached the inbox after the `resume` point, oldest id first; `next` (when more
+    /// remain) goes in the next `resume` as `cursor`.
     Resume {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
         items: Vec<Notification>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next: Option<String>,
     },
     /// A frame the server could not take: an RFC 9457 problem document. The connection stays.
     Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
         problem: shared::problem::Problem,
     },
 }
 
-/// What a client sends (`$default`).
+/// What a client sends (`$default`). Struct variants, so that unknown fields are refused.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    /// A struct variant, so that unknown fields are refused as for `resume`.
-    Ping {},
+    Ping {
+        #[serde(default)]
+        id: Option<String>,
+    },
     /// Resume after the notification `from` (the last one the client has), or continue a
-    /// resume with its `next`.
+    /// resume with its `next` as `cursor`.
     Resume {
+        #[serde(default)]
+        id: Option<String>,
         #[serde(default)]
         from: Option<String>,
         #[serde(default)]
@@ -150,7 +142,15 @@ pub enum ClientFrame {
     },
 }
 
-/// The realtime functions' state: the table and the per-connection frame limiter.
+impl ClientFrame {
+    fn id(&self) -> Option<&String> {
+        match self {
+            ClientFrame::Ping { id } | ClientFrame::Resume { id, .. } => id.as_ref(),
+        }
+    }
+}
+
+/// The realtime functions' state: the table, the token keys and the frame limiter.
 pub struct Realtime {
     pub ddb: aws_sdk_dynamodb::Client,
     pub table: String,
@@ -203,7 +203,7 @@ fn connection_of(req: &ApiGatewayWebsocketProxyRequest) -> Result<String, ApiErr
         .ok_or_else(|| ApiError::bad_request("no connection id"))
 }
 
-fn now_s() -> u64 {
+pub fn now_s() -> u64 {
     shared::ratelimit::now_ms() / 1000
 }
 
@@ -212,15 +212,13 @@ pub async fn connect(rt: &Realtime, req: ApiGatewayWebsocketProxyRequest) -> Rou
     match try_connect(rt, &req).await {
         Ok(()) => {
             metrics::counter!("RealtimeConnects", "outcome" => "accepted").increment(1);
-            let mut headers = HashMap::new();
+            let mut answer = RouteResponse::ok();
             if header(&req, "sec-websocket-protocol").is_some() {
-                headers.insert("Sec-WebSocket-Protocol".to_owned(), PROTOCOL.to_owned());
+                answer
+                    .headers
+                    .insert("Sec-WebSocket-Protocol".to_owned(), PROTOCOL.to_owned());
             }
-            RouteResponse {
-                status_code: 200,
-                headers,
-                body: None,
-            }
+            answer
         }
         Err(e) => {
             let outcome = match e.status.as_u16() {
@@ -229,15 +227,18 @@ pub async fn connect(rt: &Realtime, req: ApiGatewayWebsocketProxyRequest) -> Rou
                 _ => "error",
             };
             metrics::counter!("RealtimeConnects", "outcome" => outcome).increment(1);
-            if e.status.is_server_error()
-                && let Some(cause) = &e.cause
-            {
-                tracing::error!(error.cause_chain = %shared::error_chain_anyhow(cause), "connect failed");
-            } else {
-                tracing::info!(status = e.status.as_u16(), "connect refused");
-            }
+            log_failure(&e, "connect refused");
             RouteResponse::refused(e)
         }
+    }
+}
+
+fn log_failure(e: &ApiError, what: &str) {
+    match &e.cause {
+        Some(cause) if e.status.is_server_error() => {
+            tracing::error!(status = e.status.as_u16(), error.cause_chain = %shared::error_chain_anyhow(cause), "{what}")
+        }
+        _ => tracing::info!(status = e.status.as_u16(), "{what}"),
     }
 }
 
@@ -245,209 +246,43 @@ async fn try_connect(rt: &Realtime, req: &ApiGatewayWebsocketProxyRequest) -> Re
     let connection_id = connection_of(req)?;
     let token = connect_token(req).ok_or_else(shared::auth::unauthorized)?;
     let user = rt.keys.user_of(&token, &rt.issuer, &rt.audience).await?;
-    open(rt, &user, &connection_id, now_s()).await
+    connections::open(&rt.ddb, &rt.table, &user, &connection_id, now_s()).await
 }
 
-/// Registers `connection_id` for `user` unless they have [`MAX_CONNECTIONS`] live ones: one
-/// transaction of the session guard (a revoked session is refused), the user's connection map
-/// (conditional on the version read, so two connects at once cannot both take the last place;
-/// expired entries are dropped in the same write) and the connection's own record.
-pub async fn open(
-    rt: &Realtime,
-    user: &User,
-    connection_id: &str,
-    now: u64,
-) -> Result<(), ApiError> {
-    let expires = now + CONNECTION_LIFETIME_S;
-    for _ in 0..6 {
-        let current = shared::ddb::get_consistent(&rt.ddb, &rt.table, user_conns_key(&user.id))
-            .await
-            .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-        let version = current.as_ref().and_then(|i| get_n(i, "version"));
-        let conns = current.as_ref().map(connections_of).unwrap_or_default();
-        let live = conns.iter().filter(|(_, exp)| **exp > now).count();
-        if live >= MAX_CONNECTIONS {
-            return Err(
-                ApiError::of(shared::problem::problems::RATE_LIMITED).detail(format!(
-                    "at most {MAX_CONNECTIONS} realtime connections per user; close one first"
-                )),
-            );
-        }
-        let mut update = Update::builder()
-            .table_name(&rt.table)
-            .set_key(Some(user_conns_key(&user.id)))
-            .expression_attribute_values(":exp", n(expires))
-            .expression_attribute_values(":one", n(1));
-        let mut set = vec![
-            "version = if_not_exists(version, :zero) + :one",
-            "expires_at = :exp",
-        ];
-        update = update.expression_attribute_values(":zero", n(0));
-        let mut remove = Vec::new();
-        match version {
-            Some(v) => {
-                set.push("conns.#c = :exp");
-                update = update
-                    .expression_attribute_names("#c", connection_id)
-                    .condition_expression("version = :v")
-                    .expression_attribute_values(":v", n(v));
-                for (i, (id, _)) in conns
-                    .iter()
-                    .filter(|(_, e)| **e <= now)
-                    .take(20)
-                    .enumerate()
-                {
-                    let name = format!("#x{i}");
-                    remove.push(format!("conns.{name}"));
-                    update = update.expression_attribute_names(name, id.clone());
-                }
-            }
-            None => {
-                set.push("conns = :first");
-                update = update
-                    .condition_expression("attribute_not_exists(version)")
-                    .expression_attribute_values(
-                        ":first",
-                        AttributeValue::M(HashMap::from([(connection_id.to_owned(), n(expires))])),
-                    );
-            }
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let update = update
-            .update_expression(expression)
-            .build()
-            .map_err(ApiError::internal)?;
-        let mut record = connection_key(connection_id);
-        record.insert("user_id".into(), s(&user.id));
-        record.insert("session_id".into(), s(&user.session_id));
-        record.insert("expires_at".into(), n(expires));
-        let put = Put::builder()
-            .table_name(&rt.table)
-            .set_item(Some(record))
-            .build()
-            .map_err(ApiError::internal)?;
-        let items = vec![
-            shared::session::guard(&rt.table, user).map_err(ApiError::internal)?,
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        match shared::ddb::transact(&rt.ddb, items).await {
-            Ok(()) => return Ok(()),
-            // Another connect or disconnect changed the map since it was read: read again.
-            Err(shared::ddb::TxError::Cancelled(_) | shared::ddb::TxError::Conflict) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::service_unavailable(
-        "too many connects at once for this user; retry shortly",
-    ))
-}
-
-/// The connection map of a `CONNS` item: connection id → expiry (epoch s).
-fn connections_of(item: &Item) -> HashMap<String, u64> {
-    item.get("conns")
-        .and_then(|v| v.as_m().ok())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes `connection_id` of `user_id` (both records; nothing when already gone).
-pub async fn forget(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    user_id: &str,
-    connection_id: &str,
-) -> anyhow::Result<()> {
-    let update = Update::builder()
-        .table_name(table)
-        .set_key(Some(user_conns_key(user_id)))
-        .update_expression("REMOVE conns.#c SET version = version + :one")
-        .condition_expression("attribute_exists(version)")
-        .expression_attribute_names("#c", connection_id)
-        .expression_attribute_values(":one", n(1))
-        .build()?;
-    let delete = Delete::builder()
-        .table_name(table)
-        .set_key(Some(connection_key(connection_id)))
-        .build()?;
-    let items = vec![
-        TransactWriteItem::builder().update(update).build(),
-        TransactWriteItem::builder().delete(delete.clone()).build(),
-    ];
-    let mut retry = shared::ddb::Retry::within("TransactWriteItems", Duration::from_secs(3));
-    match shared::ddb::transact_retrying(ddb, items, &mut retry).await {
-        Ok(()) => Ok(()),
-        // No connection map (never registered, or expired): the record alone.
-        Err(shared::ddb::TxError::Cancelled(_)) => {
-            ddb.delete_item()
-                .table_name(table)
-                .set_key(Some(connection_key(connection_id)))
-                .send()
-                .await?;
-            Ok(())
-        }
-        Err(shared::ddb::TxError::Conflict) => Err(anyhow::anyhow!("connection map contended")),
-        Err(shared::ddb::TxError::SessionRevoked) => Ok(()),
-        Err(shared::ddb::TxError::Other(e)) => Err(e),
-    }
-}
-
-/// The user a connection belongs to, from its record (`None`: unknown or expired).
-async fn owner(rt: &Realtime, connection_id: &str) -> anyhow::Result<Option<String>> {
-    let item =
-        shared::ddb::get_consistent(&rt.ddb, &rt.table, connection_key(connection_id)).await?;
-    Ok(item
-        .filter(|i| get_n(i, "expires_at").is_some_and(|e| e > now_s()))
-        .and_then(|i| get_s(&i, "user_id")))
-}
-
-/// `$disconnect`: the connection's records go (API Gateway may skip it: they expire anyway).
+/// `$disconnect`: the connection's entry and record go (API Gateway may skip it: the lease
+/// ends anyway).
 pub async fn disconnect(
     rt: &Realtime,
     req: ApiGatewayWebsocketProxyRequest,
 ) -> anyhow::Result<RouteResponse> {
-    let Some(connection_id) = req.request_context.connection_id.filter(|c| !c.is_empty()) else {
-        return Ok(RouteResponse {
-            status_code: 200,
-            ..Default::default()
-        });
+    let Ok(connection_id) = connection_of(&req) else {
+        return Ok(RouteResponse::ok());
     };
-    let item =
-        shared::ddb::get_consistent(&rt.ddb, &rt.table, connection_key(&connection_id)).await?;
+    let item = shared::ddb::get_consistent(
+        &rt.ddb,
+        &rt.table,
+        connections::connection_key(&connection_id),
+    )
+    .await?;
     if let Some(user) = item.and_then(|i| get_s(&i, "user_id")) {
-        forget(&rt.ddb, &rt.table, &user, &connection_id).await?;
+        connections::forget(&rt.ddb, &rt.table, &user, &connection_id).await?;
     }
     metrics::counter!("RealtimeDisconnects").increment(1);
-    Ok(RouteResponse {
-        status_code: 200,
-        ..Default::default()
-    })
+    Ok(RouteResponse::ok())
 }
 
 /// `$default`: one client frame, answered with one frame.
 pub async fn message(rt: &Realtime, req: ApiGatewayWebsocketProxyRequest) -> RouteResponse {
-    let frame = match try_message(rt, &req).await {
+    let mut id = None;
+    let frame = match try_message(rt, &req, &mut id).await {
         Ok(f) => f,
         Err(e) => {
-            if e.status.is_server_error()
-                && let Some(cause) = &e.cause
-            {
-                tracing::error!(error.cause_chain = %shared::error_chain_anyhow(cause), "frame failed");
-            }
+            log_failure(&e, "frame refused");
             metrics::counter!("RealtimeFrameErrors", "status" => e.status.as_u16().to_string())
                 .increment(1);
             let request_id = req.request_context.request_id.clone();
             let (problem, _) = e.into_problem(None, request_id.as_deref());
-            Frame::Error { problem }
+            Frame::Error { id, problem }
         }
     };
     RouteResponse::frame(&frame)
@@ -456,6 +291,7 @@ pub async fn message(rt: &Realtime, req: ApiGatewayWebsocketProxyRequest) -> Rou
 async fn try_message(
     rt: &Realtime,
     req: &ApiGatewayWebsocketProxyRequest,
+    id: &mut Option<String>,
 ) -> Result<Frame, ApiError> {
     let connection_id = connection_of(req)?;
     // The connection's budget first: a flood costs one conditional write a frame, nothing more.
@@ -468,16 +304,18 @@ async fn try_message(
     };
     match rt.limiter.check(&rule, &connection_id).await {
         Ok(d) if !d.allowed => {
-            metrics::counter!("RateLimited", "scope" => "ws", "store" => "shared").increment(1);
+            metrics::counter!("RateLimited", "route" => "$default", "store" => "shared")
+                .increment(1);
             return Err(ApiError::of(shared::problem::problems::RATE_LIMITED)
                 .detail(format!(
-                    "at most {FRAMES_PER_MINUTE} frames a minute on one connection"
+                    "at most {FRAMES_PER_MINUTE} frames a minute on one connection; wait retry_after seconds"
                 ))
                 .extension("retry_after", d.reset_after.into()));
         }
         Ok(_) => {}
         Err(e) => {
-            metrics::counter!("RateLimiterErrors", "mode" => "fail_open").increment(1);
+            metrics::counter!("RateLimiterErrors", "route" => "$default", "mode" => "fail_open")
+                .increment(1);
             tracing::warn!(error.cause_chain = %shared::error_chain_anyhow(&e), "frame limiter failed; letting the frame through");
         }
     }
@@ -488,48 +326,98 @@ async fn try_message(
     let frame: ClientFrame = serde_json::from_str(body).map_err(|e| {
         ApiError::validation("action", format!("not a frame this API takes ({e}); send {{\"action\":\"ping\"}} or {{\"action\":\"resume\",\"from\":\"<notification id>\"}}"))
     })?;
+    if let Some(given) = frame.id() {
+        if given.is_empty() || given.len() > MAX_FRAME_ID || given.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "id",
+                format!("1 to {MAX_FRAME_ID} printable characters"),
+            ));
+        }
+        *id = Some(given.clone());
+    }
+    // Every frame is the connection's activity: its session must still be live, and its lease
+    // is extended (the client pings more often than API Gateway's 10-minute idle timeout).
+    let now = now_s();
+    let owner = live_owner(rt, &connection_id, now).await?;
     match frame {
-        ClientFrame::Ping {} => Ok(Frame::Pong),
-        ClientFrame::Resume { from, cursor } => {
-            let user = owner(rt, &connection_id)
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(shared::auth::unauthorized)?;
+        ClientFrame::Ping { id } => Ok(Frame::Pong { id }),
+        ClientFrame::Resume { id, from, cursor } => {
             let point = match (from, cursor) {
-                (Some(from), None) => start_of(rt, &user, &from).await?,
+                (Some(from), None) => start_of(rt, &owner.user_id, &from).await?,
                 (None, Some(cursor)) => ResumePoint::parse(&cursor).ok_or_else(|| {
                     ApiError::validation("cursor", "not a `next` of this connection's resume")
                 })?,
-                _ => {
+                (Some(_), Some(_)) => {
                     return Err(ApiError::validation(
                         "from",
-                        "give `from` (a notification id) or `cursor` (a resume's `next`), not both",
+                        "give `from` or `cursor`, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ApiError::validation(
+                        "from",
+                        "give `from` (the id of the last notification you have) or `cursor` (a resume's `next`)",
                     ));
                 }
             };
-            resume(rt, &user, point).await
+            let (items, next) = resume(rt, &owner.user_id, point).await?;
+            Ok(Frame::Resume { id, items, next })
         }
     }
 }
 
-/// Where a resume continues: notifications delivered after `since` or whose id is after
-/// `after`, and (a continued resume) whose id is after `last`.
+/// The connection's owner, with a live session, its lease extended; a 401 when the session
+/// ended or the connection is no longer registered (the client reconnects).
+async fn live_owner(rt: &Realtime, connection_id: &str, now: u64) -> Result<Owner, ApiError> {
+    let reconnect = || {
+        shared::auth::unauthorized()
+            .detail("this connection is no longer registered (its session ended, or it was idle): reconnect")
+    };
+    let owner = connections::owner(&rt.ddb, &rt.table, connection_id, now)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(reconnect)?;
+    let user = User {
+        id: owner.user_id.clone(),
+        roles: Vec::new(),
+        session_id: owner.session_id.clone(),
+        token_id: String::new(),
+        expires_at: 0,
+    };
+    shared::session::require_live(&rt.ddb, &rt.table, &user).await?;
+    let registered = connections::touch(
+        &rt.ddb,
+        &rt.table,
+        &owner.user_id,
+        connection_id,
+        owner.max_until,
+        now,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    if !registered {
+        return Err(reconnect());
+    }
+    Ok(owner)
+}
+
+/// Where a resume continues: notifications whose id is after `after` or that were written
+/// after `since` (write times of different consumer instances compare as their hosts' clocks,
+/// which the Amazon Time Sync Service keeps within about a millisecond); a continued resume (`last`: the previous page's last
+/// id) takes those after `last`, and those up to `last` written after that page was read
+/// (`read_at`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumePoint {
     pub since: String,
     pub after: String,
-    pub last: Option<String>,
+    pub last: Option<(String, String)>,
 }
 
 impl ResumePoint {
     pub fn cursor(&self) -> String {
         use base64::Engine;
-        let text = format!(
-            "{}\n{}\n{}",
-            self.since,
-            self.after,
-            self.last.as_deref().unwrap_or("")
-        );
+        let (last, read_at) = self.last.clone().unwrap_or_default();
+        let text = format!("{}\n{}\n{last}\n{read_at}", self.since, self.after);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
@@ -542,15 +430,20 @@ impl ResumePoint {
             .decode(cursor)
             .ok()?;
         let text = String::from_utf8(bytes).ok()?;
-        let mut parts = text.split('\n');
-        let (since, after, last) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !crate::api::valid_id(after) || !valid_time(since) {
+        let parts: Vec<&str> = text.split('\n').collect();
+        let [since, after, last, read_at] = parts[..] else {
+            return None;
+        };
+        if !crate::api::valid_id(after) || !valid_time(since) {
             return None;
         }
-        let last = (!last.is_empty()).then(|| last.to_owned());
-        if last.as_deref().is_some_and(|l| !crate::api::valid_id(l)) {
-            return None;
-        }
+        let last = match (last, read_at) {
+            ("", "") => None,
+            (l, r) if crate::api::valid_id(l) && valid_time(r) => {
+                Some((l.to_owned(), r.to_owned()))
+            }
+            _ => return None,
+        };
         Some(ResumePoint {
             since: since.to_owned(),
             after: after.to_owned(),
@@ -564,7 +457,22 @@ fn valid_time(t: &str) -> bool {
         && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok()
 }
 
-/// The resume point of the notification `from` of `user`: its id and when it reached the inbox.
+fn parse_time(t: &str) -> Result<time::OffsetDateTime, ApiError> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::validation("cursor", "not a `next` of this connection's resume"))
+}
+
+/// When an inbox item was written: `written_at`, else (items written before it was kept)
+/// `delivered_at`.
+fn written(item: &InboxItem) -> &str {
+    if item.written_at.is_empty() {
+        &item.delivered_at
+    } else {
+        &item.written_at
+    }
+}
+
+/// The resume point of the notification `from` of `user`: its id and when it was written.
 async fn start_of(rt: &Realtime, user: &str, from: &str) -> Result<ResumePoint, ApiError> {
     if !crate::api::valid_id(from) {
         return Err(ApiError::validation(
@@ -580,8 +488,10 @@ async fn start_of(rt: &Realtime, user: &str, from: &str) -> Result<ResumePoint, 
         .await
         .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
         .ok_or_else(|| ApiError::validation("from", "no such notification in your inbox"))?;
-    let since = get_s(&item, "delivered_at")
-        .filter(|d| valid_time(d))
+    let item: InboxItem = shared::ddb::from_item(item).map_err(ApiError::internal)?;
+    let since = Some(written(&item))
+        .filter(|w| valid_time(w))
+        .map(str::to_owned)
         .unwrap_or_else(|| from.split('#').next().unwrap_or_default().to_owned());
     Ok(ResumePoint {
         since,
@@ -590,28 +500,38 @@ async fn start_of(rt: &Realtime, user: &str, from: &str) -> Result<ResumePoint, 
     })
 }
 
-/// Whether an inbox item is after a resume point: its id after `after`, or delivered after
-/// `since` (a late delivery whose id sorts before).
+/// Whether an inbox item comes after a resume point.
 pub fn is_after(item: &InboxItem, point: &ResumePoint) -> bool {
     let id = item.sk.trim_start_matches(PREFIX);
-    if point.last.as_deref().is_some_and(|l| id <= l) {
+    let w = written(item);
+    if id == point.after {
+        // The client has the one it resumes from.
         return false;
     }
-    id > point.after.as_str() || (!item.delivered_at.is_empty() && item.delivered_at > point.since)
+    if let Some((last, read_at)) = &point.last
+        && id <= last.as_str()
+    {
+        // The previous page weighed it already, unless it was written after that page.
+        return !w.is_empty() && w > read_at.as_str();
+    }
+    id > point.after.as_str() || (!w.is_empty() && w > point.since.as_str())
 }
 
-/// The notifications after `point`, oldest id first, a page at a time.
-async fn resume(rt: &Realtime, user: &str, point: ResumePoint) -> Result<Frame, ApiError> {
-    // Ids sort by the change's time, never after the delivery: nothing delivered after `since`
-    // has an id before `since - RESUME_LOOKBACK` (a delivery that late is out of scope).
-    let since =
-        time::OffsetDateTime::parse(&point.since, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| ApiError::validation("cursor", "bad time"))?;
-    let floor = shared::outbox::timestamp(since - RESUME_LOOKBACK);
-    let low = match &point.last {
-        Some(last) => format!("{PREFIX}{last}"),
-        None => format!("{PREFIX}{floor}"),
-    };
+/// The notifications after `point`, oldest id first, a page at a time; and the cursor of the
+/// next page when more remain.
+async fn resume(
+    rt: &Realtime,
+    user: &str,
+    point: ResumePoint,
+) -> Result<(Vec<Notification>, Option<String>), ApiError> {
+    let since = parse_time(&point.since)?;
+    // Ids sort by the change's time, never after the write: nothing written after `since` has
+    // an id before `since - RESUME_LOOKBACK` (a delivery that late is out of scope).
+    let low = format!(
+        "{PREFIX}{}",
+        shared::outbox::timestamp(since - RESUME_LOOKBACK)
+    );
+    let read_at = shared::outbox::timestamp(time::OffsetDateTime::now_utc());
     let mut pages = shared::ddb::query_items(
         rt.ddb
             .query()
@@ -620,8 +540,7 @@ async fn resume(rt: &Realtime, user: &str, point: ResumePoint) -> Result<Frame, 
             .expression_attribute_values(":pk", s(format!("USER#{user}")))
             .expression_attribute_values(":low", s(low))
             .expression_attribute_values(":high", s(format!("{PREFIX}~")))
-            .consistent_read(true)
-            .limit(RESUME_PAGE as i32 + 1),
+            .consistent_read(true),
     )
     .send();
     let mut items = Vec::new();
@@ -640,145 +559,13 @@ async fn resume(rt: &Realtime, user: &str, point: ResumePoint) -> Result<Frame, 
     }
     let next = more.then(|| {
         ResumePoint {
-            last: items.last().map(|n| n.id.clone()),
+            last: items.last().map(|n| (n.id.clone(), read_at.clone())),
             ..point.clone()
         }
         .cursor()
     });
     metrics::counter!("RealtimeResumed").increment(items.len() as u64);
-    Ok(Frame::Resume { items, next })
-}
-
-/// Pushes new notifications to their users' live connections (the consumer, after the inbox
-/// write): one BatchGetItem per 100 users for their connection maps, then one PostToConnection
-/// per live connection. Never fails: what it could not push is counted and logged, and the
-/// inbox has it.
-pub struct Pusher {
-    pub ddb: aws_sdk_dynamodb::Client,
-    pub table: String,
-    pub api: aws_sdk_apigatewaymanagement::Client,
-}
-
-/// Pushes in flight at once.
-const PUSH_CONCURRENCY: usize = 16;
-
-impl Pusher {
-    /// `endpoint`: the WebSocket API's management endpoint
-    /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
-    pub fn new(app: &shared::App, endpoint: &str) -> Self {
-        let sdk = app.clients.sdk_config();
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .interceptor(shared::aws::call_spans(sdk, "ApiGatewayManagement"))
-            .build();
-        Pusher {
-            ddb: app.clients.dynamodb.clone(),
-            table: app.config.table_name.clone(),
-            api: aws_sdk_apigatewaymanagement::Client::from_conf(config),
-        }
-    }
-
-    /// Sends `items` (each written to its user's inbox) to the users' live connections.
-    pub async fn push(&self, items: &[InboxItem]) {
-        use futures_util::StreamExt;
-        if items.is_empty() {
-            return;
-        }
-        let now = now_s();
-        let mut targets = Vec::new();
-        for chunk in items.chunks(100) {
-            let mut seen = std::collections::HashSet::new();
-            let keys: Vec<Item> = chunk
-                .iter()
-                .filter(|i| seen.insert(i.pk.clone()))
-                .map(|i| user_conns_key(i.pk.trim_start_matches("USER#")))
-                .collect();
-            let mut retry = shared::ddb::Retry::within("BatchGetItem", Duration::from_secs(2));
-            let found =
-                match shared::ddb::batch_get_consistent(&self.ddb, &self.table, keys, &mut retry)
-                    .await
-                {
-                    Ok(Some(found)) => found,
-                    Ok(None) | Err(_) => {
-                        metrics::counter!("RealtimePushFailures").increment(chunk.len() as u64);
-                        tracing::warn!(
-                            users = chunk.len(),
-                            "reading the users' connections failed; not pushed (the inbox has them)"
-                        );
-                        continue;
-                    }
-                };
-            let by_user: HashMap<String, HashMap<String, u64>> = found
-                .iter()
-                .filter_map(|i| Some((get_s(i, "pk")?, connections_of(i))))
-                .collect();
-            for item in chunk {
-                let live: Vec<&String> = by_user
-                    .get(&item.pk)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, expires)| **expires > now)
-                    .map(|(connection, _)| connection)
-                    .collect();
-                if live.is_empty() {
-                    continue;
-                }
-                let frame = Frame::Notification {
-                    notification: Notification::of(item.clone(), false),
-                };
-                let body = serde_json::to_vec(&frame).unwrap_or_default();
-                for connection in live {
-                    targets.push((item.pk.clone(), connection.clone(), body.clone()));
-                }
-            }
-        }
-        let mut sends = futures_util::stream::iter(targets)
-            .map(|(pk, connection, body)| async move {
-                let outcome = self.post(&connection, body).await;
-                (pk, connection, outcome)
-            })
-            .buffer_unordered(PUSH_CONCURRENCY);
-        while let Some((pk, connection, outcome)) = sends.next().await {
-            match outcome {
-                Posted::Sent => metrics::counter!("RealtimePushes").increment(1),
-                Posted::Gone => {
-                    metrics::counter!("RealtimeGone").increment(1);
-                    let user = pk.trim_start_matches("USER#");
-                    if let Err(e) = forget(&self.ddb, &self.table, user, &connection).await {
-                        tracing::warn!(error.cause_chain = %shared::error_chain_anyhow(&e), "removing a gone connection failed (it expires anyway)");
-                    }
-                }
-                Posted::Failed(e) => {
-                    metrics::counter!("RealtimePushFailures").increment(1);
-                    tracing::warn!(error = %e, "a push failed (the inbox has it)");
-                }
-            }
-        }
-    }
-
-    async fn post(&self, connection: &str, body: Vec<u8>) -> Posted {
-        use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-        match self
-            .api
-            .post_to_connection()
-            .connection_id(connection)
-            .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(body))
-            .send()
-            .await
-        {
-            Ok(_) => Posted::Sent,
-            Err(e) => match e.as_service_error() {
-                Some(PostToConnectionError::GoneException(_)) => Posted::Gone,
-                _ => Posted::Failed(shared::error_chain(&e)),
-            },
-        }
-    }
-}
-
-enum Posted {
-    Sent,
-    Gone,
-    Failed(String),
+    Ok((items, next))
 }
 
 #[cfg(test)]
@@ -836,7 +623,7 @@ mod tests {
         assert_eq!(connect_token(&request(&[])), None);
     }
 
-    fn item(id: &str, delivered: &str) -> InboxItem {
+    fn item(id: &str, written_at: &str) -> InboxItem {
         InboxItem {
             pk: "USER#u".into(),
             sk: format!("{PREFIX}{id}"),
@@ -847,7 +634,8 @@ mod tests {
             message_id: String::new(),
             occurred_at: String::new(),
             seq: None,
-            delivered_at: delivered.into(),
+            delivered_at: "2026-12-07T09:00:00.000000Z".into(),
+            written_at: written_at.into(),
             trace_id: String::new(),
         }
     }
@@ -857,26 +645,30 @@ mod tests {
     const C: &str = "2026-12-07T10:00:02.000000Z#00000000000000000000000000000003";
 
     #[test]
-    fn a_resume_takes_later_ids_and_late_deliveries_once() {
+    fn a_resume_takes_later_ids_and_late_writes_and_a_next_page_what_came_after_the_first() {
         let point = ResumePoint {
-            since: "2026-12-07T10:00:01.500000Z".into(),
+            since: "2026-12-07T10:00:05.000000Z".into(),
             after: B.into(),
             last: None,
         };
         // After the point by id.
-        assert!(is_after(&item(C, "2026-12-07T10:00:02.100000Z"), &point));
-        // The point itself and what came before it, delivered before it: not again.
-        assert!(!is_after(&item(B, "2026-12-07T10:00:01.500000Z"), &point));
-        assert!(!is_after(&item(A, "2026-12-07T10:00:00.100000Z"), &point));
-        // A late delivery: its id sorts before the point, it reached the inbox after.
-        assert!(is_after(&item(A, "2026-12-07T10:00:03.000000Z"), &point));
-        // A continued resume skips what the previous page had.
+        assert!(is_after(&item(C, "2026-12-07T10:00:06.000000Z"), &point));
+        // The point itself and what was written well before it: not again.
+        assert!(!is_after(&item(B, "2026-12-07T10:00:05.000000Z"), &point));
+        assert!(!is_after(&item(A, "2026-12-07T10:00:00.500000Z"), &point));
+        // A late write: its id sorts before the point, it reached the inbox after (and not one
+        // written before the point).
+        assert!(is_after(&item(A, "2026-12-07T10:00:09.000000Z"), &point));
+        assert!(!is_after(&item(A, "2026-12-07T10:00:04.000000Z"), &point));
+        // A continued resume: what the previous page weighed is not sent again, unless it was
+        // written after that page was read.
         let next = ResumePoint {
-            last: Some(C.into()),
+            last: Some((C.into(), "2026-12-07T10:00:10.000000Z".into())),
             ..point.clone()
         };
-        assert!(!is_after(&item(C, "2026-12-07T10:00:02.100000Z"), &next));
-        assert!(!is_after(&item(A, "2026-12-07T10:00:03.000000Z"), &next));
+        assert!(!is_after(&item(C, "2026-12-07T10:00:06.000000Z"), &next));
+        assert!(!is_after(&item(A, "2026-12-07T10:00:09.000000Z"), &next));
+        assert!(is_after(&item(A, "2026-12-07T10:00:11.000000Z"), &next));
     }
 
     #[test]
@@ -884,7 +676,7 @@ mod tests {
         let point = ResumePoint {
             since: "2026-12-07T10:00:01.500000Z".into(),
             after: B.into(),
-            last: Some(C.into()),
+            last: Some((C.into(), "2026-12-07T10:00:10.000000Z".into())),
         };
         assert_eq!(ResumePoint::parse(&point.cursor()), Some(point.clone()));
         let first = ResumePoint {
@@ -896,22 +688,30 @@ mod tests {
             assert_eq!(ResumePoint::parse(bad), None, "{bad}");
         }
         use base64::Engine;
-        let forged =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("yesterday\nnot-an-id\n");
-        assert_eq!(ResumePoint::parse(&forged), None);
+        for forged in [
+            "yesterday\nnot-an-id\n\n",
+            "2026-12-07T10:00:01.500000Z\n{B}\n{C}\n",
+        ] {
+            let text = forged.replace("{B}", B).replace("{C}", C);
+            let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+            assert_eq!(ResumePoint::parse(&c), None, "{forged}");
+        }
     }
 
     #[test]
-    fn frames_are_tagged_and_unknown_ones_refused() {
+    fn frames_are_tagged_carry_their_id_and_unknown_ones_are_refused() {
         assert!(matches!(
             serde_json::from_str::<ClientFrame>(r#"{"action":"ping"}"#),
-            Ok(ClientFrame::Ping {})
+            Ok(ClientFrame::Ping { id: None })
         ));
+        let f: ClientFrame = serde_json::from_str(r#"{"action":"ping","id":"7"}"#).unwrap();
+        assert_eq!(f.id().map(String::as_str), Some("7"));
         assert!(matches!(
             serde_json::from_str::<ClientFrame>(&format!(r#"{{"action":"resume","from":"{A}"}}"#)),
             Ok(ClientFrame::Resume {
                 from: Some(_),
-                cursor: None
+                cursor: None,
+                ..
             })
         ));
         for bad in [
@@ -924,8 +724,15 @@ mod tests {
             assert!(serde_json::from_str::<ClientFrame>(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            serde_json::to_string(&Frame::Pong).unwrap(),
+            serde_json::to_string(&Frame::Pong { id: None }).unwrap(),
             r#"{"type":"pong"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Frame::Pong {
+                id: Some("7".into())
+            })
+            .unwrap(),
+            r#"{"type":"pong","id":"7"}"#
         );
     }
 }

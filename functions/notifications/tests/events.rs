@@ -2,7 +2,7 @@
 //! with in-memory adapters of their ports.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -112,9 +112,19 @@ struct MemoryInbox {
     stop_after: Option<usize>,
     /// Told when it stops.
     stopped: tokio::sync::Notify,
+    /// What happened, in order: `push <users>` here, `continue <chunk>` in [`MemoryDlq`]
+    /// when they share it.
+    journal: Arc<Mutex<Vec<String>>>,
 }
 
 impl Inbox for MemoryInbox {
+    async fn push(&self, users: &[String], _message: &OutboxMessage) {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("push {}", users.len()));
+    }
+
     async fn deliver(&self, user_id: &str, message: &OutboxMessage) -> anyhow::Result<bool> {
         if self.failing_users.contains(user_id) {
             anyhow::bail!("inbox write throttled");
@@ -155,6 +165,7 @@ struct MemoryDlq {
     dead: Mutex<Vec<(String, String)>>,
     /// The continuations queued (their bodies).
     continued: Mutex<Vec<String>>,
+    journal: Arc<Mutex<Vec<String>>>,
 }
 
 impl Continuations for MemoryDlq {
@@ -168,6 +179,10 @@ impl Continuations for MemoryDlq {
         let mut next = message.clone();
         next.data["fanout_after"] = after.into();
         next.data["fanout_chunk"] = chunk.into();
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("continue {chunk}"));
         self.continued
             .lock()
             .unwrap()
@@ -637,4 +652,43 @@ async fn a_fanout_that_claims_more_chunks_than_any_event_has_goes_to_the_dlq() {
     assert!(response.batch_item_failures.is_empty(), "not retried");
     assert_eq!(queues.dead.lock().unwrap().len(), 1);
     assert!(inbox.items.lock().unwrap().is_empty());
+}
+
+/// Realtime (issue 17): what was written is pushed once — a redelivery that finds it written
+/// pushes nothing — and a fan-out chunk's pushes come after its continuation is queued, so a
+/// slow push can never hold the rest of the audience back.
+#[tokio::test]
+async fn pushes_follow_the_writes_and_never_hold_back_a_fan_outs_continuation() {
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let inbox = MemoryInbox {
+        attendees: (0..FANOUT_CHUNK + 10)
+            .map(|i| format!("usr_{i:05}"))
+            .collect(),
+        journal: journal.clone(),
+        ..Default::default()
+    };
+    let queues = MemoryDlq {
+        journal: journal.clone(),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let response = consume(&inbox, (&queues, &queues), 5, sqs_event()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(*journal.lock().unwrap(), ["push 1", "push 0"]);
+    journal.lock().unwrap().clear();
+    let mut event = sqs_event();
+    event.records[0].body = Some(
+        serde_json::json!({
+            "id": "c0ffee", "type": "event.cancelled", "aggregate_id": "evt_1",
+            "occurred_at": "2026-11-23T10:00:00.000000Z", "recipients": [],
+            "summary": "cancelled", "data": {"fanout": "attendees"}
+        })
+        .to_string(),
+    );
+    consume(&inbox, (&queues, &queues), 5, event).await;
+    assert_eq!(
+        *journal.lock().unwrap(),
+        ["continue 1".to_owned(), format!("push {FANOUT_CHUNK}")]
+    );
 }
