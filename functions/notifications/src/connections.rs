@@ -1,6 +1,7 @@
 //! The realtime connections in the table (docs/realtime.md, decision 0014).
 //!
-//! - `USER#<id>` / `CONNS`: the user's connections, `conns`: connection id → entry
+//! - `CONNS#<user id>` / `CONNS`: the user's connections (their own partition, so that IAM can
+//!   let the realtime functions change them and nothing of the user's `USER#` items), `conns`: connection id → entry
 //!   (`e` lease end, `m` API Gateway's 2-hour end, `c` connected at — epoch s —, `s` session
 //!   id), and a `version` every change is conditional on, so that the limit of
 //!   [`MAX_CONNECTIONS`] holds under concurrent connects. A connection is live while its lease
@@ -31,9 +32,12 @@ const PRUNE_PER_WRITE: usize = 20;
 const CONNS_SK: &str = "CONNS";
 const CONN_SK: &str = "CONN";
 
+/// The partition-key prefix of users' connection maps.
+pub const CONNS_PREFIX: &str = "CONNS#";
+
 pub fn user_conns_key(user_id: &str) -> Item {
     HashMap::from([
-        ("pk".into(), s(format!("USER#{user_id}"))),
+        ("pk".into(), s(format!("{CONNS_PREFIX}{user_id}"))),
         ("sk".into(), s(CONNS_SK)),
     ])
 }
@@ -219,8 +223,9 @@ fn map_update(
 }
 
 /// Extends the lease of `connection_id` of `user_id` to `now + LEASE_S` (not past its 2-hour
-/// end). `Ok(false)`: the connection is no longer in the map (removed as gone, or the map
-/// expired): the client should reconnect.
+/// end), while it runs. `Ok(false)`: the connection is no longer in the map (removed as gone,
+/// its session ended, or the map expired) or its lease has ended (it no longer counts, and a
+/// frame may not revive it past the limit): the client should reconnect.
 pub async fn touch(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -234,9 +239,10 @@ pub async fn touch(
         .table_name(table)
         .set_key(Some(user_conns_key(user_id)))
         .update_expression("SET conns.#c.e = :lease")
-        .condition_expression("attribute_exists(conns.#c)")
+        .condition_expression("attribute_exists(conns.#c) AND conns.#c.e > :now")
         .expression_attribute_names("#c", connection_id)
         .expression_attribute_values(":lease", n((now + LEASE_S).min(max_until)))
+        .expression_attribute_values(":now", n(now))
         .send()
         .await;
     Ok(shared::ddb::written(result)?)

@@ -266,6 +266,7 @@ impl Consumer {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> anyhow::Result<SqsBatchResponse> {
+        self.inbox.pusher.start_invocation();
         let queues = (&self.dead, &self.outbox);
         Ok(consume(&self.inbox, queues, self.max_receives, event).await)
     }

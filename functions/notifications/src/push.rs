@@ -16,9 +16,13 @@ use crate::realtime::Frame;
 
 /// Posts in flight at once.
 const PUSH_CONCURRENCY: usize = 16;
-/// The most one call of [`Pusher::push`] spends (a fan-out chunk's continuation is queued
-/// before it, and the consumer's 30 s timeout holds a batch of 10 messages).
+/// The most one call of [`Pusher::push`] spends, reads and posts together (a fan-out chunk's
+/// continuation is queued before it).
 pub const PUSH_BUDGET: Duration = Duration::from_secs(2);
+/// The most the pushes of one invocation spend together: a batch of 10 messages keeps most of
+/// the consumer's 30 s timeout for its writes. Past it, messages are not pushed (the inbox has
+/// them; `RealtimePushSkipped`).
+pub const INVOCATION_PUSH_BUDGET: Duration = Duration::from_secs(8);
 /// A connection this young may still be in its handshake, when API Gateway answers 410 to a
 /// post: not removed for that.
 const HANDSHAKE_GRACE_S: u64 = 10;
@@ -28,6 +32,8 @@ pub struct Pusher {
     pub ddb: aws_sdk_dynamodb::Client,
     pub table: String,
     pub api: aws_sdk_apigatewaymanagement::Client,
+    /// When this invocation's pushes must be done by ([`Pusher::start_invocation`]).
+    deadline: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Pusher {
@@ -51,17 +57,52 @@ impl Pusher {
             ddb: app.clients.dynamodb.clone(),
             table: app.config.table_name.clone(),
             api: aws_sdk_apigatewaymanagement::Client::from_conf(config),
+            deadline: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A new invocation: its pushes share [`INVOCATION_PUSH_BUDGET`] from now.
+    pub fn start_invocation(&self) {
+        *self.deadline.lock().expect("push deadline") =
+            Some(Instant::now() + INVOCATION_PUSH_BUDGET);
+    }
+
+    /// What one push may spend: [`PUSH_BUDGET`], within what is left of the invocation's.
+    fn budget(&self) -> Duration {
+        let left = self
+            .deadline
+            .lock()
+            .expect("push deadline")
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(INVOCATION_PUSH_BUDGET);
+        PUSH_BUDGET.min(left)
     }
 
     /// Sends `message` (written to each of `users`' inboxes) to their live connections whose
     /// session is live: one BatchGetItem per 100 users for the connection maps, one per 100
-    /// sessions, then one PostToConnection per connection, within [`PUSH_BUDGET`].
+    /// sessions, then one PostToConnection per connection, all within [`Pusher::budget`].
     pub async fn push(&self, users: &[String], message: &OutboxMessage) {
         if users.is_empty() {
             return;
         }
-        let started = Instant::now();
+        let budget = self.budget();
+        let skipped = |why: &str| {
+            metrics::counter!("RealtimePushSkipped").increment(1);
+            tracing::warn!(message_id = %message.id, budget_ms = budget.as_millis() as u64, "{why} (the inbox has what was not pushed)");
+        };
+        if budget.is_zero() {
+            return skipped("no push time left in this invocation");
+        }
+        let deadline = Instant::now() + budget;
+        if tokio::time::timeout(budget, self.push_within(users, message, deadline))
+            .await
+            .is_err()
+        {
+            skipped("the push budget ran out reading connections and sessions");
+        }
+    }
+
+    async fn push_within(&self, users: &[String], message: &OutboxMessage, deadline: Instant) {
         let now = crate::realtime::now_s();
         let mut targets: Vec<(String, Entry)> = Vec::new();
         let mut seen = HashSet::new();
@@ -75,8 +116,8 @@ impl Pusher {
                 continue;
             };
             for map in &maps {
-                let Some(user) =
-                    get_s(map, "pk").map(|pk| pk.trim_start_matches("USER#").to_owned())
+                let Some(user) = get_s(map, "pk")
+                    .map(|pk| pk.trim_start_matches(connections::CONNS_PREFIX).to_owned())
                 else {
                     continue;
                 };
@@ -143,7 +184,7 @@ impl Pusher {
             .collect();
         let total = posts.len();
         let mut done = 0;
-        let left = PUSH_BUDGET.saturating_sub(started.elapsed());
+        let left = deadline.saturating_duration_since(Instant::now());
         let mut sends = futures_util::stream::iter(posts)
             .map(|(user, e)| {
                 let body = frames.get(&user).cloned().unwrap_or_default();
@@ -177,8 +218,7 @@ impl Pusher {
             metrics::counter!("RealtimePushFailures").increment((total - done) as u64);
             tracing::warn!(
                 not_pushed = total - done,
-                budget_ms = PUSH_BUDGET.as_millis() as u64,
-                "pushes left when the push budget ran out (the inbox has them)"
+                "posts left when the push budget ran out (the inbox has them)"
             );
         }
     }

@@ -42,6 +42,11 @@ pub const RESUME_PAGE: usize = 100;
 /// `resume` (its id sorts by the change's time; one written later than this is in the inbox
 /// and `GET /v1/me/notifications` only).
 pub const RESUME_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// How long after its `written_at` stamp an inbox item may become readable: the stamp is taken
+/// when the item is built, and the write (a fan-out chunk's BatchWriteItem with its retries)
+/// lands within the consumer's invocation, 30 s at most. A resume therefore also returns what
+/// was stamped this long before its point (a client drops the ids it has): never a gap.
+pub const WRITE_LAG: Duration = Duration::from_secs(30);
 /// The longest `id` a client frame may carry.
 const MAX_FRAME_ID: usize = 64;
 
@@ -294,7 +299,24 @@ async fn try_message(
     id: &mut Option<String>,
 ) -> Result<Frame, ApiError> {
     let connection_id = connection_of(req)?;
-    // The connection's budget first: a flood costs one conditional write a frame, nothing more.
+    let body = req.body.as_deref().unwrap_or("");
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(ApiError::payload_too_large(MAX_FRAME_BYTES));
+    }
+    let parsed: Result<ClientFrame, ApiError> = serde_json::from_str(body).map_err(|e| {
+        ApiError::validation("action", format!("not a frame this API takes ({e}); send {{\"action\":\"ping\"}} or {{\"action\":\"resume\",\"from\":\"<notification id>\"}}"))
+    });
+    if let Some(given) = parsed.as_ref().ok().and_then(ClientFrame::id) {
+        if given.is_empty() || given.len() > MAX_FRAME_ID || given.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "id",
+                format!("1 to {MAX_FRAME_ID} printable characters"),
+            ));
+        }
+        *id = Some(given.clone());
+    }
+    // The connection's budget (after the frame is read, so that a refusal names its id): a
+    // flood costs one conditional write a frame, nothing more.
     let rule = Rule {
         scope: "ws",
         limit: FRAMES_PER_MINUTE,
@@ -319,22 +341,8 @@ async fn try_message(
             tracing::warn!(error.cause_chain = %shared::error_chain_anyhow(&e), "frame limiter failed; letting the frame through");
         }
     }
-    let body = req.body.as_deref().unwrap_or("");
-    if body.len() > MAX_FRAME_BYTES {
-        return Err(ApiError::payload_too_large(MAX_FRAME_BYTES));
-    }
-    let frame: ClientFrame = serde_json::from_str(body).map_err(|e| {
-        ApiError::validation("action", format!("not a frame this API takes ({e}); send {{\"action\":\"ping\"}} or {{\"action\":\"resume\",\"from\":\"<notification id>\"}}"))
-    })?;
-    if let Some(given) = frame.id() {
-        if given.is_empty() || given.len() > MAX_FRAME_ID || given.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                "id",
-                format!("1 to {MAX_FRAME_ID} printable characters"),
-            ));
-        }
-        *id = Some(given.clone());
-    }
+    // A malformed frame counts against the budget too.
+    let frame = parsed?;
     // Every frame is the connection's activity: its session must still be live, and its lease
     // is extended (the client pings more often than API Gateway's 10-minute idle timeout).
     let now = now_s();
@@ -402,8 +410,9 @@ async fn live_owner(rt: &Realtime, connection_id: &str, now: u64) -> Result<Owne
 }
 
 /// Where a resume continues: notifications whose id is after `after` or that were written
-/// after `since` (write times of different consumer instances compare as their hosts' clocks,
-/// which the Amazon Time Sync Service keeps within about a millisecond); a continued resume (`last`: the previous page's last
+/// after `since` less [`WRITE_LAG`] (write times of different consumer instances compare as
+/// their hosts' clocks, which the Amazon Time Sync Service keeps within about a millisecond);
+/// a continued resume (`last`: the previous page's last
 /// id) takes those after `last`, and those up to `last` written after that page was read
 /// (`read_at`).
 #[derive(Debug, Clone, PartialEq)]
@@ -500,21 +509,41 @@ async fn start_of(rt: &Realtime, user: &str, from: &str) -> Result<ResumePoint, 
     })
 }
 
-/// Whether an inbox item comes after a resume point.
-pub fn is_after(item: &InboxItem, point: &ResumePoint) -> bool {
+/// Whether an inbox item comes after a resume point; `lag`: [`WRITE_LAG`] as it applies to the
+/// point's times (see [`Lagged`]).
+pub fn is_after(item: &InboxItem, point: &ResumePoint, lag: &Lagged) -> bool {
     let id = item.sk.trim_start_matches(PREFIX);
     let w = written(item);
     if id == point.after {
         // The client has the one it resumes from.
         return false;
     }
-    if let Some((last, read_at)) = &point.last
+    if let Some((last, _)) = &point.last
         && id <= last.as_str()
     {
-        // The previous page weighed it already, unless it was written after that page.
-        return !w.is_empty() && w > read_at.as_str();
+        // The previous page weighed it already, unless it became readable after that page.
+        return !w.is_empty() && w > lag.read_at.as_str();
     }
-    id > point.after.as_str() || (!w.is_empty() && w > point.since.as_str())
+    id > point.after.as_str() || (!w.is_empty() && w > lag.since.as_str())
+}
+
+/// A resume point's times less [`WRITE_LAG`], as the text the items' stamps compare with.
+pub struct Lagged {
+    pub since: String,
+    pub read_at: String,
+}
+
+impl Lagged {
+    pub fn of(point: &ResumePoint) -> Result<Self, ApiError> {
+        let less = |t: &str| parse_time(t).map(|t| shared::outbox::timestamp(t - WRITE_LAG));
+        Ok(Lagged {
+            since: less(&point.since)?,
+            read_at: match &point.last {
+                Some((_, read_at)) => less(read_at)?,
+                None => String::new(),
+            },
+        })
+    }
 }
 
 /// The notifications after `point`, oldest id first, a page at a time; and the cursor of the
@@ -525,6 +554,7 @@ async fn resume(
     point: ResumePoint,
 ) -> Result<(Vec<Notification>, Option<String>), ApiError> {
     let since = parse_time(&point.since)?;
+    let lag = Lagged::of(&point)?;
     // Ids sort by the change's time, never after the write: nothing written after `since` has
     // an id before `since - RESUME_LOOKBACK` (a delivery that late is out of scope).
     let low = format!(
@@ -548,7 +578,7 @@ async fn resume(
     while let Some(i) = pages.next().await {
         let item: InboxItem =
             shared::ddb::from_item(i.map_err(ApiError::internal)?).map_err(ApiError::internal)?;
-        if !is_after(&item, &point) {
+        if !is_after(&item, &point, &lag) {
             continue;
         }
         if items.len() == RESUME_PAGE {
@@ -647,28 +677,33 @@ mod tests {
     #[test]
     fn a_resume_takes_later_ids_and_late_writes_and_a_next_page_what_came_after_the_first() {
         let point = ResumePoint {
-            since: "2026-12-07T10:00:05.000000Z".into(),
+            since: "2026-12-07T10:01:00.000000Z".into(),
             after: B.into(),
             last: None,
         };
+        let lag = Lagged::of(&point).unwrap();
+        assert_eq!(lag.since, "2026-12-07T10:00:30.000000Z");
+        let after = |id, w| is_after(&item(id, w), &point, &lag);
         // After the point by id.
-        assert!(is_after(&item(C, "2026-12-07T10:00:06.000000Z"), &point));
-        // The point itself and what was written well before it: not again.
-        assert!(!is_after(&item(B, "2026-12-07T10:00:05.000000Z"), &point));
-        assert!(!is_after(&item(A, "2026-12-07T10:00:00.500000Z"), &point));
-        // A late write: its id sorts before the point, it reached the inbox after (and not one
-        // written before the point).
-        assert!(is_after(&item(A, "2026-12-07T10:00:09.000000Z"), &point));
-        assert!(!is_after(&item(A, "2026-12-07T10:00:04.000000Z"), &point));
-        // A continued resume: what the previous page weighed is not sent again, unless it was
-        // written after that page was read.
+        assert!(after(C, "2026-12-07T10:00:06.000000Z"));
+        // The point itself, and what was stamped long enough before it to have been readable.
+        assert!(!after(B, "2026-12-07T10:01:00.000000Z"));
+        assert!(!after(A, "2026-12-07T10:00:00.500000Z"));
+        // A late write: its id sorts before the point, it was stamped after the point, or so
+        // shortly before that it may have become readable after it (the client may have it).
+        assert!(after(A, "2026-12-07T10:01:30.000000Z"));
+        assert!(after(A, "2026-12-07T10:00:45.000000Z"));
+        // A continued resume: what the previous page weighed is not sent again, unless it may
+        // have become readable after that page was read.
         let next = ResumePoint {
-            last: Some((C.into(), "2026-12-07T10:00:10.000000Z".into())),
+            last: Some((C.into(), "2026-12-07T10:02:00.000000Z".into())),
             ..point.clone()
         };
-        assert!(!is_after(&item(C, "2026-12-07T10:00:06.000000Z"), &next));
-        assert!(!is_after(&item(A, "2026-12-07T10:00:09.000000Z"), &next));
-        assert!(is_after(&item(A, "2026-12-07T10:00:11.000000Z"), &next));
+        let lag = Lagged::of(&next).unwrap();
+        let after = |id, w| is_after(&item(id, w), &next, &lag);
+        assert!(!after(C, "2026-12-07T10:00:06.000000Z"));
+        assert!(!after(A, "2026-12-07T10:01:20.000000Z"));
+        assert!(after(A, "2026-12-07T10:01:45.000000Z"));
     }
 
     #[test]
