@@ -5,12 +5,17 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: load-read dev trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
+.PHONY: load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 ## RELEASE=1 runs release builds (what deploys; for measuring).
 dev: setup
 	LOCAL_XRAY_SAMPLING=$${LOCAL_XRAY_SAMPLING:-1} $(PY) infra/local_stack.py --ready-file .local/ready.json $(if $(RELEASE),--release)
+
+## Listen on the local WebSocket API as a user (make listen EMAIL=... PASSWORD=..., or TOKEN=...;
+## FROM=<notification id> resumes first): every notification of theirs is printed as it arrives.
+listen: setup
+	$(PY) infra/tools/ws_listen.py $(if $(TOKEN),--token '$(TOKEN)',--email '$(EMAIL)' --password '$(PASSWORD)') $(if $(FROM),--resume-from '$(FROM)')
 
 ## Print one X-Ray trace of the local stack as a waterfall (make trace ID=1-...); without ID,
 ## the traces of the last 15 minutes (FILTER='annotation.user_id = "..."' narrows them). The
