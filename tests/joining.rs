@@ -111,6 +111,19 @@ pub async fn leave(api: &Api, caller: &Caller, event: &str, trace: Option<&str>)
     .await
 }
 
+/// Cancels `event` as its organizer (every attendee is told: a fan-out).
+pub async fn cancel_event(api: &Api, organizer: &Caller, event: &str) {
+    let cancel = api
+        .send_as(
+            organizer,
+            reqwest::Method::DELETE,
+            &format!("/v1/events/{event}"),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
+}
+
 pub async fn get_event(api: &Api, caller: &Caller, event: &str) -> Value {
     let r = api
         .call(Some(caller), |r| r.get(&format!("/v1/events/{event}")))

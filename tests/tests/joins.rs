@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e::joining::{create_event, event_body, get_event, join, key, leave, with_organizer};
+use e2e::joining::{
+    cancel_event, create_event, event_body, get_event, join, key, leave, with_organizer,
+};
 use e2e::{Api, Caller, PATIENCE, Stack, s};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
@@ -235,15 +237,7 @@ async fn the_promoted_user_is_notified_with_the_trace_of_the_leave_and_every_mes
     assert_eq!(bad.body["invalid_params"][0]["name"], "up_to");
 
     // Cancelling tells everyone still there.
-    let cancel = api
-        .send_as(
-            &organizer,
-            Method::DELETE,
-            &format!("/v1/events/{event}"),
-            None,
-        )
-        .await;
-    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
+    cancel_event(&api, &organizer, &event).await;
     wait_for_notification(&api, &b_user, &event, "event.cancelled").await;
     wait_for_notification(&api, &c_user, &event, "event.cancelled").await;
     let late = join(&api, &a_user, &event, &key()).await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use e2e::joining::{create_event, join, key, leave, with_organizer};
+use e2e::joining::{cancel_event, create_event, join, key, leave, with_organizer};
 use e2e::ws::{self, Conn};
 use e2e::{Caller, PATIENCE};
 use reqwest::{Method, StatusCode};
@@ -446,15 +446,7 @@ async fn a_logged_out_session_is_pushed_nothing_and_its_open_connection_is_told_
     assert_eq!(f["problem"]["status"], 401, "{f}");
     // The organizer cancels: the user's inbox has it (reads need no live session), the
     // logged-out socket is never posted it, and the connection is removed.
-    let cancel = api
-        .send_as(
-            &organizer,
-            Method::DELETE,
-            &format!("/v1/events/{event}"),
-            None,
-        )
-        .await;
-    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.body);
+    cancel_event(&api, &organizer, &event).await;
     let cancelled = in_inbox(&api, &user, &event, "event.cancelled").await;
     let id = cancelled["id"].as_str().unwrap();
     connections_until(&stack, &user, |m| m.is_empty()).await;
@@ -466,4 +458,56 @@ async fn a_logged_out_session_is_pushed_nothing_and_its_open_connection_is_told_
         "the logged-out session's socket was pushed to"
     );
     c.close().await;
+}
+
+/// The crowd: an event with 150 attendees, every one of them connected, is cancelled; the
+/// fan-out's pushes reach every socket (one BatchGetItem per 100 users, posts 16 at a time,
+/// within the push budget). The time from the cancel to the last socket is printed.
+#[tokio::test]
+async fn a_cancelled_event_reaches_every_connected_attendee() {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    const CROWD: usize = 150;
+    let (stack, api, minter, organizer) = with_organizer([127, 0, 17, 9]).await;
+    let event = create_event(&api, &organizer, CROWD as u32).await;
+    let users = minter.users(CROWD, &[Role::Attendee]).await;
+    // Their seats, as the joins' transactions write them (the fan-out reads these).
+    let (ddb, table) = stack.table().await;
+    for chunk in users.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|u| {
+                let put = PutRequest::builder()
+                    .item("pk", AttributeValue::S(format!("EVENT#{event}")))
+                    .item("sk", AttributeValue::S(format!("SEAT#{}", u.id)))
+                    .item("type", AttributeValue::S("seat".into()))
+                    .item("user_id", AttributeValue::S(u.id.clone()))
+                    .item(
+                        "at",
+                        AttributeValue::S("2026-12-01T10:00:00.000000Z".into()),
+                    )
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        shared::ddb::batch_write(&ddb, &table, writes)
+            .await
+            .unwrap();
+    }
+    let connects = users.iter().map(|u| open(&stack, u));
+    let mut sockets: Vec<Conn> = futures_util::future::join_all(connects).await;
+    let cancelled = Instant::now();
+    cancel_event(&api, &organizer, &event).await;
+    let waits = sockets
+        .iter_mut()
+        .map(|c| async { c.pushed_until(is(&event, "event.cancelled")).await });
+    let frames = futures_util::future::join_all(waits).await;
+    println!(
+        "{} sockets got the cancellation {} ms after the cancel",
+        frames.len(),
+        cancelled.elapsed().as_millis()
+    );
+    let id = &frames[0]["notification"]["id"];
+    assert!(frames.iter().all(|f| &f["notification"]["id"] == id));
+    futures_util::future::join_all(sockets.into_iter().map(Conn::close)).await;
 }
