@@ -13,6 +13,7 @@
     and an X-Ray daemon stand-in (UDP) that forwards the functions' segment documents to
     moto's X-Ray API (PutTraceSegments), so `aws xray batch-get-traces` answers locally.
   + the WebSocket API on ws://127.0.0.1:3001 and its management API (infra/realtime_local.py)
+  + an OpenID Connect provider to sign in with (oidc-provider, OpenID Certified; infra/oidc)
 
 Usage: infra/local_stack.py [--port 3000] [--moto-port 4566] [--no-build] [--release] [--ready-file F]
 Ctrl-C (or SIGTERM) stops everything. See docs/decisions/0001-local-stack.md for the design.
@@ -246,6 +247,46 @@ def create_resources(template, resolver, endpoint, visibility_timeout=None):
         if res["Type"] == "AWS::Serverless::HttpApi":
             resolver.refs[lid] = "local"
     return created
+
+
+# --------------------------------------------------------------------------- OpenID Connect
+
+
+OIDC_PROVIDER_NAME = "local"
+OIDC_CLIENT_ID = "city-events-local"
+
+
+def start_oidc_provider(redirect_base, log_dir, children):
+    """Starts the local OpenID Connect provider (infra/oidc/provider.mjs, with the oidc-provider
+    that infra/setup.sh installed into .tools/oidc) with one client whose redirect URI is this
+    stack's callback; returns what the functions and tests need, or None without Node."""
+    modules = os.path.join(ROOT, ".tools", "oidc")
+    if not os.path.isdir(os.path.join(modules, "node_modules", "oidc-provider")) or not shutil_which("node"):
+        log("no local OpenID Connect provider (run infra/setup.sh; needs Node.js 20+)")
+        return None
+    port = free_port()
+    secret = secrets.token_urlsafe(32)
+    secret_file = os.path.join(log_dir, "..", "oidc-client-secret")
+    with open(secret_file, "w") as f:
+        f.write(secret)
+    os.chmod(secret_file, 0o600)
+    redirect = "%s/v1/auth/oidc/%s/callback" % (redirect_base, OIDC_PROVIDER_NAME)
+    proc = subprocess.Popen(["node", os.path.join(ROOT, "infra", "oidc", "provider.mjs"), "--port", str(port),
+                             "--client-id", OIDC_CLIENT_ID, "--client-secret-file", secret_file,
+                             "--redirect-uri", redirect, "--modules", modules],
+                            stdout=open(os.path.join(log_dir, "oidc-provider.log"), "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    children.append(proc)
+    issuer = "http://127.0.0.1:%d" % port
+    if not wait_http(issuer + "/.well-known/openid-configuration", 30):
+        raise SystemExit("the OpenID Connect provider did not start (see %s/oidc-provider.log)" % log_dir)
+    return {"name": OIDC_PROVIDER_NAME, "issuer": issuer, "client_id": OIDC_CLIENT_ID, "client_secret": secret,
+            "redirect_base": redirect_base}
+
+
+def shutil_which(cmd):
+    import shutil
+    return shutil.which(cmd)
 
 
 # --------------------------------------------------------------------------- functions
@@ -1179,6 +1220,15 @@ def main():
             for line in create_resources(template, resolver, endpoint, args.queue_visibility_timeout):
                 log("created %s" % line)
 
+        port = args.port if args.port else free_port()
+        # Sign in with OpenID Connect: the local provider (the first stack's), its client secret
+        # where the template keeps it, and this gateway's callback as the redirect.
+        oidc = attached.get("oidc") if attached else start_oidc_provider("http://127.0.0.1:%d" % port, log_dir, children)
+        if oidc and not attached and "OidcClientSecrets" in resolver.refs:
+            aws_client("secretsmanager", endpoint).put_secret_value(
+                SecretId=resolver.refs["OidcClientSecrets"], SecretString=json.dumps({oidc["name"]: oidc["client_secret"]}))
+            log("OpenID Connect provider %s (client %s; sign in as any account name: docs/decisions/0015-oidc.md)"
+                % (oidc["issuer"], oidc["client_id"]))
         # The WebSocket API's management endpoint, where the consumer's pushes go: this stack's,
         # or (a second gateway) the first one's, which holds the connections.
         resolver.refs.setdefault("RealtimeApi", "local")
@@ -1221,6 +1271,10 @@ def main():
                 env["LOG_LEVEL"] = os.environ["LOG_LEVEL"]
             if "REALTIME_ENDPOINT" in env and management:
                 env["REALTIME_ENDPOINT"] = management
+            if "OIDC_PROVIDERS" in env:
+                env["OIDC_PROVIDERS"] = json.dumps([{k: oidc[k] for k in ("name", "issuer", "client_id")}] if oidc else [])
+                if oidc:
+                    env["OIDC_REDIRECT_BASE"] = oidc["redirect_base"]
             for kv in args.env:
                 k, _, v = kv.partition("=")
                 env[k] = v
@@ -1262,7 +1316,6 @@ def main():
         if not attached:
             log("admin account: %s / %s (generated now; see docs/runbook.md)" % (admin_info["email"], admin_info["password"]))
 
-        port = args.port if args.port else free_port()
         rotation = next((fns[lid] for lid, r in functions.items()
                          if r["Metadata"]["BuildProperties"]["Binary"] == "rotate_keys"), None)
         # The secret a rotation schedule rotates with that function. A schedule with
@@ -1293,6 +1346,7 @@ def main():
         info = {"url": url, "aws_endpoint_url": endpoint, "region": REGION, "log_dir": log_dir, "admin": admin_info,
                 "xray_daemon": XRAY.address,
                 "realtime_url": ws_url, "realtime_management_url": management,
+                "oidc": oidc,
                 "resources": {"refs": resolver.refs, "attrs": {"%s|%s" % k: v for k, v in resolver.attrs.items()}},
                 # Every function's variables (the signers' SIGNING_KEYS_SECRET_ID too): tests
                 # and `cargo lambda watch` run any function with it.

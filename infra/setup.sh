@@ -34,6 +34,26 @@ if [ "$failed" -ne 0 ]; then
   exit 1
 fi
 
+# The local OpenID Connect provider (issue 18): oidc-provider from the npm registry, pinned by
+# infra/oidc/package-lock.json, run by the machine's Node.js (20 or later).
+oidc_dir="$tools/oidc"
+oidc_stamp="$oidc_dir/.installed-$(cat "$root/infra/oidc/package.json" "$root/infra/oidc/package-lock.json" | sha256sum | cut -c1-16)"
+if [ ! -f "$oidc_stamp" ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "error: Node.js 20+ and npm are needed for the local OpenID Connect provider (infra/oidc)" >&2
+    exit 1
+  fi
+  echo "==> installing the local OpenID Connect provider from infra/oidc into .tools/oidc"
+  rm -rf "$oidc_dir"
+  mkdir -p "$oidc_dir"
+  cp "$root/infra/oidc/package.json" "$root/infra/oidc/package-lock.json" "$oidc_dir/"
+  (cd "$oidc_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || {
+    echo "error: installing oidc-provider (npm ci in .tools/oidc) failed" >&2
+    exit 1
+  }
+  touch "$oidc_stamp"
+fi
+
 if ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$'; then
   echo "==> rustup target add aarch64-unknown-linux-gnu"
   rustup target add aarch64-unknown-linux-gnu || {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod joining;
+pub mod oidc;
 pub mod ws;
 pub mod xray;
 
@@ -24,6 +25,8 @@ pub struct Stack {
     /// The WebSocket API (`ws://…`) and its management API, on the first stack.
     pub realtime_url: Option<String>,
     pub realtime_management_url: Option<String>,
+    /// The local OpenID Connect provider (name, issuer, client_id, redirect_base).
+    pub oidc: Option<serde_json::Value>,
 }
 
 impl Stack {
@@ -63,6 +66,7 @@ impl Stack {
                 .unwrap_or_default(),
             realtime_url: v["realtime_url"].as_str().map(str::to_owned),
             realtime_management_url: v["realtime_management_url"].as_str().map(str::to_owned),
+            oidc: Some(v["oidc"].clone()).filter(|o| o.is_object()),
         }
     }
 

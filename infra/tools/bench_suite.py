@@ -75,6 +75,13 @@ HTTP = [
      {"password": "not the password", "code": "000000"}, "me", {"@warm": 20}, None),
     ("set_roles", "set_roles", "PUT", "/v1/admin/users/{id}/roles", {"id": "me_id"}, None,
      {"roles": ["attendee"]}, "admin", {}, None),
+    # Sign in with OpenID Connect (issue 18): a start (the provider's discovery, then one
+    # write), and a callback whose state no sign-in has (what a callback costs before the
+    # provider: the state's conditional delete).
+    ("oidc_start", "oidc_start", "GET", "/v1/auth/oidc/{provider}/start", {"provider": "oidc_provider"}, None,
+     None, None, {}, 200),
+    ("oidc_callback", "oidc_callback", "GET", "/v1/auth/oidc/{provider}/callback", {"provider": "oidc_provider"},
+     {"code": "oidc_code", "state": "oidc_state"}, None, None, {}, 400),
 ]
 
 # The functions of template.yaml that are not HTTP routes: (name, binary, event file or builder).
@@ -150,6 +157,7 @@ def suite(args):
     root = args.root
     env = json.load(open(args.ready))["env"]
     fx = json.load(open(args.fixtures))
+    fx.update({"oidc_provider": "local", "oidc_code": "bench-code", "oidc_state": "bench-state-no-sign-in-has"})
     # The limits below: counted in the table as in production, never reached by the replays.
     base_env = {k: v for k, v in env.items() if k not in ("LOG_SPANS", "TABLE_WARM_UP")}
     functions = json.load(open(args.ready))["functions"]

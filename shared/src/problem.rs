@@ -245,6 +245,21 @@ pub mod problems {
         status: StatusCode::NOT_FOUND,
         description: "The caller has not joined this event.",
     };
+    /// An OpenID Connect sign-in's state is unknown, used, expired, or not this client's.
+    pub const OIDC_STATE: ProblemType = ProblemType {
+        uri: "/problems/oidc-state",
+        title: "Unknown sign-in",
+        status: StatusCode::BAD_REQUEST,
+        description: "The sign-in this callback names is unknown, already used, expired, or was started by another client (its binding): start again.",
+    };
+    /// The provider's answer could not be trusted: the code was refused, or the ID token failed
+    /// a check.
+    pub const OIDC_REFUSED: ProblemType = ProblemType {
+        uri: "/problems/oidc-refused",
+        title: "Sign-in refused",
+        status: StatusCode::UNAUTHORIZED,
+        description: "The provider refused the code (or the verifier), or its ID token failed a check (signature, issuer, audience, expiry, nonce): start again.",
+    };
     /// An unexpected failure; quote the request id when reporting it.
     pub const INTERNAL: ProblemType = ProblemType {
         uri: "about:blank",
@@ -290,6 +305,8 @@ pub mod problems {
         EVENT_NOT_JOINABLE,
         ALREADY_JOINED,
         NOT_JOINED,
+        OIDC_STATE,
+        OIDC_REFUSED,
         METHOD_NOT_ALLOWED,
         INTERNAL,
     ];

@@ -7,7 +7,13 @@ use serde_yaml::value::TaggedValue;
 
 /// The functions (by binary) that sign access tokens, and the rotation function that writes
 /// the keys.
-const SIGNERS: [&str; 4] = ["login", "mfa_verify", "refresh", "rotate_keys"];
+const SIGNERS: [&str; 5] = [
+    "login",
+    "mfa_verify",
+    "oidc_callback",
+    "refresh",
+    "rotate_keys",
+];
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");

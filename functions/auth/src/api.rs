@@ -475,23 +475,32 @@ pub async fn login(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         return Err(AuthError::InvalidCredentials("the email or the password is wrong").into());
     };
     auth.store.clear_failures(&input.email, &address).await?;
-    if user.mfa_enabled {
-        let challenge = auth.store.create_challenge(&user.id, now).await?;
-        metrics::counter!("LoginAttempts", "outcome" => "mfa_challenge").increment(1);
-        metrics::counter!("MfaChallenges").increment(1);
-        audit("login.mfa_challenge", &user.id);
-        return json(
-            StatusCode::OK,
-            &MfaChallenge {
-                mfa_required: true,
-                challenge,
-                expires_in: crate::store::CHALLENGE_TTL_SECONDS,
-            },
-        );
+    auth.signed_in(&user, "login").await
+}
+
+impl Auth {
+    /// The answer to a first factor that held (a password, or an OpenID Connect provider's ID
+    /// token): an MFA challenge for a user with a second factor, else a new session's tokens.
+    /// `how` is the audit event's prefix (`login`, `oidc_login`).
+    pub(crate) async fn signed_in(&self, user: &User, how: &str) -> Result<Response, ApiError> {
+        if user.mfa_enabled {
+            let challenge = self.store.create_challenge(&user.id, now_unix()).await?;
+            metrics::counter!("LoginAttempts", "outcome" => "mfa_challenge").increment(1);
+            metrics::counter!("MfaChallenges").increment(1);
+            tracing::info!(target: "audit", audit_event = %format!("{how}.mfa_challenge"), user_id = %user.id, "security event");
+            return json(
+                StatusCode::OK,
+                &MfaChallenge {
+                    mfa_required: true,
+                    challenge,
+                    expires_in: crate::store::CHALLENGE_TTL_SECONDS,
+                },
+            );
+        }
+        metrics::counter!("LoginAttempts", "outcome" => "success").increment(1);
+        tracing::info!(target: "audit", audit_event = %format!("{how}.success"), user_id = %user.id, "security event");
+        json(StatusCode::OK, &self.new_session(user).await?)
     }
-    metrics::counter!("LoginAttempts", "outcome" => "success").increment(1);
-    audit("login.success", &user.id);
-    json(StatusCode::OK, &auth.new_session(&user).await?)
 }
 
 shared::error_answers!(

@@ -7,6 +7,7 @@ pub mod lockout;
 pub mod memory;
 pub mod mfa_keys;
 pub mod model;
+pub mod oidc;
 pub mod openapi;
 pub mod password;
 pub mod refresh;

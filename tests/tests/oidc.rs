@@ -1,0 +1,229 @@
+//! Issue 18: sign in with an OpenID Connect provider — through the local stack and a real,
+//! OpenID Certified provider (oidc-provider, infra/oidc) — and the attacks on it, each its own
+//! test: a missing, unknown, replayed or another client's state, a code of another sign-in (its
+//! PKCE verifier does not match), ID tokens from another issuer or for another audience,
+//! expired, with another nonce or signed by a key the provider never published, and an email
+//! that an account already has (verified or not) never taking that account over.
+
+use e2e::oidc::{self, Provider};
+use e2e::{Api, Stack, s};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+fn account() -> String {
+    format!("oidc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn setup(ip: [u8; 4]) -> (Stack, Api, Provider) {
+    let (stack, api) = Stack::with_api(ip);
+    let provider = Provider::of(&stack);
+    (stack, api, provider)
+}
+
+async fn me(api: &Api, access: &str) -> serde_json::Value {
+    let r = api.me(access).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn a_full_sign_in_with_pkce_creates_an_account_and_the_next_one_finds_it() {
+    let (_stack, api, provider) = setup([127, 0, 18, 1]);
+    let who = account();
+    let r = oidc::sign_in(&api, &provider, &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let first = me(&api, &s(&r.body, "access_token")).await;
+    assert_eq!(first["email"], format!("{who}@example.test"));
+    assert!(r.body["refresh_token"].is_string());
+    // The same subject again: the same account, a new session.
+    let r = oidc::sign_in(&api, &provider, &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let again = me(&api, &s(&r.body, "access_token")).await;
+    assert_eq!(again["id"], first["id"]);
+    // The account has no password anyone knows: a password login fails as any wrong one.
+    let login = api.login(&format!("{who}@example.test"), "").await;
+    assert!(login.status.is_client_error(), "{}", login.body);
+}
+
+#[tokio::test]
+async fn a_callback_without_state_or_code_names_the_field() {
+    let (_stack, api, provider) = setup([127, 0, 18, 2]);
+    let r = api
+        .exec(
+            api.request(
+                Method::POST,
+                &format!("/v1/auth/oidc/{}/callback", provider.name),
+            )
+            .json(&json!({"code": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["invalid_params"][0]["name"], "state", "{}", r.body);
+    let r = api
+        .exec(
+            api.request(
+                Method::POST,
+                &format!("/v1/auth/oidc/{}/callback", provider.name),
+            )
+            .json(&json!({"state": "x"})),
+        )
+        .await;
+    assert_eq!(r.body["invalid_params"][0]["name"], "code", "{}", r.body);
+    // An unknown provider.
+    let r = api
+        .exec(api.request(Method::GET, "/v1/auth/oidc/nobody/start"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_state_no_sign_in_has_is_refused() {
+    let (_stack, api, provider) = setup([127, 0, 18, 3]);
+    let started = oidc::start(&api, &provider.name).await;
+    let (code, _) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
+    let r = oidc::callback(
+        &api,
+        &provider.name,
+        &code,
+        "made-up-state",
+        Some(&started.binding),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-state");
+}
+
+#[tokio::test]
+async fn a_callback_replayed_after_success_is_refused() {
+    let (_stack, api, provider) = setup([127, 0, 18, 4]);
+    let started = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
+    let r = oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let again = oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert_eq!(again.body["type"], "/problems/oidc-state");
+}
+
+#[tokio::test]
+async fn a_state_replayed_after_a_failed_callback_is_refused() {
+    let (_stack, api, provider) = setup([127, 0, 18, 5]);
+    let started = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
+    // A first try with a wrong code burns the state: the right code after it is refused too.
+    let r = oidc::callback(
+        &api,
+        &provider.name,
+        "wrong-code",
+        &state,
+        Some(&started.binding),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-state");
+}
+
+#[tokio::test]
+async fn a_callback_from_a_client_that_did_not_start_the_sign_in_is_refused() {
+    // Login CSRF: the attacker's own code and state, handed to a victim's client, which has
+    // no binding (or its own).
+    let (_stack, api, provider) = setup([127, 0, 18, 6]);
+    let attacker = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &attacker.authorization_url, &account()).await;
+    let r = oidc::callback(&api, &provider.name, &code, &state, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-state");
+    // The victim's client holds a binding of its own sign-in: not this one's.
+    let victim = oidc::start(&api, &provider.name).await;
+    let attacker = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &attacker.authorization_url, &account()).await;
+    let r = oidc::callback(&api, &provider.name, &code, &state, Some(&victim.binding)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-state");
+}
+
+#[tokio::test]
+async fn a_code_of_another_sign_in_fails_its_pkce_check() {
+    // Code injection: a code obtained for sign-in B, sent with sign-in A's state: exchanged
+    // with A's verifier, which does not match B's challenge.
+    let (_stack, api, provider) = setup([127, 0, 18, 7]);
+    let a = oidc::start(&api, &provider.name).await;
+    let b = oidc::start(&api, &provider.name).await;
+    let (code_b, _) = oidc::authorize(&provider, &b.authorization_url, &account()).await;
+    let r = oidc::callback(&api, &provider.name, &code_b, &a.state, Some(&a.binding)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-refused");
+}
+
+/// A sign-in whose ID token the provider's token endpoint alters by `changes`.
+async fn with_tampered_id_token(ip: [u8; 4], changes: serde_json::Value) -> e2e::Reply {
+    let (_stack, api, provider) = setup(ip);
+    let started = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
+    provider.tamper(&code, changes).await;
+    oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await
+}
+
+/// Refused as an ID token that failed the check `why` (the verifier's own words, in the detail).
+fn assert_refused(r: &e2e::Reply, why: &str) {
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/oidc-refused", "{}", r.body);
+    let detail = r.body["detail"].as_str().unwrap_or("").to_lowercase();
+    assert!(detail.contains(why), "{why}: {}", r.body);
+    assert!(r.body.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn an_id_token_from_another_issuer_is_refused() {
+    let r = with_tampered_id_token([127, 0, 18, 8], json!({"iss": "https://evil.example"})).await;
+    assert_refused(&r, "issuer");
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_audience_is_refused() {
+    let r = with_tampered_id_token([127, 0, 18, 9], json!({"aud": "another-client"})).await;
+    assert_refused(&r, "audience");
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_refused() {
+    let r = with_tampered_id_token([127, 0, 18, 10], json!({"exp_offset": -120})).await;
+    assert_refused(&r, "expired");
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_is_refused() {
+    let r = with_tampered_id_token([127, 0, 18, 11], json!({"nonce": "replayed-nonce"})).await;
+    assert_refused(&r, "nonce");
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_an_unknown_key_is_refused() {
+    let r = with_tampered_id_token([127, 0, 18, 12], json!({"unknown_key": true})).await;
+    assert_refused(&r, "key");
+}
+
+#[tokio::test]
+async fn an_email_an_account_has_never_takes_that_account_over() {
+    let (_stack, api, provider) = setup([127, 0, 18, 13]);
+    // A password account, and a provider identity with its email: verified or not, the
+    // provider's sign-in is refused and the account is untouched.
+    for prefix in ["", "unverified-"] {
+        let email = format!("{prefix}{}@example.test", account());
+        let r = api.register(&email).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = oidc::sign_in(&api, &provider, &email).await;
+        let expected = if prefix.is_empty() {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(r.status, expected, "{email}: {}", r.body);
+        assert!(r.body.get("access_token").is_none());
+        // The owner still signs in with the password.
+        let login = api.login(&email, e2e::PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    }
+}
