@@ -1275,6 +1275,8 @@ def main():
                 env["OIDC_PROVIDERS"] = json.dumps([{k: oidc[k] for k in ("name", "issuer", "client_id")}] if oidc else [])
                 if oidc:
                     env["OIDC_REDIRECT_BASE"] = oidc["redirect_base"]
+                    # The local provider is plain http on loopback (never allowed in AWS).
+                    env["OIDC_ALLOW_LOOPBACK_HTTP"] = "true"
             for kv in args.env:
                 k, _, v = kv.partition("=")
                 env[k] = v

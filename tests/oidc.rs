@@ -62,7 +62,7 @@ pub async fn start(api: &Api, provider: &str) -> Started {
         r.headers
             .get_all("set-cookie")
             .iter()
-            .any(|c| c.to_str().unwrap().starts_with("oidc_binding=")),
+            .any(|c| c.to_str().unwrap().starts_with("__Host-oidc_binding=")),
         "the binding cookie is set"
     );
     let url = r.body["authorization_url"].as_str().unwrap().to_owned();

@@ -9,8 +9,9 @@
 // with "unverified-". Consent is given on sign-in (a first-party client).
 //
 // For the attack tests, `POST /_local/tamper {"code": "...", ...}` makes the token response
-// for that authorization code carry an ID token altered as asked (`iss`, `aud`, `nonce`,
-// `exp_offset` seconds from now, `unknown_key`: signed by a key the provider never published),
+// for that authorization code carry an ID token altered as asked (`iss`, `aud`, `azp`, `nonce`,
+// `exp_offset` / `iat_offset` seconds from now, `unknown_key`: signed by a key the provider never
+// published),
 // re-signed with the provider's key unless unknown_key. Loopback only.
 //
 // node infra/oidc/provider.mjs --port P --client-id ID --client-secret-file F \
@@ -87,6 +88,8 @@ async function tampered(idToken, changes) {
   if (changes.iss !== undefined) claims.iss = changes.iss;
   if (changes.aud !== undefined) claims.aud = changes.aud;
   if (changes.nonce !== undefined) claims.nonce = changes.nonce;
+  if (changes.azp !== undefined) claims.azp = changes.azp;
+  if (changes.iat_offset !== undefined) claims.iat = Math.floor(Date.now() / 1000) + changes.iat_offset;
   if (changes.exp_offset !== undefined) {
     claims.exp = Math.floor(Date.now() / 1000) + changes.exp_offset;
     claims.iat = Math.min(claims.iat, claims.exp - 60);

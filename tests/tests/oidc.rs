@@ -41,8 +41,18 @@ async fn a_full_sign_in_with_pkce_creates_an_account_and_the_next_one_finds_it()
     let again = me(&api, &s(&r.body, "access_token")).await;
     assert_eq!(again["id"], first["id"]);
     // The account has no password anyone knows: a password login fails as any wrong one.
-    let login = api.login(&format!("{who}@example.test"), "").await;
-    assert!(login.status.is_client_error(), "{}", login.body);
+    let login = api
+        .login(
+            &format!("{who}@example.test"),
+            "a guess that is long enough",
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.body);
+    assert_eq!(
+        login.body["type"], "/problems/invalid-credentials",
+        "{}",
+        login.body
+    );
 }
 
 #[tokio::test]
@@ -155,54 +165,139 @@ async fn a_code_of_another_sign_in_fails_its_pkce_check() {
     let r = oidc::callback(&api, &provider.name, &code_b, &a.state, Some(&a.binding)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.body["type"], "/problems/oidc-refused");
+    // Refused at the token endpoint (the verifier), before any ID token was looked at.
+    assert_eq!(r.body["reason"], "exchange", "{}", r.body);
 }
 
 /// A sign-in whose ID token the provider's token endpoint alters by `changes`.
-async fn with_tampered_id_token(ip: [u8; 4], changes: serde_json::Value) -> e2e::Reply {
-    let (_stack, api, provider) = setup(ip);
+async fn with_tampered_id_token(ip: [u8; 4], changes: serde_json::Value) -> (Stack, e2e::Reply) {
+    let (stack, api, provider) = setup(ip);
     let started = oidc::start(&api, &provider.name).await;
     let (code, state) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
     provider.tamper(&code, changes).await;
-    oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await
+    let r = oidc::callback(&api, &provider.name, &code, &state, Some(&started.binding)).await;
+    (stack, r)
 }
 
-/// Refused as an ID token that failed the check `why` (the verifier's own words, in the detail).
-fn assert_refused(r: &e2e::Reply, why: &str) {
+/// Refused as an ID token that failed the check `why`: the client is told only that the ID
+/// token failed; the audit line of its request says which check (the verifier's own words).
+async fn assert_refused(stack: &Stack, r: &e2e::Reply, why: &str) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.body["type"], "/problems/oidc-refused", "{}", r.body);
-    let detail = r.body["detail"].as_str().unwrap_or("").to_lowercase();
-    assert!(detail.contains(why), "{why}: {}", r.body);
+    assert_eq!(r.body["reason"], "id_token", "{}", r.body);
     assert!(r.body.get("access_token").is_none());
+    assert!(
+        !r.body.to_string().to_lowercase().contains(why),
+        "the client is told which check: {}",
+        r.body
+    );
+    let request = r.body["request_id"].as_str().unwrap().to_owned();
+    let lines = stack
+        .log_lines_until("OidcCallbackFunction", |ls| {
+            ls.iter().any(|l| {
+                l["request_id"] == request.as_str() && l["audit_event"] == "oidc_login.refused"
+            })
+        })
+        .await;
+    let line = lines
+        .iter()
+        .find(|l| l["request_id"] == request.as_str() && l["audit_event"] == "oidc_login.refused")
+        .unwrap();
+    assert!(
+        line["why"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains(why),
+        "{why}: {line}"
+    );
 }
 
 #[tokio::test]
 async fn an_id_token_from_another_issuer_is_refused() {
-    let r = with_tampered_id_token([127, 0, 18, 8], json!({"iss": "https://evil.example"})).await;
-    assert_refused(&r, "issuer");
+    let (stack, r) =
+        with_tampered_id_token([127, 0, 18, 8], json!({"iss": "https://evil.example"})).await;
+    assert_refused(&stack, &r, "issuer").await;
 }
 
 #[tokio::test]
 async fn an_id_token_for_another_audience_is_refused() {
-    let r = with_tampered_id_token([127, 0, 18, 9], json!({"aud": "another-client"})).await;
-    assert_refused(&r, "audience");
+    let (stack, r) =
+        with_tampered_id_token([127, 0, 18, 9], json!({"aud": "another-client"})).await;
+    assert_refused(&stack, &r, "audience").await;
 }
 
 #[tokio::test]
 async fn an_expired_id_token_is_refused() {
-    let r = with_tampered_id_token([127, 0, 18, 10], json!({"exp_offset": -120})).await;
-    assert_refused(&r, "expired");
+    let (stack, r) = with_tampered_id_token([127, 0, 18, 10], json!({"exp_offset": -120})).await;
+    assert_refused(&stack, &r, "expired").await;
 }
 
 #[tokio::test]
 async fn an_id_token_with_another_nonce_is_refused() {
-    let r = with_tampered_id_token([127, 0, 18, 11], json!({"nonce": "replayed-nonce"})).await;
-    assert_refused(&r, "nonce");
+    let (stack, r) =
+        with_tampered_id_token([127, 0, 18, 11], json!({"nonce": "replayed-nonce"})).await;
+    assert_refused(&stack, &r, "nonce").await;
 }
 
 #[tokio::test]
 async fn an_id_token_signed_with_an_unknown_key_is_refused() {
-    let r = with_tampered_id_token([127, 0, 18, 12], json!({"unknown_key": true})).await;
-    assert_refused(&r, "key");
+    let (stack, r) = with_tampered_id_token([127, 0, 18, 12], json!({"unknown_key": true})).await;
+    assert_refused(&stack, &r, "key").await;
+}
+
+#[tokio::test]
+async fn an_id_token_issued_in_the_future_is_refused() {
+    let (stack, r) = with_tampered_id_token([127, 0, 18, 14], json!({"iat_offset": 3600})).await;
+    assert_refused(&stack, &r, "future").await;
+}
+
+#[tokio::test]
+async fn an_id_token_issued_to_another_party_is_refused() {
+    let (stack, r) =
+        with_tampered_id_token([127, 0, 18, 15], json!({"azp": "another-client"})).await;
+    assert_refused(&stack, &r, "azp").await;
+}
+
+#[tokio::test]
+async fn a_new_account_needs_an_email_the_provider_verified() {
+    let (_stack, api, provider) = setup([127, 0, 18, 16]);
+    let r = oidc::sign_in(&api, &provider, &format!("unverified-{}", account())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn a_browser_callback_carries_its_binding_in_the_cookie() {
+    // GET, as the provider's redirect arrives in a browser: the binding is the cookie the
+    // start set (the test sends it by hand: the local gateway is http, the cookie is Secure).
+    let (_stack, api, provider) = setup([127, 0, 18, 17]);
+    let started = oidc::start(&api, &provider.name).await;
+    let (code, state) = oidc::authorize(&provider, &started.authorization_url, &account()).await;
+    let path = format!(
+        "/v1/auth/oidc/{}/callback?code={code}&state={state}&iss={}",
+        provider.name,
+        url::form_urlencoded::byte_serialize(provider.issuer.as_bytes()).collect::<String>()
+    );
+    let without = api.exec(api.request(Method::GET, &path)).await;
+    assert_eq!(without.status, StatusCode::BAD_REQUEST, "{}", without.body);
+    let with = api
+        .exec(
+            api.request(Method::GET, &path)
+                .header("cookie", format!("__Host-oidc_binding={}", started.binding)),
+        )
+        .await;
+    assert_eq!(with.status, StatusCode::OK, "{}", with.body);
+    assert!(with.body["access_token"].is_string());
+    // The binding is spent: the answer clears the cookie.
+    assert!(
+        with.headers
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("__Host-oidc_binding=;")),
+        "{:?}",
+        with.headers
+    );
 }
 
 #[tokio::test]

@@ -531,3 +531,56 @@ fn only_the_consumer_manages_connections_on_this_api_only() {
     }
     assert!(checked >= 8, "the realtime writes were read ({checked})");
 }
+
+/// Sign-in with OpenID Connect (issue 18): both functions reach only their keys (every table
+/// statement names its leading keys); the start reads no secret at all; the callback reads the
+/// signing keys and the OIDC client secrets, and only the callback reads those.
+#[test]
+fn the_sign_in_functions_reach_only_their_keys_and_secrets() {
+    let t = template();
+    let grants = grants(&t);
+    for name in ["OidcStartFunction", "OidcCallbackFunction"] {
+        let f = &t["Resources"][name];
+        for policy in list(&f["Properties"]["Policies"]) {
+            for st in list(&policy["Statement"]) {
+                let dynamodb = list(&st["Action"])
+                    .iter()
+                    .any(|a| a.as_str().unwrap().starts_with("dynamodb:"));
+                if dynamodb {
+                    let mut keys = Vec::new();
+                    strings(&st["Condition"], &mut keys);
+                    assert!(
+                        !keys.is_empty(),
+                        "{name}: a table statement without leading keys"
+                    );
+                    assert!(!keys.iter().any(|k| k == "*"), "{name}: {keys:?}");
+                }
+            }
+        }
+    }
+    let reads = |binary: &str| -> Vec<String> {
+        let mut out: Vec<String> = grants
+            .iter()
+            .filter(|g| {
+                g.binary == binary && g.actions.iter().any(|a| a.starts_with("secretsmanager:"))
+            })
+            .flat_map(|g| {
+                g.resources
+                    .iter()
+                    .filter_map(|r| reference(r).map(str::to_owned))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert!(reads("oidc_start").is_empty(), "{:?}", reads("oidc_start"));
+    assert_eq!(
+        reads("oidc_callback"),
+        ["OidcClientSecrets", "SigningKeysSecret"]
+    );
+    assert_eq!(
+        who_can_touch(&grants, "OidcClientSecrets"),
+        ["oidc_callback"]
+    );
+    assert_eq!(who_is_told(&t, "OIDC_CLIENT_SECRETS_ID"), ["oidc_callback"]);
+}

@@ -28,7 +28,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::ddb::{get_n, get_s, n, s};
+use shared::ddb::{get_s, n, s};
 use shared::http::{Request, RequestParts, Response, json};
 use shared::problem::problems;
 use utoipa::ToSchema;
@@ -43,8 +43,9 @@ pub const STATE_TTL_S: u64 = 600;
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// At most one reload per provider this often for ID tokens naming a key the cache lacks.
 const UNKNOWN_KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
-/// The cookie that binds a started sign-in to the client that started it.
-pub const BINDING_COOKIE: &str = "oidc_binding";
+/// The cookie that binds a started sign-in to the client that started it (`__Host-`: only
+/// this host sets it, over TLS, for the whole host — a sibling subdomain cannot plant one).
+pub const BINDING_COOKIE: &str = "__Host-oidc_binding";
 /// The header a client that is not a browser sends the binding in.
 pub const BINDING_HEADER: &str = "x-oidc-binding";
 
@@ -59,14 +60,30 @@ pub struct ProviderConfig {
     pub client_id: String,
 }
 
+/// Whether the provider URL `url` may be used: https, or (`loopback_http`: the local stack's
+/// `OIDC_ALLOW_LOOPBACK_HTTP=true`) http on 127.0.0.1 only. The client secret and the codes go
+/// to these URLs.
+pub fn allowed_url(url: &str, loopback_http: bool) -> bool {
+    url.starts_with("https://") || (loopback_http && url.starts_with("http://127.0.0.1:"))
+}
+
+fn loopback_http() -> bool {
+    std::env::var("OIDC_ALLOW_LOOPBACK_HTTP").is_ok_and(|v| v == "true")
+}
+
 /// Reads `OIDC_PROVIDERS`; none configured is an empty list (the routes answer 404).
 pub fn providers_from(text: Option<&str>) -> anyhow::Result<Vec<ProviderConfig>> {
+    providers_checked(text, loopback_http())
+}
+
+fn providers_checked(text: Option<&str>, loopback: bool) -> anyhow::Result<Vec<ProviderConfig>> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(Vec::new());
     };
     let list: Vec<ProviderConfig> = serde_json::from_str(text).map_err(|e| {
         anyhow::anyhow!("OIDC_PROVIDERS is not a JSON list of {{name, issuer, client_id}}: {e}")
     })?;
+    let mut seen = std::collections::HashSet::new();
     for p in &list {
         anyhow::ensure!(
             !p.name.is_empty()
@@ -83,6 +100,19 @@ pub fn providers_from(text: Option<&str>) -> anyhow::Result<Vec<ProviderConfig>>
             !p.client_id.is_empty(),
             "OIDC_PROVIDERS: {}: no client_id",
             p.name
+        );
+        anyhow::ensure!(
+            allowed_url(&p.issuer, loopback),
+            "OIDC_PROVIDERS: {}: the issuer must be https",
+            p.name
+        );
+        // One issuer, one name (identities are keyed by issuer: a second name would be a second
+        // way in to the same accounts), and one provider per name.
+        anyhow::ensure!(
+            seen.insert(p.issuer.clone()) && seen.insert(format!("name:{}", p.name)),
+            "OIDC_PROVIDERS: {} or {} is listed twice",
+            p.name,
+            p.issuer
         );
     }
     Ok(list)
@@ -185,6 +215,21 @@ impl SignIn {
                 tracing::warn!(provider = %p.name, error = %shared::error_chain(&e), "discovering the provider failed");
                 ApiError::service_unavailable("the sign-in provider is unavailable; try again shortly")
             })?;
+        let endpoints = [
+            m.token_endpoint().map(|u| u.url().as_str().to_owned()),
+            Some(m.jwks_uri().url().as_str().to_owned()),
+        ];
+        let loopback = loopback_http();
+        if endpoints
+            .iter()
+            .flatten()
+            .any(|u| !allowed_url(u, loopback))
+        {
+            tracing::warn!(provider = %p.name, "the provider's token endpoint or keys are not https");
+            return Err(ApiError::service_unavailable(
+                "the sign-in provider is misconfigured; try again later",
+            ));
+        }
         let m = Arc::new(m);
         self.metadata
             .lock()
@@ -225,12 +270,17 @@ fn state_key(state: &str) -> HashMap<String, aws_sdk_dynamodb::types::AttributeV
     ])
 }
 
+/// An identity: the subject at its issuer (a `sub` is unique only within one issuer; never keyed
+/// by our name for the provider, which an operator may point elsewhere).
 fn identity_key(
-    provider: &str,
+    issuer: &str,
     subject: &str,
 ) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     HashMap::from([
-        ("pk".into(), s(format!("IDENTITY#{provider}#{subject}"))),
+        (
+            "pk".into(),
+            s(format!("IDENTITY#{}#{subject}", &digest(issuer)[..32])),
+        ),
         ("sk".into(), s("IDENTITY")),
     ])
 }
@@ -307,8 +357,9 @@ pub async fn start(si: &SignIn, req: Request) -> Result<Response, ApiError> {
         },
     )?;
     let cookie = format!(
-        "{BINDING_COOKIE}={binding}; Path=/v1/auth/oidc/{}/; Max-Age={STATE_TTL_S}; HttpOnly; Secure; SameSite=Lax",
-        p.name
+        // SameSite=None: a provider's form_post comes back as a cross-site POST; the binding's
+        // value, not the cookie's presence, is what an attacker cannot supply.
+        "{BINDING_COOKIE}={binding}; Path=/; Max-Age={STATE_TTL_S}; HttpOnly; Secure; SameSite=None"
     );
     r.headers_mut().append(
         http::header::SET_COOKIE,
@@ -336,7 +387,10 @@ fn callback_params(req: &Request) -> Result<Callback, ApiError> {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if ct.starts_with("application/x-www-form-urlencoded") {
+        if ct
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+        {
             let body = std::str::from_utf8(req.body().as_ref()).unwrap_or("");
             let mut c = Callback::default();
             for (k, v) in form_urlencoded::parse(body.as_bytes()) {
@@ -386,10 +440,42 @@ fn state_refused(detail: &str) -> ApiError {
     ApiError::of(problems::OIDC_STATE).detail(detail)
 }
 
-fn refused(reason: &'static str, detail: impl Into<String>) -> ApiError {
+/// A refusal: the client learns which step failed (`reason`), the log also why (`why`: the
+/// verifier's own words, the provider's error), never the client.
+fn refused(reason: &'static str, why: impl Into<String>) -> ApiError {
+    let why = why.into();
     metrics::counter!("OidcRefused", "reason" => reason).increment(1);
-    tracing::info!(target: "audit", audit_event = "oidc_login.refused", reason, "security event");
-    ApiError::of(problems::OIDC_REFUSED).detail(detail)
+    tracing::info!(target: "audit", audit_event = "oidc_login.refused", reason, why = %why, "security event");
+    let detail = match reason {
+        "exchange" => {
+            "the provider refused the code (used, expired, or another sign-in's): start again"
+        }
+        "id_token" | "no_id_token" => "the provider's ID token failed a check: start again",
+        "provider_error" => "the provider did not sign you in",
+        _ => "the sign-in could not be completed: start again",
+    };
+    ApiError::of(problems::OIDC_REFUSED)
+        .detail(detail)
+        .extension("reason", reason.into())
+}
+
+/// The ID token verifier, also checking `iat`: not in the future (a minute of clock skew),
+/// not older than the code's own lifetime allows (10 minutes).
+fn with_iat_check<'a>(
+    verifier: openidconnect::core::CoreIdTokenVerifier<'a>,
+    now: u64,
+) -> openidconnect::core::CoreIdTokenVerifier<'a> {
+    verifier.set_issue_time_verifier_fn(move |iat| {
+        let iat = iat.timestamp();
+        let now = now as i64;
+        if iat > now + 60 {
+            Err(format!("issued in the future ({iat})"))
+        } else if iat < now - 600 {
+            Err(format!("issued too long ago ({iat})"))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 shared::error_answers!(
@@ -450,14 +536,27 @@ async fn callback_of(si: &SignIn, req: Request) -> Result<Response, ApiError> {
         .code
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| ApiError::validation("code", "the provider's code is required"))?;
-    // The state is taken whatever follows: a callback is answered once.
+    // The state is taken, in one conditional delete, only by the client that started it, for
+    // this provider, in time: a callback is answered once, and a state seen elsewhere (a log,
+    // a history) cannot be burnt by someone without the binding.
+    let binding = binding_of(&req)
+        .filter(|b| !b.is_empty() && b.len() <= 128)
+        .ok_or_else(|| {
+            state_refused("this client did not start a sign-in (no binding): start again")
+        })?;
+    let now = shared::auth::now_unix();
     let taken = si
         .store
         .ddb
         .delete_item()
         .table_name(&si.store.table)
         .set_key(Some(state_key(&state)))
-        .condition_expression("attribute_exists(pk)")
+        .condition_expression(
+            "attribute_exists(pk) AND provider = :p AND binding = :b AND expires_at > :now",
+        )
+        .expression_attribute_values(":p", s(&p.name))
+        .expression_attribute_values(":b", s(digest(&binding)))
+        .expression_attribute_values(":now", n(now))
         .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
         .send()
         .await;
@@ -465,25 +564,11 @@ async fn callback_of(si: &SignIn, req: Request) -> Result<Response, ApiError> {
         Ok(out) => out.attributes.unwrap_or_default(),
         Err(e) if shared::ddb::condition_failed(&e) => {
             return Err(state_refused(
-                "no sign-in has this state (unknown, used or expired): start again",
+                "no sign-in of this client has this state (unknown, used, expired, or another client's): start again",
             ));
         }
         Err(e) => return Err(ApiError::internal(anyhow::Error::from(e))),
     };
-    let now = shared::auth::now_unix();
-    let binding = binding_of(&req).unwrap_or_default();
-    if get_s(&item, "provider").as_deref() != Some(p.name.as_str())
-        || get_n(&item, "expires_at").is_none_or(|e| e <= now)
-        || binding.is_empty()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(
-            digest(&binding).as_bytes(),
-            get_s(&item, "binding").unwrap_or_default().as_bytes(),
-        ))
-    {
-        return Err(state_refused(
-            "this sign-in was not started here, by this client, recently: start again",
-        ));
-    }
     if params.iss.as_deref().is_some_and(|iss| iss != p.issuer) {
         return Err(refused(
             "issuer",
@@ -515,7 +600,7 @@ async fn callback_of(si: &SignIn, req: Request) -> Result<Response, ApiError> {
     let id_token = tokens
         .id_token()
         .ok_or_else(|| refused("no_id_token", "the provider sent no ID token"))?;
-    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+    let claims = match id_token.claims(&with_iat_check(client.id_token_verifier(), now), &nonce) {
         Ok(c) => c.clone(),
         Err(openidconnect::ClaimsVerificationError::SignatureVerification(
             openidconnect::SignatureVerificationError::NoMatchingKey,
@@ -529,7 +614,7 @@ async fn callback_of(si: &SignIn, req: Request) -> Result<Response, ApiError> {
                 Some(secret),
             );
             id_token
-                .claims(&client.id_token_verifier(), &nonce)
+                .claims(&with_iat_check(client.id_token_verifier(), now), &nonce)
                 .map_err(|e| {
                     refused(
                         "id_token",
@@ -545,10 +630,29 @@ async fn callback_of(si: &SignIn, req: Request) -> Result<Response, ApiError> {
             ));
         }
     };
+    // openidconnect checks `azp` only as far as the audiences go: a token issued to another
+    // party (azp) for an audience that includes us is not ours.
+    if claims
+        .authorized_party()
+        .is_some_and(|azp| azp.as_str() != p.client_id)
+    {
+        return Err(refused(
+            "id_token",
+            "azp: the ID token was issued to another client",
+        ));
+    }
     let subject = claims.subject().as_str().to_owned();
     let email = claims.email().map(|e| e.as_str().to_owned());
     let verified = claims.email_verified() == Some(true);
-    si.sign_in(&p, &subject, email.as_deref(), verified).await
+    let mut signed_in = si.sign_in(&p, &subject, email.as_deref(), verified).await?;
+    // The binding is spent: the browser forgets it.
+    signed_in.headers_mut().append(
+        http::header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-oidc_binding=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None",
+        ),
+    );
+    Ok(signed_in)
 }
 
 impl SignIn {
@@ -568,6 +672,28 @@ impl SignIn {
         self.metadata(p, true).await
     }
 
+    /// The account linked to `subject` at `p`'s issuer, if any.
+    async fn linked_account(
+        &self,
+        p: &ProviderConfig,
+        subject: &str,
+    ) -> Result<Option<crate::store::User>, ApiError> {
+        let store = &self.store;
+        let linked =
+            shared::ddb::get_consistent(&store.ddb, &store.table, identity_key(&p.issuer, subject))
+                .await
+                .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
+                .and_then(|i| get_s(&i, "user_id"));
+        let Some(user_id) = linked else {
+            return Ok(None);
+        };
+        let user = store
+            .user(&user_id)
+            .await?
+            .ok_or_else(|| refused("no_account", "the account linked to this identity is gone"))?;
+        Ok(Some(user))
+    }
+
     /// The account of a verified subject: its own (seen before), or a new one.
     async fn sign_in(
         &self,
@@ -578,22 +704,21 @@ impl SignIn {
     ) -> Result<Response, ApiError> {
         let auth = self.auth()?;
         let store = &self.store;
-        let linked =
-            shared::ddb::get_consistent(&store.ddb, &store.table, identity_key(&p.name, subject))
-                .await
-                .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
-                .and_then(|i| get_s(&i, "user_id"));
-        if let Some(user_id) = linked {
-            let user = store.user(&user_id).await?.ok_or_else(|| {
-                refused("no_account", "the account linked to this identity is gone")
-            })?;
+        if let Some(user) = self.linked_account(p, subject).await? {
             return auth.signed_in(&user, "oidc_login").await;
         }
         let email = email.ok_or_else(|| {
             ApiError::forbidden("the provider gave no email for this new account")
         })?;
-        let email = Email::parse(email)
+        let parsed = Email::parse(email)
             .map_err(|e| ApiError::forbidden(format!("the provider's email is not usable: {e}")))?;
+        // The address the provider verified, not another one normalisation made of it.
+        if !parsed.as_str().eq_ignore_ascii_case(email) {
+            return Err(ApiError::forbidden(
+                "the provider's email is not in a form this API keeps as it is",
+            ));
+        }
+        let email = parsed;
         if !verified {
             metrics::counter!("OidcRefused", "reason" => "unverified_email").increment(1);
             return Err(ApiError::forbidden(
@@ -606,8 +731,10 @@ impl SignIn {
         let unusable = crate::model::random_token(32)?;
         let hash = crate::password::hash(secrecy::SecretString::from(unusable)).await?;
         let now = shared::auth::now_unix();
-        let mut identity = identity_key(&p.name, subject);
+        let mut identity = identity_key(&p.issuer, subject);
         identity.insert("user_id".into(), s(&id));
+        identity.insert("issuer".into(), s(&p.issuer));
+        identity.insert("provider".into(), s(&p.name));
         identity.insert("linked_at".into(), n(now));
         let claim = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&store.table)
@@ -636,8 +763,11 @@ impl SignIn {
             )
             .await?;
         if !created {
-            // The email has an account (or this identity was linked a moment ago): never linked
-            // silently.
+            // Two first sign-ins of one subject at once: the other one made the account.
+            if let Some(user) = self.linked_account(p, subject).await? {
+                return auth.signed_in(&user, "oidc_login").await;
+            }
+            // The email has an account: never linked silently.
             metrics::counter!("OidcRefused", "reason" => "email_taken").increment(1);
             tracing::info!(target: "audit", audit_event = "oidc_login.email_taken", provider = %p.name, "security event");
             return Err(AuthError::EmailTaken.into());
@@ -659,11 +789,28 @@ mod tests {
     fn providers_are_read_and_checked() {
         assert_eq!(providers_from(None).unwrap(), vec![]);
         assert_eq!(providers_from(Some("  ")).unwrap(), vec![]);
-        let p = providers_from(Some(
-            r#"[{"name":"local","issuer":"http://127.0.0.1:4000","client_id":"c"}]"#,
-        ))
+        let p = providers_checked(
+            Some(r#"[{"name":"local","issuer":"http://127.0.0.1:4000","client_id":"c"}]"#),
+            true,
+        )
         .unwrap();
         assert_eq!(p[0].name, "local");
+        assert!(
+            providers_checked(
+                Some(r#"[{"name":"local","issuer":"http://127.0.0.1:4000","client_id":"c"}]"#),
+                false
+            )
+            .is_err(),
+            "http only on loopback, and only when allowed"
+        );
+        assert!(
+            providers_checked(
+                Some(r#"[{"name":"a","issuer":"https://x.example","client_id":"c"},{"name":"b","issuer":"https://x.example","client_id":"d"}]"#),
+                false
+            )
+            .is_err(),
+            "one issuer under two names"
+        );
         for bad in [
             "{}",
             r#"[{"name":"Local","issuer":"http://x","client_id":"c"}]"#,
@@ -671,7 +818,7 @@ mod tests {
             r#"[{"name":"a","issuer":"http://x","client_id":""}]"#,
             r#"[{"name":"a","issuer":"http://x","client_id":"c","client_secret":"no"}]"#,
         ] {
-            assert!(providers_from(Some(bad)).is_err(), "{bad}");
+            assert!(providers_checked(Some(bad), true).is_err(), "{bad}");
         }
     }
 }
