@@ -322,3 +322,99 @@ async fn an_email_an_account_has_never_takes_that_account_over() {
         assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     }
 }
+
+/// `POST /v1/me/identities` with `link_token`, as the holder of `access`.
+async fn link(api: &Api, access: &str, link_token: &str) -> e2e::Reply {
+    api.send(
+        Method::POST,
+        "/v1/me/identities",
+        Some(json!({ "link_token": link_token })),
+        Some(access),
+    )
+    .await
+}
+
+/// A password account: its email and a password login's access token.
+async fn password_account(api: &Api) -> (String, String) {
+    let email = format!("{}@example.test", account());
+    let r = api.register(&email).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let login = api.login(&email, e2e::PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    (email, s(&login.body, "access_token"))
+}
+
+#[tokio::test]
+async fn an_account_links_a_provider_only_after_proving_itself_and_its_second_factor_still_applies()
+{
+    let (_stack, api, provider) = setup([127, 0, 18, 18]);
+    let (email, access) = password_account(&api).await;
+    // The provider's verified email matches: 409, with a link token for whoever proves the
+    // account.
+    let r = oidc::sign_in(&api, &provider, &email).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let token = s(&r.body, "link_token");
+    // Another account cannot redeem it (its email is not the identity's), and the token stays.
+    let (_, other) = password_account(&Api::new(&Stack::get(), [127, 0, 18, 19])).await;
+    let r = link(&api, &other, &token).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The owner, signed in with the password, links it (once).
+    let r = link(&api, &access, &token).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body[0]["provider"], provider.name.as_str(), "{}", r.body);
+    let again = link(&api, &access, &token).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+    let profile = me(&api, &access).await;
+    assert_eq!(profile["identities"][0]["provider"], provider.name.as_str());
+    // Now the provider signs in to that account.
+    let r = oidc::sign_in(&api, &provider, &email).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        me(&api, &s(&r.body, "access_token")).await["id"],
+        profile["id"]
+    );
+    // With TOTP on, a provider's sign-in gets the same challenge as a password login (the
+    // provider's own factors do not count: docs/decisions/0015-oidc.md).
+    let enroll = api.enroll_totp(&access).await;
+    assert_eq!(enroll.status, StatusCode::OK, "{}", enroll.body);
+    let secret = s(&enroll.body, "secret");
+    let code = auth::totp::code_at(&secret, auth::totp::step_of(shared::auth::now_unix())).unwrap();
+    let act = api.activate_totp(&access, &code).await;
+    assert_eq!(act.status, StatusCode::OK, "{}", act.body);
+    let r = oidc::sign_in(&api, &provider, &email).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+    assert!(r.body.get("access_token").is_none(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn unlinking_needs_the_password_and_then_the_provider_reaches_nothing() {
+    let (_stack, api, provider) = setup([127, 0, 18, 20]);
+    let (email, access) = password_account(&api).await;
+    let r = oidc::sign_in(&api, &provider, &email).await;
+    let r = link(&api, &access, &s(&r.body, "link_token")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let path = format!("/v1/me/identities/{}", provider.name);
+    let unlink = |password: &'static str| {
+        let (api, path, access) = (api.clone(), path.clone(), access.clone());
+        async move {
+            api.send(
+                Method::DELETE,
+                &path,
+                Some(json!({ "password": password })),
+                Some(&access),
+            )
+            .await
+        }
+    };
+    let wrong = unlink("not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let r = unlink(e2e::PASSWORD).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(me(&api, &access).await.get("identities").is_none());
+    // The provider's sign-in finds no account of its own again: 409, never the account.
+    let r = oidc::sign_in(&api, &provider, &email).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let gone = unlink(e2e::PASSWORD).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+}

@@ -131,7 +131,7 @@ impl Auth {
     }
 
     /// The (live) caller's account, as stored.
-    async fn account(&self, caller: &Caller) -> Result<User, ApiError> {
+    pub(crate) async fn account(&self, caller: &Caller) -> Result<User, ApiError> {
         self.store
             .user(&caller.id)
             .await?
@@ -139,7 +139,7 @@ impl Auth {
     }
 
     /// The caller's session must still be live: logout and MFA changes take effect at once here.
-    async fn live_caller<'r>(&self, req: &'r Request) -> Result<&'r Caller, ApiError> {
+    pub(crate) async fn live_caller<'r>(&self, req: &'r Request) -> Result<&'r Caller, ApiError> {
         let caller = req.user()?;
         if !self
             .store
@@ -215,6 +215,9 @@ pub struct Profile {
     pub display_name: String,
     pub roles: Vec<Role>,
     pub mfa_enabled: bool,
+    /// The OpenID Connect identities linked to the account (`GET /v1/me` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<crate::oidc::LinkedIdentity>,
 }
 
 impl From<&User> for Profile {
@@ -225,6 +228,7 @@ impl From<&User> for Profile {
             display_name: u.display_name.clone(),
             roles: u.roles.clone(),
             mfa_enabled: u.mfa_enabled,
+            identities: Vec::new(),
         }
     }
 }
@@ -393,6 +397,7 @@ async fn register_once(
             display_name: input.display_name.0.clone(),
             roles: vec![Role::Attendee],
             mfa_enabled: false,
+            identities: Vec::new(),
         },
     )?;
     r.headers_mut()
@@ -556,7 +561,7 @@ pub async fn mfa_verify(auth: &Auth, req: Request) -> Result<Response, ApiError>
 
 /// The password again, for a change to how the account is protected (step-up): under the
 /// user's step-up lock, and a wrong one counts toward it.
-async fn step_up(
+pub(crate) async fn step_up(
     auth: &Auth,
     user: &User,
     password: LoginPassword,
@@ -723,7 +728,9 @@ pub async fn logout(auth: &Auth, req: Request) -> Result<Response, ApiError> {
 pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     let user = auth.account(caller).await?;
-    json(StatusCode::OK, &Profile::from(&user))
+    let mut profile = Profile::from(&user);
+    profile.identities = crate::oidc::identities(&auth.store, &user.id).await?;
+    json(StatusCode::OK, &profile)
 }
 
 shared::error_answers!(

@@ -259,6 +259,28 @@ impl SignIn {
     }
 }
 
+fn link_key(token: &str) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    HashMap::from([
+        ("pk".into(), s(format!("OIDCLINK#{}", digest(token)))),
+        ("sk".into(), s("LINK")),
+    ])
+}
+
+/// The item that lists an identity under its account (`USER#<id>` / `IDENTITY#...`).
+fn listed_key(
+    user_id: &str,
+    issuer: &str,
+    subject: &str,
+) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    HashMap::from([
+        ("pk".into(), s(format!("USER#{user_id}"))),
+        (
+            "sk".into(),
+            s(format!("IDENTITY#{}#{subject}", &digest(issuer)[..32])),
+        ),
+    ])
+}
+
 fn digest(value: &str) -> String {
     shared::ids::digest_hex(value)
 }
@@ -742,6 +764,16 @@ impl SignIn {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(ApiError::internal)?;
+        let mut listed = listed_key(&id, &p.issuer, subject);
+        listed.insert("provider".into(), s(&p.name));
+        listed.insert("issuer".into(), s(&p.issuer));
+        listed.insert("subject".into(), s(subject));
+        listed.insert("linked_at".into(), n(now));
+        let listed = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&store.table)
+            .set_item(Some(listed))
+            .build()
+            .map_err(ApiError::internal)?;
         let display = email
             .as_str()
             .split('@')
@@ -759,6 +791,9 @@ impl SignIn {
                     aws_sdk_dynamodb::types::TransactWriteItem::builder()
                         .put(claim)
                         .build(),
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .put(listed)
+                        .build(),
                 ],
             )
             .await?;
@@ -767,10 +802,29 @@ impl SignIn {
             if let Some(user) = self.linked_account(p, subject).await? {
                 return auth.signed_in(&user, "oidc_login").await;
             }
-            // The email has an account: never linked silently.
+            // The email has an account: never linked silently. The one who proves that account
+            // (signed in to it) may link this identity with the link token (10 minutes, once).
             metrics::counter!("OidcRefused", "reason" => "email_taken").increment(1);
             tracing::info!(target: "audit", audit_event = "oidc_login.email_taken", provider = %p.name, "security event");
-            return Err(AuthError::EmailTaken.into());
+            let token = CsrfToken::new_random().secret().clone();
+            let mut link = link_key(&token);
+            link.insert("issuer".into(), s(&p.issuer));
+            link.insert("provider".into(), s(&p.name));
+            link.insert("subject".into(), s(subject));
+            link.insert("email".into(), s(email.as_str()));
+            link.insert("expires_at".into(), n(now + STATE_TTL_S));
+            store
+                .ddb
+                .put_item()
+                .table_name(&store.table)
+                .set_item(Some(link))
+                .send()
+                .await
+                .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+            return Err(ApiError::from(AuthError::EmailTaken)
+                .detail("an account has this email: sign in to it (password and second factor), then link this identity with POST /v1/me/identities and the link_token (10 minutes)")
+                .extension("link_token", token.into())
+                .extension("expires_in", STATE_TTL_S.into()));
         }
         tracing::info!(target: "audit", audit_event = "oidc_login.account_created", user_id = %id, provider = %p.name, "security event");
         metrics::counter!("OidcAccountsCreated", "provider" => p.name.clone()).increment(1);
@@ -821,4 +875,217 @@ mod tests {
             assert!(providers_checked(Some(bad), true).is_err(), "{bad}");
         }
     }
+}
+
+// ------------------------------------------------------------------ linked identities
+
+/// An identity linked to an account, as `GET /v1/me` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct LinkedIdentity {
+    /// The provider's name in this API's routes.
+    pub provider: String,
+    /// Unix seconds.
+    pub linked_at: u64,
+}
+
+/// The identities linked to `user_id` (one Query of its partition).
+pub async fn identities(
+    store: &crate::store::Store,
+    user_id: &str,
+) -> Result<Vec<LinkedIdentity>, ApiError> {
+    let items = shared::ddb::query_all(
+        store
+            .ddb
+            .query()
+            .table_name(&store.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :identity)")
+            .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
+            .expression_attribute_values(":identity", s("IDENTITY#"))
+            .consistent_read(true),
+    )
+    .await
+    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+    Ok(items
+        .iter()
+        .map(|i| LinkedIdentity {
+            provider: get_s(i, "provider").unwrap_or_default(),
+            linked_at: shared::ddb::get_n(i, "linked_at").unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Linking an identity: the link token a sign-in answered with (409 `email-taken`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    #[schema(min_length = 1, max_length = 128)]
+    pub link_token: String,
+}
+
+shared::error_answers!(
+    /// What linking an identity answers besides the identities.
+    LinkErrors:
+    NOT_FOUND => "No link token of this account: unknown, used, expired, or for another account's email",
+    UNAUTHORIZED => "Not signed in, or the session was revoked",
+    EMAIL_TAKEN => "The identity is linked to an account already",
+);
+
+#[utoipa::path(post, path = "/v1/me/identities", tag = "auth", operation_id = "link_identity", security(("bearer" = [])),
+    request_body = Link,
+    responses(
+        (status = 201, description = "Linked: the account's identities", body = [LinkedIdentity]),
+        LinkErrors,
+    ))]
+/// `POST /v1/me/identities`: links the identity of a sign-in that found the caller's email
+/// taken to the caller's account. The caller proves the account (a live session, reached with
+/// the password and the second factor); the provider proved the identity and the email; the
+/// two emails must be the same, so a link token handed to someone else links nothing of theirs.
+pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let input: Link = req.json_body()?;
+    let user = auth.account(caller).await?;
+    let now = shared::auth::now_unix();
+    let bad = || {
+        ApiError::not_found(
+            "no link token of this account: unknown, used, expired, or for another account's email",
+        )
+    };
+    let taken = auth
+        .store
+        .ddb
+        .delete_item()
+        .table_name(&auth.store.table)
+        .set_key(Some(link_key(&input.link_token)))
+        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email = :email")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":email", s(&user.email))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await;
+    let item = match taken {
+        Ok(out) => out.attributes.unwrap_or_default(),
+        Err(e) if shared::ddb::condition_failed(&e) => return Err(bad()),
+        Err(e) => return Err(ApiError::internal(anyhow::Error::from(e))),
+    };
+    let (issuer, provider, subject) = (
+        get_s(&item, "issuer").ok_or_else(bad)?,
+        get_s(&item, "provider").ok_or_else(bad)?,
+        get_s(&item, "subject").ok_or_else(bad)?,
+    );
+    let mut identity = identity_key(&issuer, &subject);
+    identity.insert("user_id".into(), s(&user.id));
+    identity.insert("issuer".into(), s(&issuer));
+    identity.insert("provider".into(), s(&provider));
+    identity.insert("linked_at".into(), n(now));
+    let mut listed = listed_key(&user.id, &issuer, &subject);
+    listed.insert("provider".into(), s(&provider));
+    listed.insert("issuer".into(), s(&issuer));
+    listed.insert("subject".into(), s(&subject));
+    listed.insert("linked_at".into(), n(now));
+    let put = |item, condition: Option<&str>| {
+        aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&auth.store.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map(|p| {
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(p)
+                    .build()
+            })
+            .map_err(ApiError::internal)
+    };
+    let items = vec![
+        shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
+        put(identity, Some("attribute_not_exists(pk)"))?,
+        put(listed, None)?,
+    ];
+    match shared::ddb::transact(&auth.store.ddb, items).await {
+        Ok(()) => {}
+        Err(shared::ddb::TxError::Cancelled(_)) => return Err(AuthError::EmailTaken.into()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(target: "audit", audit_event = "oidc.identity_linked", user_id = %user.id, provider = %provider, "security event");
+    json(
+        StatusCode::CREATED,
+        &identities(&auth.store, &user.id).await?,
+    )
+}
+
+shared::error_answers!(
+    /// What unlinking an identity answers besides nothing.
+    UnlinkErrors:
+    VALIDATION => "The password is missing",
+    UNAUTHORIZED => "Not signed in, or the session was revoked",
+    INVALID_CREDENTIALS => "The password is wrong",
+    ACCOUNT_LOCKED => "Too many wrong passwords: locked for a while",
+    NOT_FOUND => "No identity of that provider is linked",
+);
+
+#[utoipa::path(delete, path = "/v1/me/identities/{provider}", tag = "auth", operation_id = "unlink_identity", security(("bearer" = [])),
+    params(("provider" = String, Path, description = "The linked provider's name")),
+    request_body = crate::api::StepUp,
+    responses(
+        (status = 204, description = "Unlinked: signing in with that provider no longer reaches the account"),
+        UnlinkErrors,
+    ))]
+/// `DELETE /v1/me/identities/{provider}`: unlinks, with the account's password again (a stolen
+/// access token is not enough; an account made by a provider has no password anyone knows,
+/// so its only way in cannot be unlinked).
+pub async fn unlink(auth: &Auth, req: Request) -> Result<Response, ApiError> {
+    let caller = auth.live_caller(&req).await?;
+    let provider: String = req.path_param("provider")?;
+    let input: crate::api::StepUp = req.json_body()?;
+    let user = auth.account(caller).await?;
+    let now = shared::auth::now_unix();
+    crate::api::step_up(auth, &user, input.password, now).await?;
+    let items = shared::ddb::query_all(
+        auth.store
+            .ddb
+            .query()
+            .table_name(&auth.store.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :identity)")
+            .expression_attribute_values(":pk", s(format!("USER#{}", user.id)))
+            .expression_attribute_values(":identity", s("IDENTITY#"))
+            .consistent_read(true),
+    )
+    .await
+    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+    let found: Vec<_> = items
+        .iter()
+        .filter(|i| get_s(i, "provider").as_deref() == Some(provider.as_str()))
+        .collect();
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no identity of {provider:?} is linked"
+        )));
+    }
+    for item in found {
+        let (issuer, subject) = (
+            get_s(item, "issuer").unwrap_or_default(),
+            get_s(item, "subject").unwrap_or_default(),
+        );
+        let delete = |key| {
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&auth.store.table)
+                .set_key(Some(key))
+                .build()
+                .map(|d| {
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .delete(d)
+                        .build()
+                })
+                .map_err(ApiError::internal)
+        };
+        let items = vec![
+            shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
+            delete(identity_key(&issuer, &subject))?,
+            delete(listed_key(&user.id, &issuer, &subject))?,
+        ];
+        shared::ddb::transact(&auth.store.ddb, items).await?;
+    }
+    tracing::info!(target: "audit", audit_event = "oidc.identity_unlinked", user_id = %user.id, provider = %provider, "security event");
+    let mut r = Response::new(lambda_http::Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
 }

@@ -20,13 +20,15 @@ impl Modify for BearerScheme {
         crate::api::register, crate::api::login, crate::api::mfa_verify, crate::api::refresh,
         crate::api::logout, crate::api::me, crate::api::totp_enroll, crate::api::totp_activate,
         crate::api::totp_disable, crate::api::jwks, crate::api::set_roles,
-        crate::oidc::start, crate::oidc::callback, crate::oidc::callback_post
+        crate::oidc::start, crate::oidc::callback, crate::oidc::callback_post,
+        crate::oidc::link, crate::oidc::unlink
     ),
     components(schemas(
         crate::api::Register, crate::api::Profile, crate::api::Login, crate::api::Tokens,
         crate::api::MfaChallenge, crate::api::LoginAnswer, crate::api::MfaVerify, crate::api::Refresh,
         crate::api::TotpEnrollment, crate::api::TotpCode, crate::api::DisableTotp, crate::api::StepUp, crate::api::RecoveryCodes,
-        crate::api::SetRoles, shared::auth::Role, crate::oidc::SignInStarted, crate::oidc::Callback
+        crate::api::SetRoles, shared::auth::Role, crate::oidc::SignInStarted, crate::oidc::Callback,
+        crate::oidc::LinkedIdentity, crate::oidc::Link
     )),
     modifiers(&BearerScheme),
     tags((name = "auth", description = "Accounts, sessions, tokens and MFA"))
