@@ -409,6 +409,11 @@ async fn unlinking_needs_the_password_and_then_the_provider_reaches_nothing() {
     };
     let wrong = unlink("not the password at all").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    assert_eq!(
+        wrong.body["type"], "/problems/invalid-credentials",
+        "{}",
+        wrong.body
+    );
     let r = unlink(e2e::PASSWORD).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert!(me(&api, &access).await.get("identities").is_none());
@@ -417,4 +422,19 @@ async fn unlinking_needs_the_password_and_then_the_provider_reaches_nothing() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     let gone = unlink(e2e::PASSWORD).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+}
+
+#[tokio::test]
+async fn an_account_links_an_identity_whose_email_differs_only_in_case() {
+    // Accounts are unique by the email folded to lower case; so is a link token's match.
+    let (_stack, api, provider) = setup([127, 0, 18, 21]);
+    let email = format!("Mixed-{}@example.test", account());
+    let r = api.register(&email).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let login = api.login(&email, e2e::PASSWORD).await;
+    let access = s(&login.body, "access_token");
+    let r = oidc::sign_in(&api, &provider, &email.to_lowercase()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = link(&api, &access, &s(&r.body, "link_token")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }

@@ -573,6 +573,40 @@ fn the_sign_in_functions_reach_only_their_keys_and_secrets() {
         out.sort();
         out
     };
+    // Every key prefix each function writes is granted (moto does not check IAM: this does).
+    let granted = |name: &str, action: &str| -> Vec<String> {
+        let mut keys = Vec::new();
+        for policy in list(&t["Resources"][name]["Properties"]["Policies"]) {
+            for st in list(&policy["Statement"]) {
+                if list(&st["Action"])
+                    .iter()
+                    .any(|a| a.as_str() == Some(action))
+                {
+                    strings(&st["Condition"], &mut keys);
+                }
+            }
+        }
+        keys
+    };
+    for (name, action, key) in [
+        ("OidcStartFunction", "dynamodb:PutItem", "OIDC#*"),
+        ("OidcCallbackFunction", "dynamodb:DeleteItem", "OIDC#*"),
+        ("OidcCallbackFunction", "dynamodb:PutItem", "IDENTITY#*"),
+        ("OidcCallbackFunction", "dynamodb:PutItem", "EMAIL#*"),
+        ("OidcCallbackFunction", "dynamodb:PutItem", "OIDCLINK#*"),
+        ("LinkIdentityFunction", "dynamodb:DeleteItem", "OIDCLINK#*"),
+        ("LinkIdentityFunction", "dynamodb:PutItem", "IDENTITY#*"),
+        (
+            "UnlinkIdentityFunction",
+            "dynamodb:DeleteItem",
+            "IDENTITY#*",
+        ),
+    ] {
+        assert!(
+            granted(name, action).iter().any(|k| k == key),
+            "{name}: {action} on {key} is not granted"
+        );
+    }
     assert!(reads("oidc_start").is_empty(), "{:?}", reads("oidc_start"));
     assert_eq!(
         reads("oidc_callback"),

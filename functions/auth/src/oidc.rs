@@ -812,6 +812,8 @@ impl SignIn {
             link.insert("provider".into(), s(&p.name));
             link.insert("subject".into(), s(subject));
             link.insert("email".into(), s(email.as_str()));
+            // Compared as accounts are unique: by the email's key (case folded).
+            link.insert("email_key".into(), s(email.key()));
             link.insert("expires_at".into(), n(now + STATE_TTL_S));
             store
                 .ddb
@@ -956,9 +958,14 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         .delete_item()
         .table_name(&auth.store.table)
         .set_key(Some(link_key(&input.link_token)))
-        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email = :email")
+        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email_key = :email")
         .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":email", s(&user.email))
+        .expression_attribute_values(
+            ":email",
+            s(Email::parse(&user.email)
+                .map(|e| e.key())
+                .unwrap_or_else(|_| user.email.to_lowercase())),
+        )
         .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
         .send()
         .await;
