@@ -217,7 +217,7 @@ pub struct Profile {
     pub mfa_enabled: bool,
     /// The OpenID Connect identities linked to the account (`GET /v1/me` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub identities: Vec<crate::oidc::LinkedIdentity>,
+    pub identities: Vec<crate::identities::LinkedIdentity>,
 }
 
 impl From<&User> for Profile {
@@ -729,7 +729,7 @@ pub async fn me(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let caller = auth.live_caller(&req).await?;
     let user = auth.account(caller).await?;
     let mut profile = Profile::from(&user);
-    profile.identities = crate::oidc::identities(&auth.store, &user.id).await?;
+    profile.identities = crate::identities::identities(&auth.store, &user.id).await?;
     json(StatusCode::OK, &profile)
 }
 

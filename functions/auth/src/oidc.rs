@@ -881,40 +881,7 @@ mod tests {
 
 // ------------------------------------------------------------------ linked identities
 
-/// An identity linked to an account, as `GET /v1/me` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct LinkedIdentity {
-    /// The provider's name in this API's routes.
-    pub provider: String,
-    /// Unix seconds.
-    pub linked_at: u64,
-}
-
-/// The identities linked to `user_id` (one Query of its partition).
-pub async fn identities(
-    store: &crate::store::Store,
-    user_id: &str,
-) -> Result<Vec<LinkedIdentity>, ApiError> {
-    let items = shared::ddb::query_all(
-        store
-            .ddb
-            .query()
-            .table_name(&store.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :identity)")
-            .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
-            .expression_attribute_values(":identity", s("IDENTITY#"))
-            .consistent_read(true),
-    )
-    .await
-    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-    Ok(items
-        .iter()
-        .map(|i| LinkedIdentity {
-            provider: get_s(i, "provider").unwrap_or_default(),
-            linked_at: shared::ddb::get_n(i, "linked_at").unwrap_or(0),
-        })
-        .collect())
-}
+pub use crate::identities::{LinkedIdentity, identities};
 
 /// Linking an identity: the link token a sign-in answered with (409 `email-taken`).
 #[derive(Debug, Deserialize, ToSchema)]

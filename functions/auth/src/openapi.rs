@@ -28,7 +28,7 @@ impl Modify for BearerScheme {
         crate::api::MfaChallenge, crate::api::LoginAnswer, crate::api::MfaVerify, crate::api::Refresh,
         crate::api::TotpEnrollment, crate::api::TotpCode, crate::api::DisableTotp, crate::api::StepUp, crate::api::RecoveryCodes,
         crate::api::SetRoles, shared::auth::Role, crate::oidc::SignInStarted, crate::oidc::Callback,
-        crate::oidc::LinkedIdentity, crate::oidc::Link
+        crate::identities::LinkedIdentity, crate::oidc::Link
     )),
     modifiers(&BearerScheme),
     tags((name = "auth", description = "Accounts, sessions, tokens and MFA"))
