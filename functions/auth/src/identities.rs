@@ -20,7 +20,22 @@ pub async fn identities(
     store: &crate::store::Store,
     user_id: &str,
 ) -> Result<Vec<LinkedIdentity>, ApiError> {
-    let items = shared::ddb::query_all(
+    let items = identity_items(store, user_id).await?;
+    Ok(items
+        .iter()
+        .map(|i| LinkedIdentity {
+            provider: get_s(i, "provider").unwrap_or_default(),
+            linked_at: shared::ddb::get_n(i, "linked_at").unwrap_or(0),
+        })
+        .collect())
+}
+
+/// The listing items of `user_id`'s identities, as stored (read consistently).
+pub async fn identity_items(
+    store: &crate::store::Store,
+    user_id: &str,
+) -> Result<Vec<shared::ddb::Item>, ApiError> {
+    shared::ddb::query_all(
         store
             .ddb
             .query()
@@ -31,12 +46,5 @@ pub async fn identities(
             .consistent_read(true),
     )
     .await
-    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-    Ok(items
-        .iter()
-        .map(|i| LinkedIdentity {
-            provider: get_s(i, "provider").unwrap_or_default(),
-            linked_at: shared::ddb::get_n(i, "linked_at").unwrap_or(0),
-        })
-        .collect())
+    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))
 }

@@ -1013,18 +1013,7 @@ pub async fn unlink(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let user = auth.account(caller).await?;
     let now = shared::auth::now_unix();
     crate::api::step_up(auth, &user, input.password, now).await?;
-    let items = shared::ddb::query_all(
-        auth.store
-            .ddb
-            .query()
-            .table_name(&auth.store.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :identity)")
-            .expression_attribute_values(":pk", s(format!("USER#{}", user.id)))
-            .expression_attribute_values(":identity", s("IDENTITY#"))
-            .consistent_read(true),
-    )
-    .await
-    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+    let items = crate::identities::identity_items(&auth.store, &user.id).await?;
     let found: Vec<_> = items
         .iter()
         .filter(|i| get_s(i, "provider").as_deref() == Some(provider.as_str()))

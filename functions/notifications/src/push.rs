@@ -173,15 +173,16 @@ impl Pusher {
             }
             posts.push((user, e));
         }
-        let frames: HashMap<&String, Vec<u8>> = users
-            .iter()
-            .map(|u| {
+        // One frame per user pushed to (not per recipient: most have no connection).
+        let mut frames: HashMap<String, Vec<u8>> = HashMap::new();
+        for (user, _) in &posts {
+            frames.entry(user.clone()).or_insert_with(|| {
                 let frame = Frame::Notification {
-                    notification: Notification::of(InboxItem::new(u, message), false),
+                    notification: Notification::of(InboxItem::new(user, message), false),
                 };
-                (*u, serde_json::to_vec(&frame).unwrap_or_default())
-            })
-            .collect();
+                serde_json::to_vec(&frame).unwrap_or_default()
+            });
+        }
         let total = posts.len();
         let mut done = 0;
         let left = deadline.saturating_duration_since(Instant::now());
