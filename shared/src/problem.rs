@@ -252,6 +252,13 @@ pub mod problems {
         status: StatusCode::BAD_REQUEST,
         description: "The sign-in this callback names is unknown, already used, expired, or was started by another client (its binding): start again.",
     };
+    /// The provider identity being linked is linked to an account already.
+    pub const IDENTITY_LINKED: ProblemType = ProblemType {
+        uri: "/problems/identity-linked",
+        title: "Identity already linked",
+        status: StatusCode::CONFLICT,
+        description: "This provider identity is linked to an account already (this one or another): unlink it there first.",
+    };
     /// The provider's answer could not be trusted: the code was refused, or the ID token failed
     /// a check.
     pub const OIDC_REFUSED: ProblemType = ProblemType {
@@ -307,6 +314,7 @@ pub mod problems {
         NOT_JOINED,
         OIDC_STATE,
         OIDC_REFUSED,
+        IDENTITY_LINKED,
         METHOD_NOT_ALLOWED,
         INTERNAL,
     ];

@@ -438,3 +438,49 @@ async fn an_account_links_an_identity_whose_email_differs_only_in_case() {
     let r = link(&api, &access, &s(&r.body, "link_token")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_link_token_links_once_keeps_for_a_retry_and_dies_with_an_unlink() {
+    let (stack, api, provider) = setup([127, 0, 18, 22]);
+    let (email, access) = password_account(&api).await;
+    // Three sign-ins before any link: three tokens for one identity (each from its own address:
+    // the sign-in routes' per-address budget).
+    let mut tokens = Vec::new();
+    for ip in [23, 24, 25] {
+        let r = oidc::sign_in(&Api::new(&stack, [127, 0, 18, ip]), &provider, &email).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        tokens.push(s(&r.body, "link_token"));
+    }
+    let r = link(&api, &access, &tokens[0]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The identity is linked: a second token answers its own problem, not a taken email.
+    let r = link(&api, &access, &tokens[1]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.body["type"], "/problems/identity-linked", "{}", r.body);
+    // Unlinked: the tokens issued before it (one unspent by the refused link) link nothing,
+    // so whoever took the identity over has no way back with them.
+    let r = api
+        .send(
+            Method::DELETE,
+            &format!("/v1/me/identities/{}", provider.name),
+            Some(json!({ "password": e2e::PASSWORD })),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    for token in &tokens[1..] {
+        let r = link(&api, &access, token).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        // Not spent by the refused link (it was a transaction's part): refused as too old.
+        assert!(s(&r.body, "detail").contains("issued before"), "{}", r.body);
+    }
+    // A token issued after the unlink links again.
+    let r = oidc::sign_in(&Api::new(&stack, [127, 0, 18, 26]), &provider, &email).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = link(&api, &access, &s(&r.body, "link_token")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        me(&api, &access).await["identities"][0]["provider"],
+        provider.name.as_str()
+    );
+}

@@ -596,6 +596,13 @@ fn the_sign_in_functions_reach_only_their_keys_and_secrets() {
         ("OidcCallbackFunction", "dynamodb:PutItem", "OIDCLINK#*"),
         ("LinkIdentityFunction", "dynamodb:DeleteItem", "OIDCLINK#*"),
         ("LinkIdentityFunction", "dynamodb:PutItem", "IDENTITY#*"),
+        ("LinkIdentityFunction", "dynamodb:GetItem", "OIDCLINK#*"),
+        (
+            "LinkIdentityFunction",
+            "dynamodb:ConditionCheckItem",
+            "USER#*",
+        ),
+        ("UnlinkIdentityFunction", "dynamodb:UpdateItem", "USER#*"),
         (
             "UnlinkIdentityFunction",
             "dynamodb:DeleteItem",

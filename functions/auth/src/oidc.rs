@@ -814,6 +814,7 @@ impl SignIn {
             link.insert("email".into(), s(email.as_str()));
             // Compared as accounts are unique: by the email's key (case folded).
             link.insert("email_key".into(), s(email.key()));
+            link.insert("issued_at_ms".into(), n(shared::ratelimit::now_ms()));
             link.insert("expires_at".into(), n(now + STATE_TTL_S));
             store
                 .ddb
@@ -883,6 +884,10 @@ mod tests {
 
 pub use crate::identities::{LinkedIdentity, identities};
 
+/// At most this many identities unlinked by one request (two writes each, with the session
+/// guard and the account's stamp in one transaction of at most 100 actions).
+const MAX_UNLINKED: usize = 48;
+
 /// Linking an identity: the link token a sign-in answered with (409 `email-taken`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -896,7 +901,7 @@ shared::error_answers!(
     LinkErrors:
     NOT_FOUND => "No link token of this account: unknown, used, expired, or for another account's email",
     UNAUTHORIZED => "Not signed in, or the session was revoked",
-    EMAIL_TAKEN => "The identity is linked to an account already",
+    IDENTITY_LINKED => "The identity is linked to an account already",
 );
 
 #[utoipa::path(post, path = "/v1/me/identities", tag = "auth", operation_id = "link_identity", security(("bearer" = [])),
@@ -914,38 +919,35 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let input: Link = req.json_body()?;
     let user = auth.account(caller).await?;
     let now = shared::auth::now_unix();
+    let email_key = Email::parse(&user.email)
+        .map(|e| e.key())
+        .unwrap_or_else(|_| user.email.to_lowercase());
     let bad = || {
         ApiError::not_found(
             "no link token of this account: unknown, used, expired, or for another account's email",
         )
     };
-    let taken = auth
-        .store
-        .ddb
-        .delete_item()
-        .table_name(&auth.store.table)
-        .set_key(Some(link_key(&input.link_token)))
-        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email_key = :email")
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(
-            ":email",
-            s(Email::parse(&user.email)
-                .map(|e| e.key())
-                .unwrap_or_else(|_| user.email.to_lowercase())),
-        )
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-        .send()
-        .await;
-    let item = match taken {
-        Ok(out) => out.attributes.unwrap_or_default(),
-        Err(e) if shared::ddb::condition_failed(&e) => return Err(bad()),
-        Err(e) => return Err(ApiError::internal(anyhow::Error::from(e))),
-    };
+    // Read, then spent in the link's own transaction: a link that fails (a revoked session, an
+    // identity linked meanwhile, a busy store) leaves the token for a retry.
+    let item = shared::ddb::get_consistent(
+        &auth.store.ddb,
+        &auth.store.table,
+        link_key(&input.link_token),
+    )
+    .await
+    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
+    .ok_or_else(bad)?;
+    let expires_at = shared::ddb::get_n(&item, "expires_at").unwrap_or(0);
+    if expires_at <= now || get_s(&item, "email_key").as_deref() != Some(email_key.as_str()) {
+        return Err(bad());
+    }
     let (issuer, provider, subject) = (
         get_s(&item, "issuer").ok_or_else(bad)?,
         get_s(&item, "provider").ok_or_else(bad)?,
         get_s(&item, "subject").ok_or_else(bad)?,
     );
+    let issued_at_ms = shared::ddb::get_n(&item, "issued_at_ms")
+        .unwrap_or_else(|| expires_at.saturating_sub(STATE_TTL_S) * 1000);
     let mut identity = identity_key(&issuer, &subject);
     identity.insert("user_id".into(), s(&user.id));
     identity.insert("issuer".into(), s(&issuer));
@@ -969,14 +971,49 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
             })
             .map_err(ApiError::internal)
     };
+    let spend = aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(&auth.store.table)
+        .set_key(Some(link_key(&input.link_token)))
+        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email_key = :email")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":email", s(&email_key))
+        .build()
+        .map_err(ApiError::internal)?;
+    // A token issued before the account last unlinked an identity links nothing: unlinking
+    // one that was taken over must not leave the taker a way back.
+    let unchanged = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(&auth.store.table)
+        .key("pk", s(format!("USER#{}", user.id)))
+        .key("sk", s("PROFILE"))
+        .condition_expression(
+            "attribute_not_exists(identities_changed_at_ms) OR identities_changed_at_ms < :issued",
+        )
+        .expression_attribute_values(":issued", n(issued_at_ms))
+        .build()
+        .map_err(ApiError::internal)?;
     let items = vec![
         shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .delete(spend)
+            .build(),
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .condition_check(unchanged)
+            .build(),
         put(identity, Some("attribute_not_exists(pk)"))?,
         put(listed, None)?,
     ];
     match shared::ddb::transact(&auth.store.ddb, items).await {
         Ok(()) => {}
-        Err(shared::ddb::TxError::Cancelled(_)) => return Err(AuthError::EmailTaken.into()),
+        Err(shared::ddb::TxError::Cancelled(c)) if c.failed(3) => {
+            return Err(ApiError::of(problems::IDENTITY_LINKED)
+                .detail("this identity is linked to an account already (this one or another)"));
+        }
+        Err(shared::ddb::TxError::Cancelled(c)) if c.failed(2) => {
+            return Err(ApiError::not_found(
+                "this link token was issued before the account's identities last changed: sign in with the provider again for a new one",
+            ));
+        }
+        Err(shared::ddb::TxError::Cancelled(_)) => return Err(bad()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(target: "audit", audit_event = "oidc.identity_linked", user_id = %user.id, provider = %provider, "security event");
@@ -1013,40 +1050,64 @@ pub async fn unlink(auth: &Auth, req: Request) -> Result<Response, ApiError> {
     let user = auth.account(caller).await?;
     let now = shared::auth::now_unix();
     crate::api::step_up(auth, &user, input.password, now).await?;
+    // The identities listed under this name when linked, and those of the issuer this name
+    // stands for now (a provider renamed in OIDC_PROVIDERS still unlinks by its new name).
+    let issuer = providers_from(std::env::var("OIDC_PROVIDERS").ok().as_deref())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name == provider)
+        .map(|p| p.issuer);
     let items = crate::identities::identity_items(&auth.store, &user.id).await?;
     let found: Vec<_> = items
         .iter()
-        .filter(|i| get_s(i, "provider").as_deref() == Some(provider.as_str()))
+        .filter(|i| {
+            get_s(i, "provider").as_deref() == Some(provider.as_str())
+                || (issuer.is_some() && get_s(i, "issuer") == issuer)
+        })
+        .take(MAX_UNLINKED)
         .collect();
     if found.is_empty() {
         return Err(ApiError::not_found(format!(
             "no identity of {provider:?} is linked"
         )));
     }
+    let delete = |key| {
+        aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&auth.store.table)
+            .set_key(Some(key))
+            .build()
+            .map(|d| {
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .delete(d)
+                    .build()
+            })
+            .map_err(ApiError::internal)
+    };
+    // The account notes when its identities changed: link tokens issued before now link nothing.
+    let stamp = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(&auth.store.table)
+        .key("pk", s(format!("USER#{}", user.id)))
+        .key("sk", s("PROFILE"))
+        .update_expression("SET identities_changed_at_ms = :now")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":now", n(shared::ratelimit::now_ms()))
+        .build()
+        .map_err(ApiError::internal)?;
+    let mut writes = vec![
+        shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(stamp)
+            .build(),
+    ];
     for item in found {
         let (issuer, subject) = (
             get_s(item, "issuer").unwrap_or_default(),
             get_s(item, "subject").unwrap_or_default(),
         );
-        let delete = |key| {
-            aws_sdk_dynamodb::types::Delete::builder()
-                .table_name(&auth.store.table)
-                .set_key(Some(key))
-                .build()
-                .map(|d| {
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .delete(d)
-                        .build()
-                })
-                .map_err(ApiError::internal)
-        };
-        let items = vec![
-            shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
-            delete(identity_key(&issuer, &subject))?,
-            delete(listed_key(&user.id, &issuer, &subject))?,
-        ];
-        shared::ddb::transact(&auth.store.ddb, items).await?;
+        writes.push(delete(identity_key(&issuer, &subject))?);
+        writes.push(delete(listed_key(&user.id, &issuer, &subject))?);
     }
+    shared::ddb::transact(&auth.store.ddb, writes).await?;
     tracing::info!(target: "audit", audit_event = "oidc.identity_unlinked", user_id = %user.id, provider = %provider, "security event");
     let mut r = Response::new(lambda_http::Body::Empty);
     *r.status_mut() = StatusCode::NO_CONTENT;
