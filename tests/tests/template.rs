@@ -594,14 +594,10 @@ fn the_sign_in_functions_reach_only_their_keys_and_secrets() {
         ("OidcCallbackFunction", "dynamodb:PutItem", "IDENTITY#*"),
         ("OidcCallbackFunction", "dynamodb:PutItem", "EMAIL#*"),
         ("OidcCallbackFunction", "dynamodb:PutItem", "OIDCLINK#*"),
-        ("LinkIdentityFunction", "dynamodb:DeleteItem", "OIDCLINK#*"),
+        ("LinkIdentityFunction", "dynamodb:UpdateItem", "OIDCLINK#*"),
+        ("LinkIdentityFunction", "dynamodb:UpdateItem", "USER#*"),
         ("LinkIdentityFunction", "dynamodb:PutItem", "IDENTITY#*"),
         ("LinkIdentityFunction", "dynamodb:GetItem", "OIDCLINK#*"),
-        (
-            "LinkIdentityFunction",
-            "dynamodb:ConditionCheckItem",
-            "USER#*",
-        ),
         ("UnlinkIdentityFunction", "dynamodb:UpdateItem", "USER#*"),
         (
             "UnlinkIdentityFunction",
@@ -614,6 +610,12 @@ fn the_sign_in_functions_reach_only_their_keys_and_secrets() {
             "{name}: {action} on {key} is not granted"
         );
     }
+    // Unlink stamps the profile (UpdateItem), never overwrites a USER# item.
+    assert!(
+        !granted("UnlinkIdentityFunction", "dynamodb:PutItem")
+            .iter()
+            .any(|k| k == "USER#*")
+    );
     assert!(reads("oidc_start").is_empty(), "{:?}", reads("oidc_start"));
     assert_eq!(
         reads("oidc_callback"),

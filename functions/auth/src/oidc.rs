@@ -899,7 +899,7 @@ pub struct Link {
 shared::error_answers!(
     /// What linking an identity answers besides the identities.
     LinkErrors:
-    NOT_FOUND => "No link token of this account: unknown, used, expired, or for another account's email",
+    NOT_FOUND => "No link token of this account: unknown, used, expired, for another account's email, or issued before the account last unlinked an identity",
     UNAUTHORIZED => "Not signed in, or the session was revoked",
     IDENTITY_LINKED => "The identity is linked to an account already",
 );
@@ -946,6 +946,18 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         get_s(&item, "provider").ok_or_else(bad)?,
         get_s(&item, "subject").ok_or_else(bad)?,
     );
+    // Spent by this account already (a retry whose answer was lost): the same answer while the
+    // identity is still linked here; a spent token never links again.
+    if let Some(spent_by) = get_s(&item, "spent_by") {
+        if spent_by == user.id && linked_to(auth, &issuer, &subject).await? == Some(user.id.clone())
+        {
+            return json(
+                StatusCode::CREATED,
+                &identities(&auth.store, &user.id).await?,
+            );
+        }
+        return Err(bad());
+    }
     let issued_at_ms = shared::ddb::get_n(&item, "issued_at_ms")
         .unwrap_or_else(|| expires_at.saturating_sub(STATE_TTL_S) * 1000);
     let mut identity = identity_key(&issuer, &subject);
@@ -971,33 +983,41 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
             })
             .map_err(ApiError::internal)
     };
-    let spend = aws_sdk_dynamodb::types::Delete::builder()
+    let spend = aws_sdk_dynamodb::types::Update::builder()
         .table_name(&auth.store.table)
         .set_key(Some(link_key(&input.link_token)))
-        .condition_expression("attribute_exists(pk) AND expires_at > :now AND email_key = :email")
+        .update_expression("SET spent_by = :user")
+        .condition_expression(
+            "attribute_exists(pk) AND attribute_not_exists(spent_by) AND expires_at > :now AND email_key = :email",
+        )
+        .expression_attribute_values(":user", s(&user.id))
         .expression_attribute_values(":now", n(now))
         .expression_attribute_values(":email", s(&email_key))
         .build()
         .map_err(ApiError::internal)?;
     // A token issued before the account last unlinked an identity links nothing: unlinking
-    // one that was taken over must not leave the taker a way back.
-    let unchanged = aws_sdk_dynamodb::types::ConditionCheck::builder()
+    // one that was taken over must not leave the taker a way back. The link counts itself on
+    // the account, so an unlink that listed the identities before it fails its own condition
+    // (and lists them again) instead of missing this one.
+    let counted = aws_sdk_dynamodb::types::Update::builder()
         .table_name(&auth.store.table)
         .key("pk", s(format!("USER#{}", user.id)))
         .key("sk", s("PROFILE"))
+        .update_expression("ADD identities_version :one")
         .condition_expression(
-            "attribute_not_exists(identities_changed_at_ms) OR identities_changed_at_ms < :issued",
+            "attribute_exists(pk) AND (attribute_not_exists(identities_changed_at_ms) OR identities_changed_at_ms < :issued)",
         )
         .expression_attribute_values(":issued", n(issued_at_ms))
+        .expression_attribute_values(":one", n(1))
         .build()
         .map_err(ApiError::internal)?;
     let items = vec![
         shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
         aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .delete(spend)
+            .update(spend)
             .build(),
         aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .condition_check(unchanged)
+            .update(counted)
             .build(),
         put(identity, Some("attribute_not_exists(pk)"))?,
         put(listed, None)?,
@@ -1021,6 +1041,18 @@ pub async fn link(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         StatusCode::CREATED,
         &identities(&auth.store, &user.id).await?,
     )
+}
+
+/// The account an identity is linked to now, if any (read consistently).
+async fn linked_to(auth: &Auth, issuer: &str, subject: &str) -> Result<Option<String>, ApiError> {
+    Ok(shared::ddb::get_consistent(
+        &auth.store.ddb,
+        &auth.store.table,
+        identity_key(issuer, subject),
+    )
+    .await
+    .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
+    .and_then(|i| get_s(&i, "user_id")))
 }
 
 shared::error_answers!(
@@ -1057,59 +1089,114 @@ pub async fn unlink(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         .into_iter()
         .find(|p| p.name == provider)
         .map(|p| p.issuer);
-    let items = crate::identities::identity_items(&auth.store, &user.id).await?;
-    let found: Vec<_> = items
-        .iter()
-        .filter(|i| {
-            get_s(i, "provider").as_deref() == Some(provider.as_str())
-                || (issuer.is_some() && get_s(i, "issuer") == issuer)
-        })
-        .take(MAX_UNLINKED)
-        .collect();
-    if found.is_empty() {
+    let mut unlinked = 0;
+    // A link that commits between the listing and the unlink's transaction changes the
+    // account's count of links, and the transaction (conditioned on the count it read) fails:
+    // list again.
+    for attempt in 0.. {
+        let profile = shared::ddb::get_consistent(
+            &auth.store.ddb,
+            &auth.store.table,
+            HashMap::from([
+                ("pk".to_owned(), s(format!("USER#{}", user.id))),
+                ("sk".to_owned(), s("PROFILE")),
+            ]),
+        )
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e)))?
+        .ok_or_else(shared::auth::unauthorized)?;
+        let version = shared::ddb::get_n(&profile, "identities_version");
+        let items = crate::identities::identity_items(&auth.store, &user.id).await?;
+        let found: Vec<_> = items
+            .iter()
+            .filter(|i| {
+                get_s(i, "provider").as_deref() == Some(provider.as_str())
+                    || (issuer.is_some() && get_s(i, "issuer") == issuer)
+            })
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        match unlink_these(auth, caller, &user.id, version, &found).await {
+            Ok(()) => unlinked += found.len(),
+            Err(shared::ddb::TxError::Cancelled(c)) if c.failed(1) && attempt < 3 => continue,
+            Err(shared::ddb::TxError::Cancelled(c)) if c.failed(1) => {
+                return Err(ApiError::service_unavailable(
+                    "the account's identities kept changing: retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if unlinked == 0 {
         return Err(ApiError::not_found(format!(
             "no identity of {provider:?} is linked"
         )));
     }
-    let delete = |key| {
-        aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(&auth.store.table)
-            .set_key(Some(key))
-            .build()
-            .map(|d| {
-                aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                    .delete(d)
-                    .build()
-            })
-            .map_err(ApiError::internal)
-    };
-    // The account notes when its identities changed: link tokens issued before now link nothing.
-    let stamp = aws_sdk_dynamodb::types::Update::builder()
-        .table_name(&auth.store.table)
-        .key("pk", s(format!("USER#{}", user.id)))
-        .key("sk", s("PROFILE"))
-        .update_expression("SET identities_changed_at_ms = :now")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":now", n(shared::ratelimit::now_ms()))
-        .build()
+    // Whoever signed in with the identity (maybe the one it was taken from) keeps no session:
+    // every session of the account but the caller's is revoked.
+    auth.store
+        .revoke_sessions_but(&user.id, Some(&caller.session_id))
+        .await
         .map_err(ApiError::internal)?;
-    let mut writes = vec![
-        shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
-        aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .update(stamp)
-            .build(),
-    ];
-    for item in found {
-        let (issuer, subject) = (
-            get_s(item, "issuer").unwrap_or_default(),
-            get_s(item, "subject").unwrap_or_default(),
-        );
-        writes.push(delete(identity_key(&issuer, &subject))?);
-        writes.push(delete(listed_key(&user.id, &issuer, &subject))?);
-    }
-    shared::ddb::transact(&auth.store.ddb, writes).await?;
     tracing::info!(target: "audit", audit_event = "oidc.identity_unlinked", user_id = %user.id, provider = %provider, "security event");
     let mut r = Response::new(lambda_http::Body::Empty);
     *r.status_mut() = StatusCode::NO_CONTENT;
     Ok(r)
+}
+
+/// Deletes `found` (identities of `user_id`, at most [`MAX_UNLINKED`] per transaction) and
+/// stamps the account, if its count of links is still `version`: link tokens issued before
+/// the stamp link nothing.
+async fn unlink_these(
+    auth: &Auth,
+    caller: &shared::auth::User,
+    user_id: &str,
+    version: Option<u64>,
+    found: &[&shared::ddb::Item],
+) -> Result<(), shared::ddb::TxError> {
+    for chunk in found.chunks(MAX_UNLINKED) {
+        let mut stamp = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&auth.store.table)
+            .key("pk", s(format!("USER#{user_id}")))
+            .key("sk", s("PROFILE"))
+            .update_expression("SET identities_changed_at_ms = :now")
+            .expression_attribute_values(":now", n(shared::ratelimit::now_ms()));
+        stamp = match version {
+            Some(v) => stamp
+                .condition_expression("identities_version = :version")
+                .expression_attribute_values(":version", n(v)),
+            None => stamp.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(identities_version)",
+            ),
+        };
+        let mut writes = vec![
+            shared::session::guard(&auth.store.table, caller)?,
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(stamp.build()?)
+                .build(),
+        ];
+        for item in chunk {
+            let (issuer, subject) = (
+                get_s(item, "issuer").unwrap_or_default(),
+                get_s(item, "subject").unwrap_or_default(),
+            );
+            for key in [
+                identity_key(&issuer, &subject),
+                listed_key(user_id, &issuer, &subject),
+            ] {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&auth.store.table)
+                    .set_key(Some(key))
+                    .build()?;
+                writes.push(
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .delete(delete)
+                        .build(),
+                );
+            }
+        }
+        shared::ddb::transact(&auth.store.ddb, writes).await?;
+    }
+    Ok(())
 }

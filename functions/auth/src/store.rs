@@ -466,6 +466,15 @@ impl Store {
 
     /// Revokes every session of the user (MFA or password change); returns how many.
     pub async fn revoke_all_sessions(&self, user_id: &str) -> anyhow::Result<usize> {
+        self.revoke_sessions_but(user_id, None).await
+    }
+
+    /// Revokes every session of the user but `keep` (a family); returns how many.
+    pub async fn revoke_sessions_but(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> anyhow::Result<usize> {
         let sessions = shared::ddb::query_all(
             self.ddb
                 .query()
@@ -480,6 +489,7 @@ impl Store {
         for item in &sessions {
             if let Some(family) =
                 get_s(item, "sk").and_then(|sk| sk.strip_prefix("SESSION#").map(str::to_owned))
+                && Some(family.as_str()) != keep
             {
                 self.revoke_session(user_id, &family).await?;
                 revoked += 1;
