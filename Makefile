@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
+.PHONY: restore-drill deny deny-advisories load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 ## RELEASE=1 runs release builds (what deploys; for measuring).
@@ -22,6 +22,12 @@ listen: setup
 ## id is the `trace_id` of the request's log lines.
 trace: setup
 	$(PY) infra/trace.py $(ID) $(if $(FILTER),--filter '$(FILTER)')
+
+## The restore drill against the running `make dev` stack (or STACK=<ready file>): write, note
+## the time, damage, restore to that time into a new table, verify, switch (EVENT=<id>: an event
+## it deletes and reads back through functions switched to the restored table).
+restore-drill: setup
+	$(PY) infra/restore_drill.py --stack $(or $(STACK),.local/ready.json) $(if $(EVENT),--event $(EVENT))
 
 ## Run every test (unit, handler, integration against moto, end to end through the local stack).
 test:
@@ -51,7 +57,7 @@ test-hot:
 setup:
 	bash infra/setup.sh
 
-lint: fmt clippy template-lint
+lint: fmt clippy template-lint deny
 
 fmt:
 	cargo fmt --all -- --check
@@ -106,6 +112,14 @@ load-read:
 ## p50/p99 of single calls; issue 16's goal: p99 <= 50 µs).
 bench-middleware:
 	cargo bench -p shared --bench middleware
+
+## Supply chain: cargo deny's offline checks (licences, bans, sources; deny.toml), in CI.
+deny:
+	bash infra/deny.sh
+
+## RustSec advisories (needs the network to fetch the advisory database; not in CI here).
+deny-advisories:
+	bash infra/deny.sh advisories
 
 ## RS256 token verify/sign and argon2id hash cost per call (release build of one binary).
 bench-auth:

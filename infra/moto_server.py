@@ -217,6 +217,71 @@ def check_then_write_transactions():
         guarded(name)
 
 
+def point_in_time_restores():
+    """moto's RestoreTableToPointInTime copies the source table as it is now, whatever time was
+    asked for, and restores a table without point-in-time recovery as readily as one with it.
+    DynamoDB restores the table as it was at RestoreDateTime (or at LatestRestorableDateTime),
+    only within [EarliestRestorableDateTime, now], only with recovery enabled. Here the table
+    as it was is the table now with its stream's changes after that time undone, newest first
+    (the template's table streams NEW_AND_OLD_IMAGES, and moto keeps every record of a
+    stack's life). A restored table has no stream, TTL or recovery of its own, as in DynamoDB."""
+    import datetime
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.exceptions import MockValidationException, PointInTimeRecoveryUnavailable
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.core.exceptions import JsonRESTError
+
+    class InvalidRestoreTime(JsonRESTError):
+        def __init__(self, message):
+            super().__init__("com.amazonaws.dynamodb.v20120810#InvalidRestoreTimeException", message)
+
+    def seconds(at):
+        """Unix seconds of a time as moto holds it (a naive UTC datetime, or a number)."""
+        if isinstance(at, datetime.datetime):
+            return at.replace(tzinfo=datetime.timezone.utc).timestamp() if at.tzinfo is None else at.timestamp()
+        return float(at)
+
+    def record_time(record):
+        return seconds(record.record["dynamodb"]["ApproximateCreationDateTime"])
+
+    original = models.DynamoDBBackend.restore_table_to_point_in_time
+
+    def restore(self):
+        body = self.body
+        source_name, target_name = body.get("SourceTableName"), body.get("TargetTableName")
+        source = self.dynamodb_backend.get_table(source_name)
+        recovery = source.continuous_backups["PointInTimeRecoveryDescription"]
+        if recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
+            raise PointInTimeRecoveryUnavailable(source_name)
+        now = time.time()
+        earliest = seconds(recovery.get("EarliestRestorableDateTime") or 0)
+        if body.get("UseLatestRestorableTime"):
+            at = now
+        elif body.get("RestoreDateTime") is not None:
+            at = seconds(body["RestoreDateTime"])
+        else:
+            raise MockValidationException("RestoreDateTime or UseLatestRestorableTime is required")
+        if at < earliest or at > now:
+            raise InvalidRestoreTime("RestoreDateTime %s is outside [%s, %s]" % (at, earliest, now))
+        table = original(self.dynamodb_backend, target_name, source_name)
+        shard = source.stream_shard
+        if shard is not None:
+            for record in reversed(shard.items):
+                if record_time(record) <= at:
+                    break
+                change = record.record["dynamodb"]
+                keys = change["Keys"]
+                hash_key = DynamoType(keys[table.hash_key_attr])
+                range_key = DynamoType(keys[table.range_key_attr]) if table.range_key_attr else None
+                table.delete_item(hash_key, range_key)
+                if change.get("OldImage"):
+                    table.put_item(copy.deepcopy(change["OldImage"]))
+        table.restore_date_time = at
+        return responses.DynamoResult(table.describe())
+
+    responses.DynamoHandler.restore_table_to_point_in_time = restore
+
+
 class Conflicts:
     """The items recent transactions hold, for the conflict window. Requests are serialised, so
     plain attributes suffice."""
@@ -746,6 +811,7 @@ def main():
         FAULTS.set(json.loads(os.environ["MOTO_FAULTS"]))
     check_then_write_transactions()
     partition_queries()
+    point_in_time_restores()
     validate_trace_segments()
     app = DomainDispatcherApplication(create_backend_app)
     # One connection per request: werkzeug's server closes each after its response (it drains
