@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: restore-drill deny deny-advisories load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
+.PHONY: sbom restore-drill deny deny-advisories load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 ## RELEASE=1 runs release builds (what deploys; for measuring).
@@ -77,6 +77,11 @@ build-arm64: setup
 ## What deploys: sam build runs `cargo lambda build --release --arm64` per function.
 sam-build: setup
 	source .tools/stack/bin/activate && PATH="$$PWD/.tools/sam/bin:$$PATH" $(SAM) build
+	bash infra/sbom.sh
+
+## The CycloneDX SBOM of every deployed binary (arm64) into target/sbom/ (sam-build makes it too).
+sbom:
+	bash infra/sbom.sh
 
 ## Regenerate docs/openapi.json from the code.
 openapi:
