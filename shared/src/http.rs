@@ -499,6 +499,7 @@ struct RequestInfo {
     client_ip: String,
     user_agent: String,
     origin: Option<String>,
+    accept_encoding: Option<String>,
 }
 
 impl RequestInfo {
@@ -536,6 +537,7 @@ impl RequestInfo {
                 .or_else(|| header(header::USER_AGENT))
                 .unwrap_or_default(),
             origin: header(header::ORIGIN),
+            accept_encoding: header(header::ACCEPT_ENCODING),
         }
     }
 }
@@ -643,6 +645,7 @@ impl Middleware {
         .await;
 
         self.finish_headers(&info, &mut response);
+        crate::compress::response(info.accept_encoding.as_deref(), &mut response);
         let status = response.status().as_u16();
         span.record("status", status);
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;

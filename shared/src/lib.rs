@@ -5,6 +5,7 @@ pub mod answers;
 pub mod auth;
 pub mod aws;
 pub mod breaker;
+pub mod compress;
 pub mod config;
 pub mod cursor;
 pub mod ddb;

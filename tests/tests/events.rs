@@ -627,3 +627,73 @@ async fn a_transaction_dynamodb_refuses_writes_nothing_locally() {
     assert!(r.is_err());
     assert!(stack.item(&format!("{ok_pk}-0"), "TEST").await.is_none());
 }
+
+/// A list page as bytes, with the client sending `accept` and decoding nothing itself.
+async fn raw_list(ip: [u8; 4], city: &str, accept: &str) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .unwrap();
+    client
+        .get(format!(
+            "{}/v1/events?city={}&limit=20",
+            Stack::get().url,
+            q(city)
+        ))
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn list_pages_are_compressed_as_the_client_accepts_and_a_real_client_decodes_them() {
+    let (api, token, city) = organizer_in_a_new_city([127, 0, 3, 60]).await;
+    for i in 0..8 {
+        created(
+            &api,
+            &token,
+            new_event(
+                &city,
+                &format!("Concert {i}"),
+                "An evening of music in the hall, with a long description to list",
+                &["music", "evening"],
+                3,
+            ),
+        )
+        .await;
+    }
+    let plain = raw_list([127, 0, 3, 61], &city, "identity").await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let vary = plain.headers()["vary"].to_str().unwrap().to_owned();
+    assert!(vary.contains("Accept-Encoding"), "{vary}");
+    let plain = plain.bytes().await.unwrap();
+    let expected: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(expected["items"].as_array().map(Vec::len), Some(8));
+    for encoding in ["br", "gzip"] {
+        let r = raw_list([127, 0, 3, 61], &city, encoding).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-encoding"], encoding);
+        let bytes = r.bytes().await.unwrap();
+        println!(
+            "{encoding}: {} bytes for {} ({:.0} % saved)",
+            bytes.len(),
+            plain.len(),
+            100.0 * (1.0 - bytes.len() as f64 / plain.len() as f64)
+        );
+        assert!(
+            bytes.len() * 3 < plain.len(),
+            "{} of {}",
+            bytes.len(),
+            plain.len()
+        );
+    }
+    // The test client (reqwest with gzip and brotli: it asks for both and decodes) reads the
+    // same page.
+    let r = list(&api, &format!("city={}&limit=20", q(&city))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, expected);
+}
