@@ -32,6 +32,8 @@ stack_env=(--env "SECRETS_CACHE_TTL_SECONDS=${SECRETS_CACHE_TTL_SECONDS:-1}")
 # The contract run's address (infra/contract/hooks.py) is an internal caller: its thousands of
 # generated requests test the operations, not the rate limiter (the e2e tests do that).
 stack_env+=(--env RATE_LIMIT_ALLOWLIST=127.0.0.88)
+# Flags read again every 2 s (deployed: 30): the flag tests wait out the TTL after a flip.
+stack_env+=(--env FLAGS_CACHE_TTL_SECONDS=2)
 # Six instances per function: on two cores more processes only contend for the CPU (the
 # 500-concurrent-joins test queues at the gateway instead, as a reserved concurrency would).
 export LOCAL_MAX_INSTANCES="${LOCAL_MAX_INSTANCES:-6}"

@@ -71,6 +71,9 @@ pub struct Config {
     pub public_keys_secret_id: String,
     /// `SECRETS_CACHE_TTL_SECONDS`: how long a fetched secret is served from memory.
     pub secrets_ttl: Duration,
+    /// `FLAGS_CACHE_TTL_SECONDS` (default 30): how long the feature flags read from the table
+    /// are used before they are read again (a flip takes effect within it: shared::flags).
+    pub flags_ttl: Duration,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated exact origins; empty means no CORS.
     pub cors_allowed_origins: Vec<String>,
     /// `MAX_BODY_BYTES`: request bodies above this are refused with 413.
@@ -126,6 +129,7 @@ impl Config {
             signing_keys_secret_id: r.optional("SIGNING_KEYS_SECRET_ID"),
             public_keys_secret_id: r.required("PUBLIC_KEYS_SECRET_ID"),
             secrets_ttl: Duration::from_secs(r.number("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86_400)),
+            flags_ttl: Duration::from_secs(r.number("FLAGS_CACHE_TTL_SECONDS", 30, 1, 3_600)),
             cors_allowed_origins: r.origins("CORS_ALLOWED_ORIGINS"),
             max_body_bytes: r.number("MAX_BODY_BYTES", 64 * 1024, 1, 6 * 1024 * 1024) as usize,
             jwt_issuer: r.required("JWT_ISSUER"),

@@ -9,6 +9,7 @@ pub mod compress;
 pub mod config;
 pub mod cursor;
 pub mod ddb;
+pub mod flags;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

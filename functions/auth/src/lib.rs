@@ -3,6 +3,7 @@
 pub mod api;
 pub mod email;
 pub mod error;
+pub mod flags_admin;
 pub mod identities;
 pub mod lockout;
 pub mod memory;

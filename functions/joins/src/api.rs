@@ -39,6 +39,8 @@ pub struct Joins {
     /// The hot events' join intake queue (`JOIN_INTAKE_QUEUE_URL`; only the join function has
     /// it). Without it, a hot event's joins take the synchronous path.
     pub intake: Option<FifoQueue>,
+    /// The feature flags (`hot_intake`: the intake's kill switch and rollout).
+    pub flags: shared::flags::Flags,
 }
 
 impl Joins {
@@ -60,6 +62,7 @@ impl Joins {
                     sqs: app.clients.sqs().clone(),
                     url,
                 }),
+            flags: shared::flags::Flags::new(app),
         }))
     }
 }
@@ -190,8 +193,14 @@ pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
         let (admitted, reads) = tokio::join!(admitted, reads);
         admitted?;
         let mut reads = reads?;
+        // The intake is on for this caller (the `hot_intake` flag: a kill switch and a
+        // rollout); off, a hot event's join takes the synchronous path as any event's.
         if let Some(v) = reads.venue.take()
             && v.hot
+            && joins
+                .flags
+                .on(shared::flags::Flag::HotIntake, Some(&req.user()?.id))
+                .await
         {
             let (idempotency, seats) = (&joins.idempotency, &joins.seats);
             return crate::intake::enqueue(idempotency, seats, queue, req, key, reads, v).await;
