@@ -227,7 +227,8 @@ def point_in_time_restores():
     stack's life). A restored table has no stream, TTL or recovery of its own, as in DynamoDB."""
     import datetime
     from moto.dynamodb import models, responses
-    from moto.dynamodb.exceptions import MockValidationException, PointInTimeRecoveryUnavailable
+    from moto.dynamodb.exceptions import (MockValidationException, PointInTimeRecoveryUnavailable,
+                                          SourceTableNotFoundException)
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.core.exceptions import JsonRESTError
 
@@ -249,6 +250,8 @@ def point_in_time_restores():
     def restore(self):
         body = self.body
         source_name, target_name = body.get("SourceTableName"), body.get("TargetTableName")
+        if source_name not in self.dynamodb_backend.tables:
+            raise SourceTableNotFoundException(source_name)
         source = self.dynamodb_backend.get_table(source_name)
         recovery = source.continuous_backups["PointInTimeRecoveryDescription"]
         if recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
@@ -263,19 +266,22 @@ def point_in_time_restores():
             raise MockValidationException("RestoreDateTime or UseLatestRestorableTime is required")
         if at < earliest or at > now:
             raise InvalidRestoreTime("RestoreDateTime %s is outside [%s, %s]" % (at, earliest, now))
-        table = original(self.dynamodb_backend, target_name, source_name)
         shard = source.stream_shard
-        if shard is not None:
-            for record in reversed(shard.items):
-                if record_time(record) <= at:
-                    break
-                change = record.record["dynamodb"]
-                keys = change["Keys"]
-                hash_key = DynamoType(keys[table.hash_key_attr])
-                range_key = DynamoType(keys[table.range_key_attr]) if table.range_key_attr else None
-                table.delete_item(hash_key, range_key)
-                if change.get("OldImage"):
-                    table.put_item(copy.deepcopy(change["OldImage"]))
+        # The table as it was is rebuilt from the stream: a stream that does not reach back to
+        # T (none, or re-created after T) cannot say what it was. Refused, never a copy of now.
+        if shard is None or seconds(shard.created_on) > at:
+            raise InvalidRestoreTime("the local restore needs the table's stream since %s" % at)
+        table = original(self.dynamodb_backend, target_name, source_name)
+        for record in reversed(shard.items):
+            if record_time(record) <= at:
+                break
+            change = record.record["dynamodb"]
+            keys = change["Keys"]
+            hash_key = DynamoType(keys[table.hash_key_attr])
+            range_key = DynamoType(keys[table.range_key_attr]) if table.range_key_attr else None
+            table.delete_item(hash_key, range_key)
+            if change.get("OldImage"):
+                table.put_item(copy.deepcopy(change["OldImage"]))
         table.restore_date_time = at
         return responses.DynamoResult(table.describe())
 

@@ -162,7 +162,7 @@ def suite(args):
     root = args.root
     env = json.load(open(args.ready))["env"]
     fx = json.load(open(args.fixtures))
-    fx.update({"flag_name": "realtime_push", "oidc_provider": "local", "oidc_code": "bench-code", "oidc_state": "bench-state-no-sign-in-has"})
+    fx.update({"flag_name": "hot_intake", "oidc_provider": "local", "oidc_code": "bench-code", "oidc_state": "bench-state-no-sign-in-has"})
     # The limits below: counted in the table as in production, never reached by the replays.
     base_env = {k: v for k, v in env.items() if k not in ("LOG_SPANS", "TABLE_WARM_UP")}
     functions = json.load(open(args.ready))["functions"]

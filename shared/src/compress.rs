@@ -94,7 +94,9 @@ pub fn response(accept: Option<&str>, response: &mut lambda_http::Response<Body>
         .is_some_and(|t| {
             t.starts_with("application/json") || t.starts_with("application/problem+json")
         });
-    if !json {
+    // A 304 carries the Vary its 200 would (RFC 9110 15.4.5): a cache refreshing its stored
+    // headers from it must keep keying on the encoding.
+    if !json && response.status() != http::StatusCode::NOT_MODIFIED {
         return;
     }
     // One Vary header (API Gateway's payload 2.0 keeps one value per name).
@@ -208,6 +210,10 @@ mod tests {
         let mut none = json_response(format!("\"{big}\""));
         response(None, &mut none);
         assert!(matches!(none.body(), Body::Text(_)));
+        let mut not_modified = lambda_http::Response::new(Body::Empty);
+        *not_modified.status_mut() = http::StatusCode::NOT_MODIFIED;
+        response(Some("br"), &mut not_modified);
+        assert_eq!(not_modified.headers()[header::VARY], "Accept-Encoding");
         let mut html = lambda_http::Response::new(Body::Text(big));
         response(Some("gzip"), &mut html);
         assert!(matches!(html.body(), Body::Text(_)));

@@ -26,19 +26,18 @@ pub enum Flag {
     /// Hot events' joins go through the ordered intake (decision 0012). Off: a kill switch —
     /// every join takes the synchronous path, as for any event (the intake's queue is left to
     /// drain).
+    /// Rolled out by event (its subject is the event id), never by user: one event's joins
+    /// all take one path, or synchronous joins would overtake the queue and contend with the
+    /// writer's batches on the event (what decision 0012 removed).
     HotIntake,
-    /// Notifications are pushed over the WebSocket API as they are written (decision 0014).
-    /// Off: the inbox is written, nothing is pushed (clients read it when they poll).
-    RealtimePush,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 2] = [Flag::HotIntake, Flag::RealtimePush];
+    pub const ALL: [Flag; 1] = [Flag::HotIntake];
 
     pub fn name(self) -> &'static str {
         match self {
             Flag::HotIntake => "hot_intake",
-            Flag::RealtimePush => "realtime_push",
         }
     }
 
@@ -65,7 +64,8 @@ pub struct FlagState {
 }
 
 impl FlagState {
-    /// Whether it is on for `user` (`None`: a call on nobody's behalf).
+    /// Whether it is on for `subject` (the user, or what the flag rolls out by: [`Flag`];
+    /// `None`: a call on nobody's behalf).
     pub fn on_for(self, flag: Flag, user: Option<&str>) -> bool {
         if !self.enabled {
             return false;
@@ -83,8 +83,12 @@ impl FlagState {
 /// The user's bucket (0–99) for `flag`: stable across instances and deploys, independent
 /// between flags (a user early in one rollout is not early in all).
 pub fn bucket(flag: Flag, user: &str) -> u8 {
+    bucket_named(flag.name(), user)
+}
+
+fn bucket_named(flag: &str, user: &str) -> u8 {
     let digest = Sha256::new()
-        .chain_update(flag.name())
+        .chain_update(flag)
         .chain_update([0])
         .chain_update(user)
         .finalize();
@@ -125,6 +129,11 @@ pub fn parse_item(item: &HashMap<String, AttributeValue>) -> HashMap<Flag, FlagS
     out
 }
 
+/// How long a flags read may take before the last value (or the default) is used.
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed read, the next one is this far off (or the TTL, if shorter).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
+
 /// The flags as one instance sees them: read from the table at most once per TTL.
 pub struct Flags {
     ddb: aws_sdk_dynamodb::Client,
@@ -160,13 +169,24 @@ impl Flags {
         if let Some((true, value)) = cached {
             return value.unwrap_or_else(|| flag.default_state());
         }
-        let read = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key()))
-            .send()
-            .await;
+        // A short, single-try read: a flag must not hold a request up (the value it falls back
+        // to is the last one read, or the default).
+        let read = tokio::time::timeout(
+            READ_TIMEOUT,
+            self.ddb
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key()))
+                .customize()
+                .config_override(
+                    aws_sdk_dynamodb::config::Config::builder()
+                        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()),
+                )
+                .send(),
+        )
+        .await
+        .map_err(|_| "the read timed out".to_owned())
+        .and_then(|r| r.map_err(|e| crate::error_chain(&e)));
         match read {
             Ok(out) => {
                 let settings = out.item.as_ref().map(parse_item).unwrap_or_default();
@@ -178,9 +198,17 @@ impl Flags {
             }
             Err(e) => {
                 // The last value read, else the default: a flag never fails a request. Read
-                // again on the next call (no new timestamp).
+                // again after RETRY_AFTER_FAILURE, not on every call (a throttled table is not
+                // asked harder).
                 metrics::counter!("FlagReadFailures").increment(1);
-                tracing::warn!(error = %crate::error_chain(&e), flag = flag.name(), "the feature flags could not be read");
+                tracing::warn!(error = %e, flag = flag.name(), "the feature flags could not be read");
+                if let Ok(mut c) = self.cache.lock() {
+                    let last = c.take().map(|(_, v)| v).unwrap_or_default();
+                    let at = Instant::now()
+                        .checked_sub(self.ttl.saturating_sub(RETRY_AFTER_FAILURE))
+                        .unwrap_or_else(Instant::now);
+                    *c = Some((at, last));
+                }
                 cached
                     .and_then(|(_, v)| v)
                     .unwrap_or_else(|| flag.default_state())
@@ -219,7 +247,7 @@ mod tests {
         // Another flag puts users in other buckets.
         let same = users
             .iter()
-            .filter(|u| bucket(Flag::HotIntake, u) == bucket(Flag::RealtimePush, u))
+            .filter(|u| bucket(Flag::HotIntake, u) == bucket_named("another_flag", u))
             .count();
         assert!(same < 300, "{same}");
         // Off is off for everyone; 100 % is on without a user; a partial rollout is not.
@@ -249,7 +277,7 @@ mod tests {
         };
         let item = HashMap::from([
             ("hot_intake".to_owned(), entry(false, "100")),
-            ("realtime_push".to_owned(), entry(true, "250")),
+            ("hot_intake_typo".to_owned(), entry(true, "50")),
             ("no_such_flag".to_owned(), entry(true, "10")),
         ]);
         let parsed = parse_item(&item);

@@ -122,22 +122,26 @@ async fn etag_flow_428_412_200_and_304() {
     );
     assert_eq!(access[0]["status"], 201);
     assert_eq!(header(&r, "location"), format!("/v1/events/{id}"));
-    assert_eq!(header(&r, "etag"), "\"v1\"");
+    assert_eq!(header(&r, "etag"), "W/\"v1.0.0\"");
     assert_eq!(r.body["tags"], json!(["jazz"]));
 
     let path = format!("/v1/events/{id}");
     let got = api.send(Method::GET, &path, None, None).await;
     assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(header(&got, "etag"), "\"v1\"");
+    assert_eq!(header(&got, "etag"), "W/\"v1.0.0\"");
+    assert_eq!(
+        header(&got, "cache-control"),
+        "public, max-age=5, stale-while-revalidate=30"
+    );
     let get_if_none_match_v1 = || {
         api.exec(
             api.request(Method::GET, &path)
-                .header("if-none-match", "\"v1\""),
+                .header("if-none-match", "W/\"v1.0.0\""),
         )
     };
     let not_modified = get_if_none_match_v1().await;
     assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
-    assert_eq!(header(&not_modified, "etag"), "\"v1\"");
+    assert_eq!(header(&not_modified, "etag"), "W/\"v1.0.0\"");
 
     let patch = |etag: Option<&'static str>| {
         let mut req = api
@@ -166,7 +170,7 @@ async fn etag_flow_428_412_200_and_304() {
     );
     let ok = patch(Some("\"v1\"")).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    assert_eq!(header(&ok, "etag"), "\"v2\"");
+    assert_eq!(header(&ok, "etag"), "W/\"v2.0.0\"");
     assert_eq!(ok.body["title"], "Late jazz night");
     let again = patch(Some("\"v1\"")).await;
     assert_eq!(
@@ -568,7 +572,7 @@ async fn an_event_with_one_very_long_word_is_created_found_and_changed() {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(header(&patched, "etag"), "\"v2\"");
+    assert_eq!(header(&patched, "etag"), "W/\"v2.0.0\"");
     let by_new = list(&api, &format!("city={}&q={}", q(&c), q(&wide))).await;
     assert_eq!(ids(&by_new.body), vec![id.clone()]);
     let by_old = list(&api, &format!("city={}&q={}", q(&c), q(&ascii))).await;
@@ -696,4 +700,71 @@ async fn list_pages_are_compressed_as_the_client_accepts_and_a_real_client_decod
     let r = list(&api, &format!("city={}&limit=20", q(&city))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, expected);
+}
+
+#[tokio::test]
+async fn a_join_changes_the_etag_so_a_cached_copy_is_not_answered_304_and_if_match_still_edits() {
+    use e2e::joining::{join, key};
+    let (stack, api) = Stack::with_api([127, 0, 3, 62]);
+    let (_, token) = api.account_with_roles(&["organizer"]).await;
+    let c = city();
+    let id = created(&api, &token, new_event(&c, "Counted", "", &[], 3)).await;
+    let path = format!("/v1/events/{id}");
+    let read = api.send(Method::GET, &path, None, None).await;
+    let before = header(&read, "etag");
+    assert_eq!(before, "W/\"v1.0.0\"");
+    // A list page is cacheable and answers 304 to its own ETag.
+    let query = format!("city={}", q(&c));
+    let page = list(&api, &query).await;
+    let page_tag = header(&page, "etag");
+    assert!(page_tag.starts_with("W/\"p"), "{page_tag}");
+    let again = api
+        .exec(
+            api.request(Method::GET, &format!("/v1/events?{query}"))
+                .header("if-none-match", &page_tag),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    // The 304 varies as its 200 does (a cache refreshing from it keeps keying on both).
+    assert_eq!(header(&again, "vary"), "Origin, Accept-Encoding");
+    // A join: the seat counts move, so do both ETags.
+    let attendee = stack
+        .token_minter()
+        .await
+        .user(&[shared::auth::Role::Attendee])
+        .await;
+    let joined = join(&api, &attendee, &id, &key()).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let fresh = api
+        .exec(
+            api.request(Method::GET, &path)
+                .header("if-none-match", &before),
+        )
+        .await;
+    assert_eq!(
+        fresh.status,
+        StatusCode::OK,
+        "a stale copy's ETag must not answer 304"
+    );
+    assert_eq!(fresh.body["joined"], 1, "{}", fresh.body);
+    assert_eq!(header(&fresh, "etag"), "W/\"v1.1.0\"");
+    let page = api
+        .exec(
+            api.request(Method::GET, &format!("/v1/events?{query}"))
+                .header("if-none-match", &page_tag),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body["items"][0]["joined"], 1, "{}", page.body);
+    // The ETag read before the join still edits: If-Match compares the version.
+    let edit = api
+        .exec(
+            api.request(Method::PATCH, &path)
+                .bearer_auth(&token)
+                .header("if-match", &before)
+                .json(&json!({"venue": "The Other Hall"})),
+        )
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    assert_eq!(header(&edit, "etag"), "W/\"v2.1.0\"");
 }

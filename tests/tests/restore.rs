@@ -58,6 +58,11 @@ async fn the_restore_drill_brings_back_the_table_as_it_was_and_the_functions_rea
         report["settings"]["stream"], "NEW_AND_OLD_IMAGES",
         "{report}"
     );
+    assert_eq!(
+        report["settings"]["indexes"],
+        serde_json::json!(["gsi1"]),
+        "{report}"
+    );
     // The damaged table still lacks the event through the stack's own gateway.
     let r = api
         .send(

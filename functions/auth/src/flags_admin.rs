@@ -148,9 +148,6 @@ pub async fn set_flag(auth: &Auth, req: Request) -> Result<Response, ApiError> {
             "must be 1 to 200 characters",
         ));
     }
-    let before = views(&read(auth).await?)
-        .into_iter()
-        .find(|v| v.name == flag);
     let now = shared::auth::now_unix();
     let value = AttributeValue::M(HashMap::from([
         ("enabled".to_owned(), AttributeValue::Bool(input.enabled)),
@@ -159,15 +156,6 @@ pub async fn set_flag(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         ("updated_by".to_owned(), s(&caller.id)),
         ("reason".to_owned(), s(reason)),
     ]));
-    let set = Update::builder()
-        .table_name(&auth.store.table)
-        .set_key(Some(shared::flags::key()))
-        .update_expression("SET #flag = :value ADD version :one")
-        .expression_attribute_names("#flag", flag.name())
-        .expression_attribute_values(":value", value)
-        .expression_attribute_values(":one", n(1))
-        .build()
-        .map_err(ApiError::internal)?;
     let admin = ConditionCheck::builder()
         .table_name(&auth.store.table)
         .key("pk", s(format!("USER#{}", caller.id)))
@@ -177,19 +165,50 @@ pub async fn set_flag(auth: &Auth, req: Request) -> Result<Response, ApiError> {
         .expression_attribute_values(":admin", s(Role::Admin.as_str()))
         .build()
         .map_err(ApiError::internal)?;
-    let items = vec![
-        shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
-        TransactWriteItem::builder().condition_check(admin).build(),
-        TransactWriteItem::builder().update(set).build(),
-    ];
-    match shared::ddb::transact(&auth.store.ddb, items).await {
-        Ok(()) => {}
-        Err(shared::ddb::TxError::Cancelled(c)) if c.failed(1) => {
-            tracing::warn!(target: "audit", audit_event = "flag.refused", flag = flag.name(), admin_id = %caller.id, "security event: a token with the admin role from an account without it");
-            return Err(ApiError::forbidden("this account is not an admin"));
+    // Set on the version read, so the audit line's "before" is what this change replaced (two
+    // admins at once: the second reads again).
+    let mut attempt = 0;
+    let before = loop {
+        let item = read(auth).await?;
+        let version = shared::ddb::get_n(&item, "version");
+        let before = views(&item).into_iter().find(|v| v.name == flag);
+        let mut set = Update::builder()
+            .table_name(&auth.store.table)
+            .set_key(Some(shared::flags::key()))
+            .update_expression("SET #flag = :value ADD version :one")
+            .expression_attribute_names("#flag", flag.name())
+            .expression_attribute_values(":value", value.clone())
+            .expression_attribute_values(":one", n(1));
+        set = match version {
+            Some(v) => set
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", n(v)),
+            None => set.condition_expression("attribute_not_exists(version)"),
+        };
+        let items = vec![
+            shared::session::guard(&auth.store.table, caller).map_err(ApiError::internal)?,
+            TransactWriteItem::builder()
+                .condition_check(admin.clone())
+                .build(),
+            TransactWriteItem::builder()
+                .update(set.build().map_err(ApiError::internal)?)
+                .build(),
+        ];
+        match shared::ddb::transact(&auth.store.ddb, items).await {
+            Ok(()) => break before,
+            Err(shared::ddb::TxError::Cancelled(c)) if c.failed(1) => {
+                tracing::warn!(target: "audit", audit_event = "flag.refused", flag = flag.name(), admin_id = %caller.id, "security event: a token with the admin role from an account without it");
+                return Err(ApiError::forbidden("this account is not an admin"));
+            }
+            Err(shared::ddb::TxError::Cancelled(c)) if c.failed(2) && attempt < 4 => attempt += 1,
+            Err(shared::ddb::TxError::Cancelled(c)) if c.failed(2) => {
+                return Err(ApiError::service_unavailable(
+                    "the flags kept changing meanwhile: read them and retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    }
+    };
     tracing::info!(
         target: "audit",
         audit_event = "flag.set",

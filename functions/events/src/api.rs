@@ -147,7 +147,8 @@ async fn create_once(
     params(("id" = String, Path, description = "evt_ and 28 hex digits"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read")),
     responses(
-        (status = 200, description = "The event", body = EventView, headers(("ETag" = String))),
+        (status = 200, description = "The event. Cacheable: `Cache-Control: public, max-age=5, stale-while-revalidate=30`", body = EventView,
+            headers(("ETag" = String, description = "Weak (`W/\"v<version>.<joined>.<waitlisted>\"`): changes with an edit and with the seat counts; `If-Match` on an edit compares the version only"), ("Cache-Control" = String))),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
     ))]
 pub async fn get(events: &Events, req: Request) -> Result<Response, ApiError> {
@@ -157,15 +158,64 @@ pub async fn get(events: &Events, req: Request) -> Result<Response, ApiError> {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim() == "*" || v.split(',').any(|t| etag_version(t) == Some(e.version))
-        });
+        .is_some_and(|v| e.etag_matches(v));
     if matches {
         let mut r = Response::new(lambda_http::Body::Empty);
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        return Ok(with_etag(r, &e));
+        return Ok(public_cache(with_etag(r, &e)));
     }
-    event_response(StatusCode::OK, &e)
+    Ok(public_cache(event_response(StatusCode::OK, &e)?))
+}
+
+/// What a shared cache (a CDN before the API, a browser) may do with a public read: keep it 5
+/// seconds, and serve it up to 30 seconds stale while it asks again (seat counts move; a
+/// stale page is never older than that). `Vary: Origin, Accept-Encoding` comes with it (the
+/// middleware).
+pub const PUBLIC_CACHE: &str = "public, max-age=5, stale-while-revalidate=30";
+
+fn public_cache(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(PUBLIC_CACHE),
+    );
+    r
+}
+
+/// A list page's answer: 200 with a weak ETag (a digest of `validator`: what the page shows),
+/// or 304 when the client's `If-None-Match` names that ETag; cacheable as [`PUBLIC_CACHE`]
+/// says.
+fn page_response<T: Serialize>(
+    req: &Request,
+    page: &T,
+    validator: &str,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(page).map_err(ApiError::internal)?;
+    let tag = format!("W/\"p{}\"", &shared::ids::digest_hex(validator)[..22]);
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim() == "*"
+                || v.split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/"))
+        });
+    let mut r = if matches {
+        let mut r = Response::new(lambda_http::Body::Empty);
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(lambda_http::Body::Text(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(public_cache(r))
 }
 
 // ------------------------------------------------------------------ update / cancel
@@ -311,9 +361,12 @@ shared::error_answers!(
     BAD_REQUEST => shared::answers::BAD_CURSOR,
 );
 
-#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events", params(ListQuery),
+#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events",
+    params(ListQuery, ("If-None-Match" = Option<String>, Header, description = "The ETag of an earlier read of this page")),
     responses(
-        (status = 200, description = "Upcoming events, by start time then id; with `q`, by matched fields (most first), then start time, then id", body = EventPage),
+        (status = 200, description = "Upcoming events, by start time then id; with `q`, by matched fields (most first), then start time, then id. Cacheable: `Cache-Control: public, max-age=5, stale-while-revalidate=30`", body = EventPage,
+            headers(("ETag" = String, description = "Weak; changes when the page's events or their seat counts do"), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         ListErrors,
     ))]
 pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
@@ -414,14 +467,18 @@ pub async fn list(events: &Events, req: Request) -> Result<Response, ApiError> {
             .await?
         }
     };
+    let items: Vec<EventView> = items.iter().map(Event::view).collect();
+    // The page's validator: its events (with their seat counts) and where the next page
+    // starts — not the cursor's text, which is sealed anew on every answer.
+    let validator = format!(
+        "{}\n{}",
+        serde_json::to_string(&items).map_err(ApiError::internal)?,
+        next.as_ref()
+            .map(|p| format!("{:?} {} {}", p.score, p.starts_at, p.id))
+            .unwrap_or_default()
+    );
     let next_cursor = page.next(next);
-    json(
-        StatusCode::OK,
-        &EventPage {
-            items: items.iter().map(Event::view).collect(),
-            next_cursor,
-        },
-    )
+    page_response(&req, &EventPage { items, next_cursor }, &validator)
 }
 
 /// Search: the postings of every term (consistent reads), intersected; ranked by the number of

@@ -237,19 +237,41 @@ impl Event {
         }
     }
 
+    /// The event's ETag: weak (the compressed and the plain body are the same event), naming
+    /// the edit version and the seat counts — a join changes it, so a cached copy with old counts
+    /// is not answered 304; an `If-Match` names the version only (an edit does not depend on
+    /// the counts: [`etag_version`]).
     pub fn etag(&self) -> String {
-        etag(self.version)
+        etag(self.version, self.joined, self.waitlisted)
+    }
+
+    /// Whether an `If-None-Match` value matches this event as it is now (weak comparison; `*`).
+    pub fn etag_matches(&self, if_none_match: &str) -> bool {
+        let current = self.etag();
+        let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        let current = opaque(&current);
+        if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == current)
     }
 }
 
-pub fn etag(version: u64) -> String {
-    format!("\"v{version}\"")
+pub fn etag(version: u64, joined: u32, waitlisted: u32) -> String {
+    format!("W/\"v{version}.{joined}.{waitlisted}\"")
 }
 
-/// The version an `If-Match` / `If-None-Match` value names (`"v3"` or `W/"v3"`), if any.
+/// The version an `If-Match` / `If-None-Match` value names (`W/"v3.5.2"`, or the older `"v3"`
+/// and `W/"v3"`), if any.
 pub fn etag_version(value: &str) -> Option<u64> {
     let v = value.trim().trim_start_matches("W/");
-    v.strip_prefix("\"v")?.strip_suffix('"')?.parse().ok()
+    let inner = v.strip_prefix("\"v")?.strip_suffix('"')?;
+    let mut parts = inner.split('.');
+    let version = parts.next()?.parse().ok()?;
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, None, None) => Some(version),
+        (Some(j), Some(w), None) if j.parse::<u32>().is_ok() && w.parse::<u32>().is_ok() => {
+            Some(version)
+        }
+        _ => None,
+    }
 }
 
 /// Second-precision UTC RFC 3339 (`2030-06-01T17:00:00Z`): fixed width, so it sorts as text.
@@ -578,7 +600,11 @@ mod tests {
 
     #[test]
     fn etags_round_trip() {
-        assert_eq!(etag_version(&etag(7)), Some(7));
+        assert_eq!(etag_version(&etag(7, 3, 1)), Some(7));
+        assert_eq!(etag(7, 3, 1), "W/\"v7.3.1\"");
+        assert_eq!(etag_version("\"v7\""), Some(7));
+        assert_eq!(etag_version("W/\"v7.3\""), None);
+        assert_eq!(etag_version("W/\"v7.3.1.0\""), None);
         assert_eq!(etag_version("W/\"v7\""), Some(7));
         assert_eq!(etag_version("*"), None);
     }

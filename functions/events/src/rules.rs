@@ -498,7 +498,7 @@ mod tests {
         }]);
         // Stale and cancelled: 412 with the current ETag.
         match change_to(&w, 7, retitle).await {
-            Err(EventError::Stale(etag)) => assert_eq!(etag, "\"v1\""),
+            Err(EventError::Stale(etag)) => assert_eq!(etag, "W/\"v1.0.0\""),
             other => panic!("{other:?}"),
         }
         // Cancelled and invalid: 409.

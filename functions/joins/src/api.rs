@@ -193,13 +193,13 @@ pub async fn join(joins: &Joins, req: Request) -> Result<Response, ApiError> {
         let (admitted, reads) = tokio::join!(admitted, reads);
         admitted?;
         let mut reads = reads?;
-        // The intake is on for this caller (the `hot_intake` flag: a kill switch and a
-        // rollout); off, a hot event's join takes the synchronous path as any event's.
+        // The intake is on for this event (the `hot_intake` flag: a kill switch, rolled out by
+        // event); off, a hot event's join takes the synchronous path as any event's.
         if let Some(v) = reads.venue.take()
             && v.hot
             && joins
                 .flags
-                .on(shared::flags::Flag::HotIntake, Some(&req.user()?.id))
+                .on(shared::flags::Flag::HotIntake, Some(&id))
                 .await
         {
             let (idempotency, seats) = (&joins.idempotency, &joins.seats);

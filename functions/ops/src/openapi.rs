@@ -56,7 +56,9 @@ pub fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
                         Some(string(auth::api::USER_ID_PATTERN))
                     }
                     "Idempotency-Key" => Some(string(shared::idempotency::KEY_PATTERN)),
-                    "If-Match" => Some(string("^(W/)?\"v[0-9]{1,19}\"$")),
+                    "If-Match" => Some(string(
+                        "^(W/)?\"v[0-9]{1,19}(\\.[0-9]{1,10}\\.[0-9]{1,10})?\"$",
+                    )),
                     "limit" => Some(
                         ObjectBuilder::new()
                             .schema_type(Type::Integer)
