@@ -5,7 +5,7 @@ SAM := .tools/sam/bin/sam
 CFN_LINT := .tools/sam/bin/cfn-lint
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: sbom restore-drill deny deny-advisories load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
+.PHONY: load-smoke load-load load-stress load-soak sbom restore-drill deny deny-advisories load-read dev listen trace test test-rounds test-fanout test-hot contract coverage setup lint fmt clippy template-lint build-arm64 sam-build openapi bench bench-middleware bench-auth bench-joins bench-hot
 
 ## Run the whole system locally: moto, every function, the HTTP API on http://127.0.0.1:3000.
 ## RELEASE=1 runs release builds (what deploys; for measuring).
@@ -22,6 +22,19 @@ listen: setup
 ## id is the `trace_id` of the request's log lines.
 trace: setup
 	$(PY) infra/trace.py $(ID) $(if $(FILTER),--filter '$(FILTER)')
+
+## Load tests (Locust, headless, a local stack of their own on 127.0.0.1, bounded): smoke (4
+## users, 45 s; debug builds; in CI), load (20 users, 3 min), stress (+5 users every 20 s until
+## reads' p95 > 200 ms or errors > 1 %, at most 5 min), soak (12 users, 10 min). Report: plots
+## and summary.md in docs/load/<profile> (smoke: target/load/smoke).
+load-smoke:
+	bash infra/load/run.sh smoke
+load-load:
+	bash infra/load/run.sh load
+load-stress:
+	bash infra/load/run.sh stress
+load-soak:
+	bash infra/load/run.sh soak
 
 ## The restore drill against the running `make dev` stack (or STACK=<ready file>): write, note
 ## the time, damage, restore to that time into a new table, verify, switch (EVENT=<id>: an event

@@ -23,11 +23,13 @@ log_dir="$(mktemp -d "${TMPDIR:-/tmp}/city-events-setup.XXXXXX")"
 venv stack requirements-stack.txt > "$log_dir/stack.log" 2>&1 & stack_pid=$!
 venv sam requirements-lint.txt > "$log_dir/sam.log" 2>&1 & sam_pid=$!
 venv contract requirements-contract.txt > "$log_dir/contract.log" 2>&1 & contract_pid=$!
+venv load requirements-load.txt > "$log_dir/load.log" 2>&1 & load_pid=$!
 failed=0
 wait "$stack_pid" || failed=1
 wait "$sam_pid" || failed=1
 wait "$contract_pid" || failed=1
-cat "$log_dir/stack.log" "$log_dir/sam.log" "$log_dir/contract.log"
+wait "$load_pid" || failed=1
+cat "$log_dir/stack.log" "$log_dir/sam.log" "$log_dir/contract.log" "$log_dir/load.log"
 rm -rf "$log_dir"
 if [ "$failed" -ne 0 ]; then
   echo "error: installing the pinned tools failed (output above)" >&2
