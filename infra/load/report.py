@@ -16,6 +16,7 @@ import csv
 import glob
 import json
 import os
+import statistics
 
 import matplotlib
 
@@ -59,6 +60,7 @@ def pct(values, p):
 def stack_times(log_dir, since):
     """Per route: the functions' durations, and per request the DynamoDB time (its spans)."""
     by_trace = {}
+    ops = {}  # trace -> {"DynamoDB.GetItem": n, ..., "transact_items": n}
     access = []
     for path in glob.glob(os.path.join(log_dir, "*.log")):
         with open(path, errors="replace") as f:
@@ -71,8 +73,15 @@ def stack_times(log_dir, since):
                     continue
                 if l.get("type") == "span":
                     # Spans reach the log for sampled requests only (X-Ray's rule locally too).
-                    ms = float(l.get("duration_ms") or 0) if str(l.get("name", "")).startswith("DynamoDB.") else 0.0
+                    name = str(l.get("name", ""))
+                    ms = float(l.get("duration_ms") or 0) if name.startswith("DynamoDB.") else 0.0
                     by_trace[l.get("trace_id")] = by_trace.get(l.get("trace_id"), 0.0) + ms
+                    calls = ops.setdefault(l.get("trace_id"), {})
+                    if name.startswith(("DynamoDB.", "SQS.")):
+                        calls[name] = calls.get(name, 0) + 1
+                        items = (l.get("attributes") or {}).get("metadata.transact_items")
+                        if items:
+                            calls["transact_items"] = calls.get("transact_items", 0) + int(items)
                 elif l.get("message") == "request completed" and l.get("route"):
                     access.append(l)
     out = {}
@@ -86,10 +95,14 @@ def stack_times(log_dir, since):
                 t = since
             if t < since:
                 continue
-        r = out.setdefault(l["route"], {"function": [], "dynamodb": []})
+        r = out.setdefault(l["route"], {"function": [], "dynamodb": [], "calls": {}, "traced": 0,
+                                        "function_name": l.get("function")})
         r["function"].append(float(l.get("duration_ms") or 0))
         if l.get("trace_id") in by_trace:
             r["dynamodb"].append(by_trace[l["trace_id"]])
+            r["traced"] += 1
+            for k, v in ops.get(l["trace_id"], {}).items():
+                r["calls"][k] = r["calls"].get(k, 0) + v
     return out
 
 
@@ -202,6 +215,20 @@ def main():
               "measured on the sampled requests (their spans reach the log: X-Ray's default rule, 1/s and 5 %), "
               "and sums overlapping calls (a join's parallel reads), so it can pass the function's time. Two "
               "routes share `GET /v1/events` (list and search): their function columns are the route's."]
+    # What the cost model (infra/load/cost.py, docs/cost.md) reads: per route, the function,
+    # its duration, and its AWS calls per request (from the sampled requests' spans).
+    per_route = {}
+    for route, st in times.items():
+        if not st["function"]:
+            continue
+        traced = max(1, st["traced"])
+        per_route[route] = {
+            "function": st["function_name"], "requests": len(st["function"]),
+            "duration_ms_mean": statistics.fmean(st["function"]), "duration_ms_p50": pct(st["function"], 50),
+            "traced": st["traced"], "calls_per_request": {k: v / traced for k, v in sorted(st["calls"].items())},
+        }
+    with open(os.path.join(args.out, "costs.json"), "w") as f:
+        json.dump({"profile": args.profile, "build": args.build, "routes": per_route}, f, indent=1, sort_keys=True)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines[:9]))

@@ -434,6 +434,13 @@ impl RequestFacts {
         if let Some(index) = probe.index_name {
             attributes.push(KeyValue::new("metadata.index_name", index));
         }
+        // How many actions a transaction has (its cost: two write units per written item).
+        if let Some(actions) = &probe.transact_items {
+            attributes.push(KeyValue::new(
+                "metadata.transact_items",
+                actions.len() as i64,
+            ));
+        }
         if let Some(url) = probe.queue_url {
             attributes.push(KeyValue::new("aws.queue.url", url));
         }
@@ -612,6 +619,7 @@ mod tests {
             matches!(attr(&d, "aws.dynamodb.table_names"), Some(Value::Array(Array::String(v))) if v.len() == 2)
         );
         assert_eq!(attr(&d, "metadata.retries"), Some(&Value::I64(1)));
+        assert_eq!(attr(&d, "metadata.transact_items"), Some(&Value::I64(3)));
         assert_eq!(attr(&d, "aws.request_id"), Some(&Value::from("REQ1")));
         assert!(
             attr(&d, "metadata.consumed_capacity")
