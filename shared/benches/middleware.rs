@@ -5,7 +5,8 @@
 //! as Lambda does with active tracing and an unsampled trace (most requests).
 //!
 //! `cargo bench -p shared --bench middleware` (make bench-middleware): criterion's estimate of
-//! the mean, then p50/p99/p99.9 of single calls (criterion reports means, the goal is a p99).
+//! the mean, then p50/p99/p99.9 of single calls (criterion reports means, the goal is a p99);
+//! then the response compression's bytes and CPU per response (issue 19).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,6 +119,61 @@ fn main() {
             at(0.99),
             at(0.999),
             times[CALLS - 1].as_secs_f64() * 1e6
+        );
+    }
+
+    compression();
+}
+
+/// Response compression (issue 19): what brotli (q4) and gzip (5) save on list pages of 20,
+/// 100 and 1 000 events, and what they cost per response (shared::compress::encode, the
+/// middleware's work on a JSON body of 1 KiB or more).
+fn compression() {
+    let event = |i: usize| {
+        serde_json::json!({
+            "id": format!("evt_{i:028x}"), "title": format!("Jazz night by the river {i}"),
+            "description": "An evening of music in the hall, with a long description to list",
+            "city": "testville", "category": "music", "venue": "The Hall", "tags": ["jazz", "evening"],
+            "starts_at": "2030-06-01T17:00:00Z", "ends_at": "2030-06-01T20:00:00Z",
+            "capacity": 50, "joined": i % 50, "waitlisted": 0, "status": "active", "version": 3,
+            "owner_id": format!("usr_{i:028x}"), "created_at": "2026-12-07T10:00:00Z",
+            "updated_at": "2026-12-07T10:00:00Z"
+        })
+    };
+    println!("\nresponse compression (shared::compress::encode), per response:");
+    println!(
+        "{:<22} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9}",
+        "page", "bytes", "br bytes", "br %", "br µs", "gzip", "gzip %", "gzip µs"
+    );
+    for n in [20usize, 100, 1000] {
+        let page = serde_json::json!({ "items": (0..n).map(event).collect::<Vec<_>>() });
+        let body = serde_json::to_vec(&page).unwrap();
+        let mut row = Vec::new();
+        for encoding in [
+            shared::compress::Encoding::Brotli,
+            shared::compress::Encoding::Gzip,
+        ] {
+            let runs = if n >= 1000 { 30 } else { 300 };
+            let mut times = Vec::with_capacity(runs);
+            let mut size = 0;
+            for _ in 0..runs {
+                let started = Instant::now();
+                size = shared::compress::encode(encoding, &body).unwrap().len();
+                times.push(started.elapsed());
+            }
+            times.sort();
+            row.push((size, times[runs / 2].as_secs_f64() * 1e6));
+        }
+        println!(
+            "{:<22} {:>9} {:>9} {:>7.0}% {:>9.0} {:>9} {:>7.0}% {:>9.0}",
+            format!("{n} events"),
+            body.len(),
+            row[0].0,
+            100.0 - 100.0 * row[0].0 as f64 / body.len() as f64,
+            row[0].1,
+            row[1].0,
+            100.0 - 100.0 * row[1].0 as f64 / body.len() as f64,
+            row[1].1
         );
     }
 }
