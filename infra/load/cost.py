@@ -35,11 +35,14 @@ PRICES = {
 RRU = {"DynamoDB.GetItem": 1, "DynamoDB.Query": 3, "DynamoDB.BatchGetItem": 3, "DynamoDB.Scan": 3,
        "DynamoDB.TransactGetItems": 2}
 WRU = {"DynamoDB.PutItem": 1, "DynamoDB.UpdateItem": 1, "DynamoDB.DeleteItem": 1, "DynamoDB.BatchWriteItem": 25}
-# The mix of the load tests (infra/load/locustfile.py): share of requests per route.
-MIX = {"GET /v1/events": 0.70, "GET /v1/events/{id}": 0.15, "POST /v1/events/{id}/join": 0.05,
-       "DELETE /v1/events/{id}/join": 0.05, "POST /v1/auth/refresh": 0.05}
+# The routes of the mix (infra/load/locustfile.py); their shares are the ones measured (the
+# requests each function answered during the run; sign-ups, once per user, are left out).
+MIX_ROUTES = ("GET /v1/events", "GET /v1/events/{id}", "POST /v1/events/{id}/join",
+              "DELETE /v1/events/{id}/join", "POST /v1/auth/refresh", "GET /v1/me")
 LOG_BYTES_PER_REQUEST = 1200       # the access line, the EMF metrics line, a span or two
-SAMPLED = 0.05                     # X-Ray's default rule: 1/s and 5 % (the 1/s is left out)
+# X-Ray's default rule: the first request each second per function (the reservoir), then 5 %.
+RESERVOIR_PER_S = 1.0
+SAMPLED = 0.05
 # What a join sets off after its answer (decision 0004): the stream invokes the outbox relay
 # (batches of up to 100 records: one invocation per join at low traffic, the worst case), which
 # sends one FIFO message; the consumer's event source mapping receives and deletes it (2 SQS
@@ -80,7 +83,7 @@ def per_request(route, m, memory):
         "api": PRICES["http_api_request"],
         "dynamodb": rru * PRICES["ddb_rru"] + wru * PRICES["ddb_wru"],
         "sqs": sqs * PRICES["sqs_fifo_request"],
-        "xray": SAMPLED * PRICES["xray_trace"],
+        "xray": SAMPLED * PRICES["xray_trace"],  # the reservoir is a fixed cost (below)
         "logs": LOG_BYTES_PER_REQUEST / 1e9 * PRICES["logs_gb"],
     }
     return c, dict(mb=mb, billed_ms=billed_ms, rru=rru, wru=wru, sqs=sqs)
@@ -94,10 +97,13 @@ def main():
     measured = json.load(open(args.costs))
     memory = template_memory()
     rows, mix_cost = [], {k: 0.0 for k in ("lambda", "api", "dynamodb", "sqs", "xray", "logs")}
-    for route, share in MIX.items():
-        m = measured["routes"].get(route)
-        if not m:
-            continue
+    missing = [r for r in MIX_ROUTES if r not in measured["routes"]]
+    if missing:
+        raise SystemExit("the run measured no requests of %s: run a longer profile" % missing)
+    counted = sum(measured["routes"][r]["requests"] for r in MIX_ROUTES)
+    mix = {r: measured["routes"][r]["requests"] / counted for r in MIX_ROUTES}
+    for route, share in mix.items():
+        m = measured["routes"][route]
         c, facts = per_request(route, m, memory)
         for k, v in c.items():
             mix_cost[k] += share * v
@@ -110,6 +116,11 @@ def main():
         async_cost = (a["invocations"] * PRICES["lambda_request"] + a["lambda_ms"] / 1000.0 * 128 / 1024.0 * PRICES["lambda_gb_s"]
                       + a["sqs_fifo"] * PRICES["sqs_fifo_request"] + a["wru"] * PRICES["ddb_wru"])
         join_cost = (sum(c.values()) + async_cost) * 1000
+        # What the mix's joins set off belongs to the mix too.
+        mix_cost["lambda"] += mix["POST /v1/events/{id}/join"] * (
+            a["invocations"] * PRICES["lambda_request"] + a["lambda_ms"] / 1000.0 * 128 / 1024.0 * PRICES["lambda_gb_s"])
+        mix_cost["sqs"] += mix["POST /v1/events/{id}/join"] * a["sqs_fifo"] * PRICES["sqs_fifo_request"]
+        mix_cost["dynamodb"] += mix["POST /v1/events/{id}/join"] * a["wru"] * PRICES["ddb_wru"]
     per_million = {k: v * 1e6 for k, v in mix_cost.items()}
     total = sum(per_million.values())
     lines = [
@@ -124,12 +135,14 @@ def main():
         "| route | share of the mix | memory MB | billed ms | RRU | WRU | SQS | USD per 1 M |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for route, share, m, f, usd in rows:
+    for route, share, m, f, usd in sorted(rows, key=lambda r: -r[1]):
         lines.append("| %s | %.0f %% | %d | %d | %.2f | %.2f | %.2f | %.2f |" % (
             route, 100 * share, f["mb"], f["billed_ms"], f["rru"], f["wru"], f["sqs"], usd * 1e6))
     lines += ["", "RRU/WRU: DynamoDB read/write request units per request (reads counted strongly consistent, "
-              "a page of 20 events as 3 RRU, a transaction's item as 2 WRU). A write's rate-limit counter is "
-              "one of its UpdateItems.", "",
+              "a page of 20 events as 3 RRU, a transaction's item as 2 WRU): counted from the calls each "
+              "request made, not measured — moto answers ReturnConsumedCapacity with a constant per call, "
+              "not by item size. A write's rate-limit counter is one of its UpdateItems. Shares: the "
+              "requests each route answered in the run.", "",
               "## 1 M requests of the mix", "", "| part | USD |", "|---|---|"]
     for k, v in per_million.items():
         lines.append("| %s | %.2f |" % (k, v))
@@ -141,14 +154,28 @@ def main():
                   "FIFO requests, one inbox write). A hot event's join (decision 0012) costs less DynamoDB "
                   "(0.1 write request per join: 10 joins per transaction)." % join_cost]
     lines += ["", "## At 10× and 100×", "",
-              "| requests a month | requests/s (mean) | USD a month (requests) | fixed a month |",
-              "|---|---|---|---|"]
+              "1× is 10 M requests a month of this mix (a city's platform at ~4 requests/s on average).", "",
+              "| scale | requests a month | requests/s (mean) | USD a month (per request) | X-Ray reservoir | fixed | total |",
+              "|---|---|---|---|---|---|---|"]
     fixed = 3.0 + 0.10 * 12 + 0.40 * 6   # a dashboard, ~12 alarms, 6 secrets
-    for n in (10e6, 100e6, 1000e6):
+    functions = len({measured["routes"][r]["function"] for r in MIX_ROUTES}) + 2  # + relay, consumer
+    month_s = 30 * 86400
+    for scale, n in (("1×", 10e6), ("10×", 100e6), ("100×", 1000e6)):
         api_discount = 0.0
         if n > 300e6:
             api_discount = (n - 300e6) * (PRICES["http_api_request"] - 0.90 / 1e6)
-        lines.append("| %d M | %.1f | %.0f | %.0f |" % (n / 1e6, n / (30 * 86400), total * n / 1e6 - api_discount, fixed))
+        rate = n / month_s
+        # The reservoir traces each function's first request of every second: at most 1/s per
+        # function, fewer when the function sees less than that.
+        reservoir = sum(min(RESERVOIR_PER_S, rate * mix[r]) for r in MIX_ROUTES) + 2 * min(
+            RESERVOIR_PER_S, rate * mix["POST /v1/events/{id}/join"])
+        reservoir_usd = reservoir * month_s * PRICES["xray_trace"]
+        usage_usd = total * n / 1e6 - api_discount
+        lines.append("| %s | %d M | %.1f | %.0f | %.0f | %.0f | %.0f |" % (
+            scale, n / 1e6, rate, usage_usd, reservoir_usd, fixed, usage_usd + reservoir_usd + fixed))
+    lines.append("")
+    lines.append("(%d functions serve the mix and its joins' aftermath; the reservoir is X-Ray's 1 trace per "
+                 "second per function, which at low traffic traces most requests.)" % functions)
     lines += ["",
               "Every part is per request: the bill scales linearly (10 M → 1 000 M requests a month is 100×), "
               "with the HTTP API's price falling past 300 M. What changes at 100×: DynamoDB on-demand costs "
