@@ -195,11 +195,7 @@ fn page_response<T: Serialize>(
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim() == "*"
-                || v.split(',')
-                    .any(|t| t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/"))
-        });
+        .is_some_and(|v| crate::model::none_match(v, &tag));
     let mut r = if matches {
         let mut r = Response::new(lambda_http::Body::Empty);
         *r.status_mut() = StatusCode::NOT_MODIFIED;

@@ -247,11 +247,15 @@ impl Event {
 
     /// Whether an `If-None-Match` value matches this event as it is now (weak comparison; `*`).
     pub fn etag_matches(&self, if_none_match: &str) -> bool {
-        let current = self.etag();
-        let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-        let current = opaque(&current);
-        if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == current)
+        none_match(if_none_match, &self.etag())
     }
+}
+
+/// Whether an `If-None-Match` value names `tag` (weak comparison: `W/` ignored) or is `*`.
+pub fn none_match(if_none_match: &str, tag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let tag = opaque(tag);
+    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == tag)
 }
 
 pub fn etag(version: u64, joined: u32, waitlisted: u32) -> String {
@@ -605,6 +609,10 @@ mod tests {
         assert_eq!(etag_version("\"v7\""), Some(7));
         assert_eq!(etag_version("W/\"v7.3\""), None);
         assert_eq!(etag_version("W/\"v7.3.1.0\""), None);
+        assert!(none_match("W/\"v7.3.1\"", &etag(7, 3, 1)));
+        assert!(none_match("\"x\", \"v7.3.1\"", &etag(7, 3, 1)));
+        assert!(none_match(" * ", "W/\"p1\""));
+        assert!(!none_match("W/\"v7.3.0\"", &etag(7, 3, 1)));
         assert_eq!(etag_version("W/\"v7\""), Some(7));
         assert_eq!(etag_version("*"), None);
     }
