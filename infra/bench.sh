@@ -26,7 +26,7 @@ cargo test --no-run -q -p e2e --test bench_fixtures 2>/dev/null
 if [ "${ARM64:-}" = 1 ]; then
   echo "==> cross-building the release arm64 binaries (target/lambda)"
   source .tools/stack/bin/activate
-  CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig cargo lambda build --release --arm64 --workspace
+  CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig cargo lambda build --release --arm64
 fi
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/city-events-bench.XXXXXX")"

@@ -55,7 +55,7 @@ pub struct Config {
     pub function_name: String,
     /// Released version, reported by `/healthz` (`APP_VERSION`, else the crate version).
     pub version: String,
-    /// `LOG_LEVEL`: an `EnvFilter` directive such as `info` or `shared=debug,info`.
+    /// `LOG_LEVEL`: a level, or `target=level` items, such as `info` or `shared=debug,info`.
     pub log_level: String,
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics.
     pub metrics_namespace: String,

@@ -547,6 +547,8 @@ pub struct Middleware {
     options: HttpOptions,
     telemetry: &'static Telemetry,
     guard: Option<Guard>,
+    /// The brotli encoder, for a function that serves pages ([`serve_pages`]).
+    brotli: Option<crate::compress::Encoder>,
 }
 
 impl Middleware {
@@ -555,7 +557,15 @@ impl Middleware {
             options,
             telemetry,
             guard: None,
+            brotli: None,
         }
+    }
+
+    /// Also answers `Accept-Encoding: br` with brotli (a function that serves pages: the
+    /// encoder is linked into the functions that call this only).
+    pub fn with_brotli(mut self) -> Self {
+        self.brotli = Some(crate::compress::brotli);
+        self
     }
 
     /// Enforces `guard`'s policy (authentication, roles, rate limits) before the handler.
@@ -645,7 +655,7 @@ impl Middleware {
         .await;
 
         self.finish_headers(&info, &mut response);
-        crate::compress::response(info.accept_encoding.as_deref(), &mut response);
+        crate::compress::response(info.accept_encoding.as_deref(), self.brotli, &mut response);
         let status = response.status().as_u16();
         span.record("status", status);
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -847,15 +857,17 @@ fn record_request_metrics(route: &str, status: u16, duration_ms: f64, cold_start
 
 /// Starts the Lambda runtime with `handler` behind the middleware. The handler is called once
 /// per invocation; clone what it needs into it.
-async fn run<H, Fut>(app: &crate::App, policy: Policy, handler: H) -> Result<(), lambda_http::Error>
+async fn run<H, Fut>(
+    app: &crate::App,
+    middleware: Middleware,
+    policy: Policy,
+    handler: H,
+) -> Result<(), lambda_http::Error>
 where
     H: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
-    let middleware = Arc::new(
-        Middleware::new(HttpOptions::from_config(&app.config), app.telemetry)
-            .with_guard(Guard::new(app, policy)),
-    );
+    let middleware = Arc::new(middleware.with_guard(Guard::new(app, policy)));
     let handler = Arc::new(handler);
     lambda_http::run(lambda_http::service_fn(move |req: Request| {
         let middleware = middleware.clone();
@@ -868,12 +880,48 @@ where
 /// Wires one endpoint into the Lambda runtime (every HTTP function starts here; event-source
 /// functions through [`crate::runtime::serve`]): init once, build the domain with `build`
 /// (failing at start, naming what is missing, when its configuration is not there), then
-/// `handler` per request behind the middleware with the route's `policy`.
+/// `handler` per request behind the middleware with the route's `policy`. Large JSON answers
+/// go out as gzip when the client takes it ([`serve_pages`] adds brotli).
 pub async fn serve<D, B, P, H, Fut>(
     name: &str,
     build: B,
     policy: P,
     handler: H,
+) -> Result<(), lambda_http::Error>
+where
+    D: Send + Sync + 'static,
+    B: FnOnce(&crate::App) -> anyhow::Result<Arc<D>>,
+    P: FnOnce(&crate::Config) -> Policy,
+    H: Fn(Arc<D>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    serve_with(name, build, policy, handler, None).await
+}
+
+/// [`serve`] for a function whose answers are pages (lists, search, the OpenAPI document):
+/// they may also go out as brotli, whose encoder only these functions link (decision 0017).
+pub async fn serve_pages<D, B, P, H, Fut>(
+    name: &str,
+    build: B,
+    policy: P,
+    handler: H,
+) -> Result<(), lambda_http::Error>
+where
+    D: Send + Sync + 'static,
+    B: FnOnce(&crate::App) -> anyhow::Result<Arc<D>>,
+    P: FnOnce(&crate::Config) -> Policy,
+    H: Fn(Arc<D>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    serve_with(name, build, policy, handler, Some(crate::compress::brotli)).await
+}
+
+async fn serve_with<D, B, P, H, Fut>(
+    name: &str,
+    build: B,
+    policy: P,
+    handler: H,
+    brotli: Option<crate::compress::Encoder>,
 ) -> Result<(), lambda_http::Error>
 where
     D: Send + Sync + 'static,
@@ -888,7 +936,12 @@ where
         e
     })?;
     let policy = policy(&app.config);
-    run(&app, policy, move |req| handler(domain.clone(), req)).await
+    let mut middleware = Middleware::new(HttpOptions::from_config(&app.config), app.telemetry);
+    middleware.brotli = brotli;
+    run(&app, middleware, policy, move |req| {
+        handler(domain.clone(), req)
+    })
+    .await
 }
 
 /// A JSON response.

@@ -65,7 +65,7 @@ impl App {
     /// Builds the per-process state from a configuration, with telemetry written to `sink`
     /// (stdout in Lambda; a buffer in tests that read the log).
     pub async fn new(config: Config, sink: telemetry::Sink) -> App {
-        let sdk = aws::sdk_config().await;
+        let sdk = aws::lambda_sdk_config();
         Self::with_sdk_config(config, sink, &sdk)
     }
 

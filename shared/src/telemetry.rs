@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::filter::{Targets, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -112,12 +112,14 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
         } else {
             format!("{},lambda_runtime=warn", config.log_level)
         };
-        let log_filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        // `level` or `target=level` items, comma-separated (no span or field filters: they
+        // would link a regex engine into every function, decision 0017).
+        let log_filter = directives.parse::<Targets>().unwrap_or_else(|e| {
             eprintln!(
                 "LOG_LEVEL {:?} is not a valid filter ({e}); using info",
                 config.log_level
             );
-            EnvFilter::new("info")
+            Targets::new().with_default(tracing::Level::INFO)
         });
         // Spans for tracing: ours at info and above. The AWS SDK's calls get theirs from
         // `xray::SdkCallSpans` (the SDK's own spans cannot say which table or which error).

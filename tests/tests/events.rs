@@ -700,6 +700,48 @@ async fn list_pages_are_compressed_as_the_client_accepts_and_a_real_client_decod
     let r = list(&api, &format!("city={}&limit=20", q(&city))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, expected);
+
+    // One event is not a page: get_event links no brotli encoder (decision 0017), so a client
+    // that takes only br gets the event as it is, and one that also takes gzip gets gzip.
+    let long = "A long evening of music in the hall. ".repeat(40);
+    let id = created(&api, &token, new_event(&city, "Long", &long, &["music"], 3)).await;
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 3, 61]))
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .unwrap();
+    for (accept, encoding) in [("br", None), ("br, gzip;q=0.5", Some("gzip"))] {
+        let r = client
+            .get(format!("{}/v1/events/{id}", Stack::get().url))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .as_deref(),
+            encoding,
+            "{accept}"
+        );
+        let bytes = r.bytes().await.unwrap();
+        let body: Value = match encoding {
+            None => serde_json::from_slice(&bytes).unwrap(),
+            Some(_) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&bytes[..]),
+                    &mut text,
+                )
+                .unwrap();
+                serde_json::from_str(&text).unwrap()
+            }
+        };
+        assert_eq!(body["description"], long.trim_end(), "{accept}");
+    }
 }
 
 #[tokio::test]

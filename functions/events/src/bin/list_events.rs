@@ -2,7 +2,7 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::serve(
+    shared::http::serve_pages(
         "list_events",
         events::api::Events::new,
         Policy::public_api,

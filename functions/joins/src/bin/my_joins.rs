@@ -3,7 +3,7 @@ use shared::http::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::serve(
+    shared::http::serve_pages(
         "my_joins",
         joins::api::Joins::new,
         |c| Policy::api(c, Role::Attendee),

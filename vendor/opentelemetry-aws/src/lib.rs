@@ -1,0 +1,5 @@
+pub mod detector;
+pub mod trace;
+
+#[cfg(feature = "xray-exporter")]
+pub mod xray_exporter;
