@@ -82,10 +82,11 @@ template-lint: setup
 	$(CFN_LINT) template.yaml
 	$(SAM) validate --lint -t template.yaml
 
-## Cross-build every function for arm64 with the fast CI profile (no LTO).
+## Cross-build every function for arm64 with the fast CI profile (no LTO), with the features
+## sam build resolves (the default members: the functions, not the test or bench crates).
 build-arm64: setup
 	source .tools/stack/bin/activate && CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig \
-	  cargo lambda build --arm64 --profile ci --workspace
+	  cargo lambda build --arm64 --profile ci
 
 ## What deploys: sam build runs `cargo lambda build --release --arm64` per function.
 sam-build: setup

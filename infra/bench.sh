@@ -18,7 +18,10 @@ bash infra/setup.sh
 profile="${PROFILE:-release}"
 if [ "$profile" = release ]; then
   echo "==> building release binaries (native, the release profile sam build uses)"
-  cargo build --release --workspace --bins --quiet
+  # The functions as sam build makes them (default members: no test crate's features), then
+  # the two baselines.
+  cargo build --release --bins --quiet
+  cargo build --release -p bench-hello -p bench-crud --quiet
 fi
 echo "==> building the local stack's debug binaries and the fixtures"
 cargo build --workspace --bins --quiet
@@ -27,6 +30,7 @@ if [ "${ARM64:-}" = 1 ]; then
   echo "==> cross-building the release arm64 binaries (target/lambda)"
   source .tools/stack/bin/activate
   CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig cargo lambda build --release --arm64
+  CARGO_ZIGBUILD_ZIG_PATH=.tools/stack/bin/python-zig cargo lambda build --release --arm64 -p bench-hello -p bench-crud
 fi
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/city-events-bench.XXXXXX")"

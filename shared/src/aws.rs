@@ -37,9 +37,10 @@ struct LazyClients {
     secrets: std::sync::OnceLock<aws_sdk_secretsmanager::Client>,
 }
 
-/// Loads the SDK configuration with aws-config's whole default chain (profiles, SSO, web
-/// identity, IMDS) and this project's timeouts and retries: for operator tools run from a
-/// workstation (create_admin). Functions use [`lambda_sdk_config`].
+/// Loads the SDK configuration with aws-config's default chain (environment, profiles, web
+/// identity, IMDS; not SSO, a feature the workspace leaves off) and this project's timeouts and
+/// retries: for operator tools run from a workstation (create_admin). Functions use
+/// [`lambda_sdk_config`].
 pub async fn sdk_config() -> SdkConfig {
     loader().load().await
 }

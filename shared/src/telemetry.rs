@@ -114,7 +114,7 @@ pub fn init(config: &Config, sink: Sink) -> &'static Telemetry {
         };
         // `level` or `target=level` items, comma-separated (no span or field filters: they
         // would link a regex engine into every function, decision 0017).
-        let log_filter = directives.parse::<Targets>().unwrap_or_else(|e| {
+        let log_filter = log_targets(&directives).unwrap_or_else(|e| {
             eprintln!(
                 "LOG_LEVEL {:?} is not a valid filter ({e}); using info",
                 config.log_level
@@ -182,6 +182,42 @@ impl Telemetry {
         }
         let _ = self.provider.force_flush();
     }
+}
+
+/// `LOG_LEVEL` (plus the `lambda_runtime=warn` the telemetry adds) as tracing-subscriber's
+/// `Targets`: comma-separated items, each a level (`info`) or `target=level` with a target of
+/// letters, digits, `_` and `::`; empty items are skipped. Anything else is refused rather than
+/// read as `Targets` would (a bare word as a target to trace, an empty item as `error`), so a
+/// typo or an `EnvFilter` span filter never silently turns the logs off.
+fn log_targets(directives: &str) -> Result<Targets, String> {
+    use tracing_subscriber::filter::LevelFilter;
+    let mut items = Vec::new();
+    for item in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let (target, level) = match item.split_once('=') {
+            Some((target, level)) => (Some(target.trim()), level.trim()),
+            None => (None, item),
+        };
+        let target_ok = target.is_none_or(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        });
+        if !target_ok || level.parse::<LevelFilter>().is_err() {
+            return Err(format!("{item:?} is not a level or target=level"));
+        }
+        items.push(match target {
+            Some(target) => format!("{target}={level}"),
+            None => level.to_owned(),
+        });
+    }
+    items
+        .join(",")
+        .parse::<Targets>()
+        .map_err(|e| e.to_string())
 }
 
 /// The collector writes one EMF document per label set; CloudWatch accepts several metric
@@ -523,6 +559,26 @@ fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_level_takes_levels_and_targets_and_refuses_the_rest() {
+        use tracing::Level;
+        let t = log_targets("info, ,shared=debug,lambda_runtime=warn,").unwrap();
+        assert!(t.would_enable("shared::http", &Level::DEBUG));
+        assert!(t.would_enable("events", &Level::INFO));
+        assert!(!t.would_enable("events", &Level::DEBUG));
+        assert!(!t.would_enable("lambda_runtime", &Level::INFO));
+        for bad in [
+            "verbose",
+            "[span]=debug",
+            "shared[{user}]=debug",
+            "=info",
+            "shared=loud",
+            "a=b=c",
+        ] {
+            assert!(log_targets(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn emf_documents_that_agree_become_one() {
