@@ -10,13 +10,15 @@
 #
 # Options go to the timing run of lambda_bench.py (e.g. -k 5 -n 100); ONLY=get_event,crud
 # measures those subjects alone; PROFILE=debug checks the suite quickly on the debug binaries; ARM64=1 also cross-builds the release arm64 binaries
-# (cargo lambda, ~25 minutes here) for their zip sizes.
+# (cargo lambda, ~25 minutes here) for their zip sizes; SKIP_BUILD=1 times the release binaries
+# already in target/release (e.g. after `cargo build --release --bin get_event` and
+# `cargo build --release -p bench-hello -p bench-crud`, with ONLY=get_event,crud,hello).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash infra/setup.sh
 profile="${PROFILE:-release}"
-if [ "$profile" = release ]; then
+if [ "$profile" = release ] && [ "${SKIP_BUILD:-}" != 1 ]; then
   echo "==> building release binaries (native, the release profile sam build uses)"
   # The functions as sam build makes them (default members: no test crate's features), then
   # the two baselines.

@@ -140,6 +140,7 @@ fn redaction() {
         ("10 KB of eyJ", "eyJ".repeat(3400)),
         ("10 KB of password=\\\"", r#"password="\"\""#.repeat(700)),
         ("10 KB of bearer", "bearer ".repeat(1450)),
+        ("10 KB of bearer.", "bearer.".repeat(1450)),
         ("10 KB of a@", "a@".repeat(5100)),
         ("10 KB of password:", "password:".repeat(1130)),
     ];

@@ -58,8 +58,8 @@ fn names_a_secret(key: &[u8]) -> bool {
 /// They mask what the regular expressions this module used to run matched (a property test
 /// holds the two to the same output), with two differences: names and schemes match ASCII
 /// case-insensitively (the regexes also folded `ſ` to `s` and the Kelvin sign to `k`), and a
-/// scheme's word start is "not after a letter, an ASCII digit or `_`" (a subset of `\w`, so it
-/// masks at least as much). Every pass is linear in the text. Scanners spare every string of
+/// scheme's word start is "not after a letter, an ASCII digit or `_`" (so a scheme after, say,
+/// `١` or `²` is masked where the regex's `\b` saw no word start). Every pass is linear in the text. Scanners spare every string of
 /// every log line four regex scans, and every binary a regex engine (decision 0017).
 pub fn redact_text(text: &str) -> String {
     let mut text = text.to_owned();
@@ -144,7 +144,7 @@ fn word_run(bytes: &[u8], from: usize) -> usize {
 fn mask_pairs(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut splice = Splicer::new(text);
-    let mut quoted_ends = None;
+    let mut unterminated = None;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b':' && bytes[i] != b'=' {
@@ -167,7 +167,7 @@ fn mask_pairs(text: &str) -> Option<String> {
         let after = &text[i + 1..];
         let value = after.trim_start_matches(char::is_whitespace);
         let value_start = i + 1 + (after.len() - value.len());
-        match value_len(text, value_start, &mut quoted_ends) {
+        match value_len(text, value_start, &mut unterminated) {
             0 => i += 1,
             len => {
                 splice.replace(value_start, value_start + len, "\"[REDACTED]\"");
@@ -180,15 +180,19 @@ fn mask_pairs(text: &str) -> Option<String> {
 
 /// The length of a pair's value at `text[start..]`: a quoted string with `\` escapes (an
 /// escape never takes a newline), or else a run of anything but whitespace and `,;&}` that does
-/// not start with `:`; 0 when neither. Where each quoted string would end is worked out once
-/// per text (`quoted_ends`), so a text of many unterminated quotes costs one pass, not one per
-/// quote.
-fn value_len(text: &str, start: usize, quoted_ends: &mut Option<Vec<usize>>) -> usize {
+/// not start with `:`; 0 when neither.
+///
+/// `unterminated` remembers the last quoted string that never ended: (its opening quote, where
+/// the scan gave up). A later opening quote between the two was an escaped character of that
+/// scan, so its own scan would walk the same bytes to the same end: it is not scanned again,
+/// which keeps a text of many unterminated quotes to one pass.
+fn value_len(text: &str, start: usize, unterminated: &mut Option<(usize, usize)>) -> usize {
     let value = &text[start..];
-    if value.starts_with('"') {
-        let ends = quoted_ends.get_or_insert_with(|| quoted_string_ends(text));
-        if ends[start + 1] != usize::MAX {
-            return ends[start + 1] - start;
+    if value.starts_with('"') && !unterminated.is_some_and(|(from, to)| from < start && start < to)
+    {
+        match quoted_end(text, start) {
+            Ok(end) => return end - start,
+            Err(gave_up) => *unterminated = Some((start, gave_up)),
         }
     }
     let delimiter = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | '&' | '}');
@@ -198,23 +202,22 @@ fn value_len(text: &str, start: usize, quoted_ends: &mut Option<Vec<usize>>) -> 
     }
 }
 
-/// For each position `p` of `text`, where a quoted string whose body starts at `p` ends (the
-/// index after its closing quote), or `usize::MAX` when it never does; one pass from the end.
-fn quoted_string_ends(text: &str) -> Vec<usize> {
+/// The end (the index after its closing quote) of the quoted string that opens at
+/// `text[open]`, or where the scan gave up (the end of the text, or an escape before a newline).
+fn quoted_end(text: &str, open: usize) -> Result<usize, usize> {
     let bytes = text.as_bytes();
-    let mut ends = vec![usize::MAX; bytes.len() + 1];
-    for p in (0..bytes.len()).rev() {
-        ends[p] = match bytes[p] {
-            b'"' => p + 1,
-            // An escape takes the whole next character, never a newline.
-            b'\\' => match text[p + 1..].chars().next() {
-                Some(c) if c != '\n' => ends[p + 1 + c.len_utf8()],
-                _ => usize::MAX,
+    let mut j = open + 1;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'"' => return Ok(j + 1),
+            b'\\' => match text[j + 1..].chars().next() {
+                Some(c) if c != '\n' => j += 1 + c.len_utf8(),
+                _ => return Err(j),
             },
-            _ => ends[p + 1],
-        };
+            _ => j += 1,
+        }
     }
-    ends
+    Err(bytes.len())
 }
 
 /// Pass 2: the credential after `Bearer` or `Basic`.
@@ -244,11 +247,17 @@ fn mask_schemes(text: &str) -> Option<String> {
         let rest = &text[keyword_end..];
         let credential = rest.trim_start_matches(char::is_whitespace);
         let credential_start = keyword_end + (rest.len() - credential.len());
+        // No whitespace after the keyword: not a scheme (and the run after it is not counted,
+        // so a long run of `bearer.bearer.…` is read once).
+        if credential_start == keyword_end {
+            i += 1;
+            continue;
+        }
         let len = credential
             .bytes()
             .take_while(|&b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
             .count();
-        if credential_start == keyword_end || len == 0 {
+        if len == 0 {
             i += 1;
             continue;
         }
@@ -430,6 +439,8 @@ mod tests {
             "bearer ".repeat(1000),
             "a@".repeat(1000) + "b.cc",
             "password:".repeat(500),
+            "bearer.".repeat(1000),
+            "basic-".repeat(1000),
         ] {
             assert_eq!(redact_text(&text), redact_with_regexes(&text), "{text:.60}");
         }

@@ -186,7 +186,8 @@ impl Telemetry {
 
 /// `LOG_LEVEL` (plus the `lambda_runtime=warn` the telemetry adds) as tracing-subscriber's
 /// `Targets`: comma-separated items, each a level (`info`) or `target=level` with a target of
-/// letters, digits, `_` and `::`; empty items are skipped. Anything else is refused rather than
+/// letters, digits, `_` and `::`; empty items are skipped, and without a bare level the rest
+/// logs at `info`. Anything else is refused rather than
 /// read as `Targets` would (a bare word as a target to trace, an empty item as `error`), so a
 /// typo or an `EnvFilter` span filter never silently turns the logs off.
 fn log_targets(directives: &str) -> Result<Targets, String> {
@@ -206,7 +207,7 @@ fn log_targets(directives: &str) -> Result<Targets, String> {
                 && t.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         });
-        if !target_ok || level.parse::<LevelFilter>().is_err() {
+        if !target_ok || level.is_empty() || level.parse::<LevelFilter>().is_err() {
             return Err(format!("{item:?} is not a level or target=level"));
         }
         items.push(match target {
@@ -214,10 +215,17 @@ fn log_targets(directives: &str) -> Result<Targets, String> {
             None => level.to_owned(),
         });
     }
-    items
+    let has_default = items.iter().any(|i| !i.contains('='));
+    let targets = items
         .join(",")
         .parse::<Targets>()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // Only `target=level` items (or none at all): everything else at info, not off.
+    Ok(if has_default {
+        targets
+    } else {
+        targets.with_default(LevelFilter::INFO)
+    })
 }
 
 /// The collector writes one EMF document per label set; CloudWatch accepts several metric
@@ -568,8 +576,20 @@ mod tests {
         assert!(t.would_enable("events", &Level::INFO));
         assert!(!t.would_enable("events", &Level::DEBUG));
         assert!(!t.would_enable("lambda_runtime", &Level::INFO));
+        // Targets alone, or nothing: the rest at info, never off.
+        for only_targets in ["shared=debug,lambda_runtime=warn", ",lambda_runtime=warn"] {
+            let t = log_targets(only_targets).unwrap();
+            assert!(t.would_enable("events", &Level::INFO), "{only_targets}");
+            assert!(!t.would_enable("events", &Level::DEBUG), "{only_targets}");
+        }
+        assert!(
+            !log_targets("off")
+                .unwrap()
+                .would_enable("events", &Level::ERROR)
+        );
         for bad in [
             "verbose",
+            "shared=",
             "[span]=debug",
             "shared[{user}]=debug",
             "=info",
