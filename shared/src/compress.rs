@@ -38,7 +38,7 @@ impl Encoding {
 pub type Encoder = fn(&[u8]) -> std::io::Result<Vec<u8>>;
 
 /// The encoding `accept` (an `Accept-Encoding` value) prefers among the ones we make (brotli
-/// only `with_brotli`): the highest q, gzip on a tie (as small within 2 % on our pages, a
+/// only when `with_brotli`: the function serves pages): the highest q, gzip on a tie (as small within 2 % on our pages, a
 /// third of brotli's CPU: docs/performance.md); `None` when none is acceptable (q=0, or not
 /// named and no `*`).
 pub fn negotiate(accept: &str, with_brotli: bool) -> Option<Encoding> {

@@ -561,13 +561,6 @@ impl Middleware {
         }
     }
 
-    /// Also answers `Accept-Encoding: br` with brotli (a function that serves pages: the
-    /// encoder is linked into the functions that call this only).
-    pub fn with_brotli(mut self) -> Self {
-        self.brotli = Some(crate::compress::brotli);
-        self
-    }
-
     /// Enforces `guard`'s policy (authentication, roles, rate limits) before the handler.
     pub fn with_guard(mut self, guard: Guard) -> Self {
         self.guard = Some(guard);
